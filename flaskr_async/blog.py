@@ -1,0 +1,146 @@
+"""The blog: a paginated index, and creating, updating and deleting one's own posts."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+from quart import abort
+from quart import current_app
+from quart import flash
+from quart import g
+from quart import redirect
+from quart import render_template
+from quart import request
+from quart import url_for
+from quart.typing import ResponseReturnValue
+
+from flaskr_async.auth import login_required
+from flaskr_async.db import Connection
+from flaskr_async.db import Row
+from flaskr_async.db import get_db
+from flaskr_async.forms import PostForm
+from flaskr_async.forms import first_error
+
+bp = Blueprint("blog", __name__)
+
+MAX_ID = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint
+POST_ID = f"<int(min=1, max={MAX_ID}):id>"
+
+POST_COLUMNS = (
+    "SELECT p.id, title, body, created, author_id, username"
+    ' FROM post p JOIN "user" u ON p.author_id = u.id'
+)
+# Keyset pagination: each page is one index range scan, however deep it is.
+OLDER_POSTS = POST_COLUMNS + " WHERE p.id < ? ORDER BY p.id DESC LIMIT ?"
+NEWER_POSTS = POST_COLUMNS + " WHERE p.id > ? ORDER BY p.id ASC LIMIT ?"
+
+
+def cursor_arg(name: str) -> int | None:
+    """Read a page cursor (a post id) from the query string; reject anything else."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_ID:
+        abort(400, f"The page cursor {name!r} must be a post id.")
+    return int(value)
+
+
+async def post_exists(db: Connection, sql: str, post_id: int) -> bool:
+    """Tell whether any post lies beyond ``post_id`` in the direction ``sql`` names."""
+    return await db.fetch_one(sql, (post_id,)) is not None
+
+
+async def page_of_posts(
+    db: Connection, before: int | None, after: int | None, size: int
+) -> tuple[list[Row], int | None, int | None]:
+    """Return one page of posts, newest first, with the cursors of the pages around it."""
+    if after is not None:
+        rows = await db.fetch_all(NEWER_POSTS, (after, size + 1))
+        posts = rows[:size][::-1]
+        has_newer = len(rows) > size
+        has_older = bool(posts) and await post_exists(
+            db, "SELECT 1 FROM post WHERE id < ? LIMIT 1", posts[-1]["id"]
+        )
+    else:
+        rows = await db.fetch_all(OLDER_POSTS, (before or MAX_ID, size + 1))
+        posts = rows[:size]
+        has_older = len(rows) > size
+        has_newer = before is not None and bool(posts) and await post_exists(
+            db, "SELECT 1 FROM post WHERE id > ? LIMIT 1", posts[0]["id"]
+        )
+    newer = posts[0]["id"] if has_newer else None
+    older = posts[-1]["id"] if has_older else None
+    return posts, newer, older
+
+
+@bp.route("/")
+async def index() -> ResponseReturnValue:
+    """Show one page of posts, newest first."""
+    before, after = cursor_arg("before"), cursor_arg("after")
+    db = await get_db()
+    posts, newer, older = await page_of_posts(
+        db, before, after, int(current_app.config["POSTS_PER_PAGE"])
+    )
+    return await render_template("blog/index.html", posts=posts, newer=newer, older=older)
+
+
+async def get_post(id: int, check_author: bool = True) -> Row:
+    """Return a post and its author.
+
+    Aborts with 404 if the post does not exist, and with 403 if ``check_author`` is set
+    and the current user is not its author.
+    """
+    db = await get_db()
+    post = await db.fetch_one(POST_COLUMNS + " WHERE p.id = ?", (id,))
+    if post is None:
+        abort(404, f"Post id {id} doesn't exist.")
+    if check_author and post["author_id"] != g.user["id"]:
+        abort(403)
+    return post
+
+
+@bp.route("/create", methods=("GET", "POST"))
+@login_required
+async def create() -> ResponseReturnValue:
+    """Create a post by the current user."""
+    form = await PostForm.create_form()
+    if await form.validate_on_submit():
+        db = await get_db()
+        async with db.transaction():
+            await db.execute(
+                "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?)",
+                (form.title.data, form.body.data, g.user["id"]),
+            )
+        return redirect(url_for("blog.index"))
+    if form.errors:
+        await flash(first_error(form))
+    return await render_template("blog/create.html", form=form)
+
+
+@bp.route(f"/{POST_ID}/update", methods=("GET", "POST"))
+@login_required
+async def update(id: int) -> ResponseReturnValue:
+    """Update a post of the current user."""
+    post = await get_post(id)
+    form = await PostForm.create_form(data={"title": post["title"], "body": post["body"]})
+    if await form.validate_on_submit():
+        db = await get_db()
+        async with db.transaction():
+            await db.execute(
+                "UPDATE post SET title = ?, body = ? WHERE id = ?",
+                (form.title.data, form.body.data, id),
+            )
+        return redirect(url_for("blog.index"))
+    if form.errors:
+        await flash(first_error(form))
+    return await render_template("blog/update.html", post=post, form=form)
+
+
+@bp.route(f"/{POST_ID}/delete", methods=("POST",))
+@login_required
+async def delete(id: int) -> ResponseReturnValue:
+    """Delete a post of the current user."""
+    await get_post(id)
+    db = await get_db()
+    async with db.transaction():
+        await db.execute("DELETE FROM post WHERE id = ?", (id,))
+    return redirect(url_for("blog.index"))

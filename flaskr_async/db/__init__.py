@@ -1,0 +1,164 @@
+"""The database seam: the one narrow interface views use, whatever the backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from contextlib import AsyncExitStack
+from contextlib import asynccontextmanager
+from typing import Any
+from typing import Protocol
+
+import click
+from quart import Quart
+from quart import current_app
+from quart import g
+from quart.cli import ScriptInfo
+from quart.cli import pass_script_info
+
+logger = logging.getLogger("flaskr_async")
+
+DB_KEY = "flaskr_async.db"
+
+Params = Sequence[Any]
+
+
+class Row(Protocol):
+    """A result row whose columns are read by name."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured DATABASE cannot be opened or used."""
+
+
+class IntegrityError(Exception):
+    """A write broke a constraint (a duplicate username, say), whichever backend ran it."""
+
+
+class Connection(Protocol):
+    """One leased connection: statements, rows and a write transaction."""
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
+
+class Database(Protocol):
+    """A pool of connections to one database, opened and closed with the app."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def lease(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    async def reset_schema(self) -> None: ...
+
+    async def backup(self, target: str) -> None: ...
+
+
+def create_database(config: Mapping[str, Any], pool_size: int | None = None) -> Database:
+    """Build the backend that the DATABASE setting names; nothing is opened yet."""
+    from flaskr_async.db.sqlite import SQLiteDatabase
+
+    return SQLiteDatabase.from_config(config, pool_size)
+
+
+def current_database() -> Database:
+    """Return the serving app's open database."""
+    return current_app.extensions[DB_KEY]  # type: ignore[no-any-return]
+
+
+async def get_db() -> Connection:
+    """Return this request's connection, leased from the app's pool on first use."""
+    if "db" not in g:
+        stack = AsyncExitStack()
+        g.db = await stack.enter_async_context(current_database().lease())
+        g.db_release = stack
+    return g.db  # type: ignore[no-any-return]
+
+
+async def release_db(_exc: BaseException | None = None) -> None:
+    """Give this request's connection back to the pool; an open transaction is rolled back."""
+    g.pop("db", None)
+    stack: AsyncExitStack | None = g.pop("db_release", None)
+    if stack is not None:
+        await stack.aclose()
+
+
+@asynccontextmanager
+async def opened(config: Mapping[str, Any], pool_size: int | None = None) -> AsyncIterator[Database]:
+    """Open the configured database for a block, closing it however the block ends."""
+    database = create_database(config, pool_size)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def serve_database() -> AsyncGenerator[None, None]:
+    """Keep the app's database open while it serves (a Quart while_serving hook)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    async with opened(app.config) as database:
+        app.extensions[DB_KEY] = database
+        logger.info("Database opened: %s", app.config["DATABASE"])
+        try:
+            yield
+        finally:
+            del app.extensions[DB_KEY]
+    logger.info("Database closed: %s", app.config["DATABASE"])
+
+
+def run_with_database(
+    info: ScriptInfo, action: Callable[[Database], Awaitable[None]]
+) -> None:
+    """Load the app and run one async action on its database, from a sync CLI command."""
+    app = info.load_app()
+
+    async def main() -> None:
+        async with app.app_context(), opened(app.config, pool_size=1) as database:
+            await action(database)
+
+    try:
+        asyncio.run(main())
+    except DatabaseUnavailable as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.command("init-db")
+@pass_script_info
+def init_db_command(info: ScriptInfo) -> None:
+    """Drop all data and create the tables afresh."""
+    run_with_database(info, lambda database: database.reset_schema())
+    click.echo("Initialized the database.")
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@pass_script_info
+def backup_command(info: ScriptInfo, path: str) -> None:
+    """Write a consistent copy of the database to PATH, safe while the app serves."""
+    run_with_database(info, lambda database: database.backup(path))
+    click.echo(f"Backed up the database to {path}.")
+
+
+def init_app(app: Quart) -> None:
+    """Open the database while the app serves, lease per request, add the CLI commands."""
+    app.while_serving(serve_database)
+    app.teardown_appcontext(release_db)
+    app.cli.add_command(init_db_command)
+    app.cli.add_command(backup_command)

@@ -1,0 +1,200 @@
+"""The embedded SQLite backend: a pool of aiosqlite connections opened at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.db import IntegrityError
+from flaskr_async.db import Params
+from flaskr_async.db import Row
+from flaskr_async.db import logger
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+TABLES = ("login_failure", "post", "user")  # children first, for foreign keys
+
+
+def parse_timestamp(value: bytes) -> datetime:
+    """Read SQLite's CURRENT_TIMESTAMP text as an aware UTC datetime."""
+    return datetime.fromisoformat(value.decode()).replace(tzinfo=UTC)
+
+
+# Columns declared TIMESTAMP come back as datetimes, like timestamptz from PostgreSQL.
+sqlite3.register_converter("timestamp", parse_timestamp)
+
+
+def database_path(url: str) -> str:
+    """Return the file path of a plain path or a ``sqlite:///path`` URL."""
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+
+
+class SQLiteConnection:
+    """One aiosqlite connection, in autocommit mode outside explicit transactions."""
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self.raw = raw
+        # Set once BEGIN is queued: the worker thread may still be running it when a
+        # cancellation reaches us, so only a queued rollback knows the true state.
+        self.may_be_in_transaction = False
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query and return its first row, if any."""
+        async with self.raw.execute(sql, params) as cursor:
+            row: Row | None = await cursor.fetchone()
+        return row
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query and return all its rows."""
+        return list(await self.raw.execute_fetchall(sql, params))
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement and return how many rows it changed."""
+        try:
+            async with self.raw.execute(sql, params) as cursor:
+                return cursor.rowcount
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Run the block in one write transaction: commit on success, else roll back."""
+        self.may_be_in_transaction = True
+        try:
+            # IMMEDIATE takes the write lock up front, so two read-then-write
+            # transactions never deadlock into "database is locked".
+            await self.raw.execute("BEGIN IMMEDIATE")
+            yield
+            await self.raw.commit()
+        except BaseException:
+            await self.rollback()
+            raise
+        self.may_be_in_transaction = False
+
+    async def rollback(self) -> None:
+        """Roll back whatever transaction the worker thread may have open."""
+        # sqlite3's rollback is a no-op outside a transaction, and it is queued
+        # behind any statement still running, so it is always safe to call.
+        await self.raw.rollback()
+        self.may_be_in_transaction = False
+
+
+class SQLiteDatabase:
+    """A fixed pool of connections to one SQLite file."""
+
+    def __init__(
+        self, path: str, *, pool_size: int, busy_timeout: float, synchronous: str
+    ) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.path = path
+        self.pool_size = pool_size
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous.upper()
+        self.connections: list[SQLiteConnection] = []
+        self.idle: asyncio.Queue[SQLiteConnection] = asyncio.Queue()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], pool_size: int | None) -> SQLiteDatabase:
+        """Build the pool from the app's settings."""
+        return cls(
+            database_path(str(config["DATABASE"])),
+            pool_size=pool_size or int(config["DATABASE_POOL_SIZE"]),
+            busy_timeout=float(config["SQLITE_BUSY_TIMEOUT"]),
+            synchronous=str(config["SQLITE_SYNCHRONOUS"]),
+        )
+
+    async def open(self) -> None:
+        """Open every connection and create missing tables; on failure close what opened."""
+        try:
+            for _ in range(self.pool_size):
+                connection = SQLiteConnection(await self.connect())
+                self.connections.append(connection)
+                self.idle.put_nowait(connection)
+            async with self.lease() as connection:
+                await self.create_schema(connection)
+        except (sqlite3.Error, OSError) as error:
+            await self.close()
+            message = f"Cannot use DATABASE {self.path!r}: {error}"
+            logger.error(message)
+            raise DatabaseUnavailable(message) from error
+        except BaseException:
+            await self.close()
+            raise
+
+    async def connect(self) -> aiosqlite.Connection:
+        """Open one connection with the pragmas every connection needs."""
+        raw = await aiosqlite.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            detect_types=sqlite3.PARSE_DECLTYPES,
+        )
+        try:
+            raw.row_factory = aiosqlite.Row
+            # The busy timeout (set by connect) must be in force before WAL is
+            # switched on, or a concurrent start-up fails with "database is locked".
+            await raw.execute("PRAGMA journal_mode = WAL")
+            await raw.execute(f"PRAGMA synchronous = {self.synchronous}")
+            await raw.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await raw.close()
+            raise
+        return raw
+
+    async def close(self) -> None:
+        """Close every connection; the last close checkpoints and removes the WAL."""
+        while self.connections:
+            await self.connections.pop().raw.close()
+        self.idle = asyncio.Queue()
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[SQLiteConnection]:
+        """Lend one connection exclusively to the block."""
+        connection = await self.idle.get()
+        try:
+            yield connection
+        finally:
+            try:
+                if connection.may_be_in_transaction:
+                    await connection.rollback()
+            finally:
+                self.idle.put_nowait(connection)
+
+    async def create_schema(self, connection: SQLiteConnection) -> None:
+        """Create the tables and indexes that are missing, dropping nothing."""
+        statements = resources.files("flaskr_async").joinpath("schema.sql").read_text()
+        async with connection.transaction():
+            for statement in split_statements(statements):
+                await connection.execute(statement)
+
+    async def reset_schema(self) -> None:
+        """Drop every table and create the schema afresh."""
+        async with self.lease() as connection:
+            async with connection.transaction():
+                for table in TABLES:
+                    await connection.execute(f'DROP TABLE IF EXISTS "{table}"')
+            await self.create_schema(connection)
+
+    async def backup(self, target: str) -> None:
+        """Write a consistent, compacted copy to a new file while others keep writing."""
+        if Path(target).exists():
+            raise DatabaseUnavailable(f"Backup target {target!r} already exists.")
+        async with self.lease() as connection:
+            await connection.execute("VACUUM INTO ?", (target,))
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a schema script into statements (it has no semicolons in literals or comments)."""
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [statement.strip() for statement in code.split(";") if statement.strip()]
