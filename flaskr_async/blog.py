@@ -64,8 +64,10 @@ async def page_of_posts(
         rows = await db.fetch_all(OLDER_POSTS, (before or MAX_ID, size + 1))
         posts = rows[:size]
         has_older = len(rows) > size
-        has_newer = before is not None and bool(posts) and await post_exists(
-            db, "SELECT 1 FROM post WHERE id > ? LIMIT 1", posts[0]["id"]
+        has_newer = (
+            before is not None
+            and bool(posts)
+            and await post_exists(db, "SELECT 1 FROM post WHERE id > ? LIMIT 1", posts[0]["id"])
         )
     newer = posts[0]["id"] if has_newer else None
     older = posts[-1]["id"] if has_older else None

@@ -39,13 +39,15 @@ def username_field() -> StringField:
         "Username",
         validators=[
             DataRequired("Username is required."),
-            Length(max=USERNAME_MAX, message=f"Username must be at most {USERNAME_MAX} characters."),
+            Length(
+                max=USERNAME_MAX, message=f"Username must be at most {USERNAME_MAX} characters."
+            ),
             no_nul,
         ],
     )
 
 
-class RegisterForm(QuartForm):  # type: ignore[misc]
+class RegisterForm(QuartForm):
     """A new account: no composition rules, no truncation (NIST SP 800-63B)."""
 
     username = username_field()
@@ -53,21 +55,25 @@ class RegisterForm(QuartForm):  # type: ignore[misc]
         "Password",
         validators=[
             InputRequired("Password is required."),
-            Length(min=PASSWORD_MIN, message=f"Password must be at least {PASSWORD_MIN} characters."),
-            Length(max=PASSWORD_MAX, message=f"Password must be at most {PASSWORD_MAX} characters."),
+            Length(
+                min=PASSWORD_MIN, message=f"Password must be at least {PASSWORD_MIN} characters."
+            ),
+            Length(
+                max=PASSWORD_MAX, message=f"Password must be at most {PASSWORD_MAX} characters."
+            ),
             no_nul,
         ],
     )
 
 
-class LoginForm(QuartForm):  # type: ignore[misc]
+class LoginForm(QuartForm):
     """Credentials to check; any other problem is just a failed login."""
 
     username = username_field()
     password = PasswordField("Password", validators=[InputRequired("Password is required.")])
 
 
-class PostForm(QuartForm):  # type: ignore[misc]
+class PostForm(QuartForm):
     """A post's title and body."""
 
     title = StringField(

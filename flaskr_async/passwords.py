@@ -1,4 +1,4 @@
-"""Password hashing off the event loop: argon2id, a cap on concurrent hashes, old hashes upgraded."""
+"""Password hashing off the event loop: argon2id, a cap on concurrent hashes, upgrades."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 # Checked when the username is unknown, so that answer costs as much as a wrong password.
 # A literal, so that importing the module does not spend a hash's CPU time.
-DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$TLTF5BrHftAHbe4v41fFzg$RHWv9ontcXQbyvNP3LH7bKMoTyVy+sOcMA9KNN7uKp8"
+DUMMY_HASH = (
+    "$argon2id$v=19$m=19456,t=2,p=1$TLTF5BrHftAHbe4v41fFzg$"
+    "RHWv9ontcXQbyvNP3LH7bKMoTyVy+sOcMA9KNN7uKp8"
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -100,7 +100,9 @@ async def release_db(_exc: BaseException | None = None) -> None:
 
 
 @asynccontextmanager
-async def opened(config: Mapping[str, Any], pool_size: int | None = None) -> AsyncIterator[Database]:
+async def opened(
+    config: Mapping[str, Any], pool_size: int | None = None
+) -> AsyncIterator[Database]:
     """Open the configured database for a block, closing it however the block ends."""
     database = create_database(config, pool_size)
     await database.open()
@@ -123,9 +125,7 @@ async def serve_database() -> AsyncGenerator[None, None]:
     logger.info("Database closed: %s", app.config["DATABASE"])
 
 
-def run_with_database(
-    info: ScriptInfo, action: Callable[[Database], Awaitable[None]]
-) -> None:
+def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[None]]) -> None:
     """Load the app and run one async action on its database, from a sync CLI command."""
     app = info.load_app()
 

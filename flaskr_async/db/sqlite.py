@@ -92,9 +92,7 @@ class SQLiteConnection:
 class SQLiteDatabase:
     """A fixed pool of connections to one SQLite file."""
 
-    def __init__(
-        self, path: str, *, pool_size: int, busy_timeout: float, synchronous: str
-    ) -> None:
+    def __init__(self, path: str, *, pool_size: int, busy_timeout: float, synchronous: str) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = path

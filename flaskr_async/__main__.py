@@ -1,0 +1,93 @@
+"""Serve the app with hypercorn, exiting non-zero when start-up fails.
+
+``python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]``. hypercorn's own
+command exits 0 after a failed start-up, which hides the failure from systemd and scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from hypercorn.run import run
+from hypercorn.utils import LifespanFailureError
+from quart import Quart
+
+from flaskr_async import create_app
+
+logger = logging.getLogger("flaskr_async")
+
+
+def ensure_secret_key(app: Quart) -> bool:
+    """Write a random SECRET_KEY into instance/config.py if none is configured; True if written."""
+    if app.config["SECRET_KEY"] != "dev":
+        return False
+    path = os.path.join(app.instance_path, "config.py")
+    # 0o600: the key signs every session, so only the owner may read it.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a") as config:
+        config.write("\n# Written by `python -m flaskr_async serve`; keep it secret.\n")
+        config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
+    logger.warning("Wrote a new random SECRET_KEY to %s", path)
+    return True
+
+
+def configure_logging() -> None:
+    """Send the package's log lines (database, failed logins, start-up) to stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
+    """Load hypercorn's settings from a TOML file, binding to loopback unless told otherwise."""
+    config = Config.from_toml(config_path) if config_path else Config()
+    if bind:
+        config.bind = list(bind)
+    elif not config_path:
+        config.bind = ["127.0.0.1:8000"]
+    config.application_path = "flaskr_async:create_app()"
+    return config
+
+
+async def check_startup(app: Quart) -> None:
+    """Start the app and stop it again, so that a broken set-up fails before workers fork."""
+    await app.startup()
+    await app.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the app; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m flaskr_async", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the app with hypercorn")
+    serve_parser.add_argument("--config", help="a hypercorn TOML config file")
+    serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
+    args = parser.parse_args(argv)
+
+    configure_logging()
+    app = create_app()
+    if ensure_secret_key(app):
+        app = create_app()
+    config = hypercorn_config(args.config, args.bind)
+    try:
+        if config.workers > 1:
+            asyncio.run(check_startup(app))
+            return run(config)
+        asyncio.run(serve(app, config))
+    except (LifespanFailureError, Exception) as error:
+        logger.error("Start-up failed: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a program
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Run the app in a real server process on loopback, for the tests that need one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-to-serve"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(database: Path, **settings: str) -> dict[str, str]:
+    """Return an environment that points the app at a database, over plain HTTP."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLASKR_")}
+    env.update(
+        FLASKR_DATABASE=str(database),
+        FLASKR_SECRET_KEY=TEST_SECRET_KEY,
+        # The tests talk plain HTTP to 127.0.0.1; a Secure cookie would never come back.
+        FLASKR_SESSION_COOKIE_SECURE="false",
+    )
+    env.update({f"FLASKR_{key}": value for key, value in settings.items()})
+    return env
+
+
+class Server:
+    """A server process started by the tests, and its base URL."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def stop(self, timeout: float = 15) -> int:
+        """Send SIGTERM to the server and return its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        """Return what the stopped server wrote to stdout and stderr."""
+        out, _ = self.process.communicate(timeout=15)
+        return out.decode(errors="replace")
+
+
+def wait_until_serving(server: Server, deadline: float = 20) -> None:
+    """Poll /hello until it answers, failing if the process exits first."""
+    stop_at = time.monotonic() + deadline
+    while time.monotonic() < stop_at:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.output()}")
+        try:
+            if httpx.get(server.url + "/hello", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server did not answer within {deadline} s")
+
+
+def start(command: Sequence[str], env: dict[str, str], port: int) -> Server:
+    """Start a server process from the project root, without waiting for it."""
+    process = subprocess.Popen(
+        list(command), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    return Server(process, f"http://127.0.0.1:{port}")
+
+
+def hypercorn_command(port: int, *options: str) -> list[str]:
+    """Return the command that serves ``asgi:app`` with hypercorn on a loopback port."""
+    return [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", *options, "asgi:app"]
+
+
+@contextmanager
+def running(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[Server]:
+    """Serve for the block; the server is stopped (SIGTERM, then SIGKILL) however it ends."""
+    server = start(command, env, port)
+    try:
+        wait_until_serving(server)
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            try:
+                server.process.wait(15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
+        if server.process.stdout is not None:
+            server.process.stdout.close()

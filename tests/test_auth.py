@@ -1,0 +1,231 @@
+"""Register, log in, log out, login_required, password hashes and login throttling."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart import session
+from quart.testing import QuartClient
+
+from flaskr_async.db import current_database
+from flaskr_async.db import get_db
+from tests.conftest import AuthActions
+from tests.conftest import page_text
+
+
+async def stored_user(app: Quart, username: str) -> Any:
+    """Return a user's row, re-read from the database."""
+    async with app.app_context():
+        async with current_database().lease() as db:
+            return await db.fetch_one('SELECT * FROM "user" WHERE username = ?', (username,))
+
+
+async def test_register(client: QuartClient, app: Quart) -> None:
+    assert (await client.get("/auth/register")).status_code == 200
+    response = await client.post("/auth/register", form={"username": "a", "password": "abcdefgh"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login"
+    user = await stored_user(app, "a")
+    assert user is not None
+    assert user["password"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    [
+        ("", "", "Username is required."),
+        ("   ", "abcdefgh", "Username is required."),
+        ("a", "", "Password is required."),
+        ("test", "testtest", "User test is already registered."),
+        ("a", "1234567", "Password must be at least 8 characters."),
+        ("a", "x" * 1025, "Password must be at most 1024 characters."),
+        ("u" * 151, "abcdefgh", "Username must be at most 150 characters."),
+        ("a\x00b", "abcdefgh", "Username must not contain NUL characters."),
+        ("a", "abcdefg\x00", "Password must not contain NUL characters."),
+    ],
+)
+async def test_register_validate_input(
+    client: QuartClient, app: Quart, username: str, password: str, message: str
+) -> None:
+    response = await client.post(
+        "/auth/register", form={"username": username, "password": password}
+    )
+    assert response.status_code == 200
+    assert message in (await page_text(response)).replace("&#39;", "'")
+    async with app.app_context():
+        async with current_database().lease() as db:
+            users = await db.fetch_all('SELECT username FROM "user" ORDER BY id')
+    assert [user["username"] for user in users] == ["test", "other"]
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("u" * 150, "p" * 1024), ("a", "        "), ("ünïcødé 名前", "pässwörd ✓ long")],
+)
+async def test_register_accepts_the_limits(
+    client: QuartClient, app: Quart, username: str, password: str
+) -> None:
+    response = await client.post(
+        "/auth/register", form={"username": username, "password": password}
+    )
+    assert response.headers["Location"] == "/auth/login"
+    response = await client.post("/auth/login", form={"username": username, "password": password})
+    assert response.headers["Location"] == "/"
+
+
+async def test_login(client: QuartClient, auth: AuthActions) -> None:
+    assert (await client.get("/auth/login")).status_code == 200
+    response = await auth.login()
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    async with client:
+        page = await page_text(await client.get("/"))
+        assert session["user_id"] == 1
+    assert "test" in page and "Log Out" in page and "Log In" not in page
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    [
+        ("a", "test", "Incorrect username or password."),
+        ("test", "a", "Incorrect username or password."),
+        ("", "test", "Username is required."),
+        ("test", "", "Password is required."),
+    ],
+)
+async def test_login_validate_input(
+    auth: AuthActions, username: str, password: str, message: str
+) -> None:
+    response = await auth.login(username, password)
+    assert response.status_code == 200
+    assert message in await page_text(response)
+
+
+async def test_login_upgrades_old_hashes(app: Quart, auth: AuthActions) -> None:
+    assert (await stored_user(app, "test"))["password"].startswith("pbkdf2:")
+    await auth.login()
+    upgraded = (await stored_user(app, "test"))["password"]
+    assert upgraded.startswith("$argon2id$")
+    await auth.logout()
+    assert (await auth.login()).headers["Location"] == "/"
+    assert (await stored_user(app, "test"))["password"] == upgraded
+
+
+async def test_login_starts_a_new_session(client: QuartClient, auth: AuthActions) -> None:
+    async with client.session_transaction() as planted:
+        planted["planted"] = "by an attacker"
+    await auth.login()
+    async with client.session_transaction() as current:
+        assert "planted" not in current
+        assert current["user_id"] == 1
+        assert current.permanent
+
+
+async def test_logout(client: QuartClient, auth: AuthActions) -> None:
+    await auth.login()
+    async with client:
+        response = await auth.logout()
+        assert "user_id" not in session
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+async def test_logout_needs_post(client: QuartClient, auth: AuthActions) -> None:
+    await auth.login()
+    assert (await client.get("/auth/logout")).status_code == 405
+    async with client.session_transaction() as current:
+        assert current["user_id"] == 1
+
+
+async def test_session_of_a_deleted_user_is_anonymous(
+    client: QuartClient, app: Quart, auth: AuthActions
+) -> None:
+    await auth.login()
+    async with app.app_context():
+        async with current_database().lease() as db, db.transaction():
+            await db.execute('DELETE FROM "user" WHERE id = 1')
+    page = await page_text(await client.get("/"))
+    assert "Log In" in page
+
+
+async def test_anonymous_requests_use_no_connection(app: Quart) -> None:
+    async with app.test_request_context("/hello"):
+        await app.preprocess_request()
+        from quart import g
+
+        assert g.user is None
+        assert "db" not in g
+        await get_db()
+        assert "db" in g
+
+
+def failure_rows(count: int, username: str, address: str, age: float = 0) -> list[tuple[Any, ...]]:
+    """Return failed-login rows made ``age`` seconds ago."""
+    return [(username, address, time.time() - age)] * count
+
+
+async def add_failures(app: Quart, rows: list[tuple[Any, ...]]) -> None:
+    """Record failed logins directly, as earlier requests would have."""
+    async with app.app_context():
+        async with current_database().lease() as db, db.transaction():
+            for row in rows:
+                await db.execute(
+                    "INSERT INTO login_failure (username, address, failed_at) VALUES (?, ?, ?)", row
+                )
+
+
+async def test_ten_failures_for_a_username_throttle_it(auth: AuthActions) -> None:
+    for _ in range(10):
+        response = await auth.login("test", "wrong")
+        assert response.status_code == 200
+    refused = await auth.login("test", "test")
+    assert refused.status_code == 429
+    assert 890 <= int(refused.headers["Retry-After"]) <= 900
+    assert "Too many failed logins." in await page_text(refused)
+    other = await auth.login("other", "other")
+    assert other.headers["Location"] == "/"
+
+
+async def test_twenty_failures_from_an_address_throttle_it(app: Quart, auth: AuthActions) -> None:
+    await auth.login("nobody", "wrong")
+    async with app.app_context():
+        async with current_database().lease() as db:
+            row = await db.fetch_one("SELECT address FROM login_failure")
+    assert row is not None
+    await add_failures(app, [(f"user{n}", row["address"], time.time()) for n in range(18)])
+    assert (await auth.login("test", "wrong")).status_code == 200
+    refused = await auth.login("test", "test")
+    assert refused.status_code == 429
+
+
+async def test_successful_logins_do_not_count(auth: AuthActions) -> None:
+    for _ in range(12):
+        assert (await auth.login()).headers["Location"] == "/"
+
+
+async def test_failures_leave_the_window(app: Quart, auth: AuthActions) -> None:
+    await add_failures(app, failure_rows(9, "test", "192.0.2.1", age=900.5))
+    await add_failures(app, failure_rows(9, "test", "192.0.2.1", age=100))
+    assert (await auth.login("test", "wrong")).status_code == 200
+    refused = await auth.login("test", "test")
+    assert refused.status_code == 429
+    assert 790 <= int(refused.headers["Retry-After"]) <= 800
+
+
+async def test_old_failures_are_pruned(app: Quart, auth: AuthActions) -> None:
+    await add_failures(app, failure_rows(5, "test", "192.0.2.1", age=2000))
+    await auth.login("test", "wrong")
+    async with app.app_context():
+        async with current_database().lease() as db:
+            rows = await db.fetch_all("SELECT username FROM login_failure")
+    assert len(rows) == 1
+
+
+@pytest.mark.parametrize("path", ["/create", "/1/update", "/1/delete"])
+async def test_login_required(client: QuartClient, path: str) -> None:
+    response = await client.post(path)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login"

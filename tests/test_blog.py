@@ -1,0 +1,218 @@
+"""The blog: index and pagination, create, update, delete, and who may do what."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from flaskr_async import create_app
+from flaskr_async.db import current_database
+from tests.conftest import AuthActions
+from tests.conftest import load_test_data
+from tests.conftest import page_text
+
+
+async def post_count(app: Quart) -> int:
+    """Count the posts, re-read from the database."""
+    async with app.app_context():
+        async with current_database().lease() as db:
+            row = await db.fetch_one("SELECT COUNT(id) AS n FROM post")
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_index(client: QuartClient, auth: AuthActions) -> None:
+    page = await page_text(await client.get("/"))
+    assert "Log In" in page
+    assert "Register" in page
+
+    await auth.login()
+    page = await page_text(await client.get("/"))
+    assert "Log Out" in page
+    assert "test title" in page
+    assert "by test on 2018-01-01" in page
+    assert "test\nbody" in page
+    assert 'href="/1/update"' in page
+    assert 'href="/create"' in page
+    assert page.count("<article") == 1
+
+
+async def test_index_escapes_html(client: QuartClient, auth: AuthActions) -> None:
+    await auth.login()
+    await client.post("/create", form={"title": "<script>x</script>", "body": "<b>bold</b>"})
+    page = await page_text(await client.get("/"))
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "<script>x" not in page
+
+
+@pytest.mark.parametrize("path", ["/2/update", "/2/delete"])
+async def test_exists_required(client: QuartClient, auth: AuthActions, path: str) -> None:
+    await auth.login()
+    response = await client.post(path)
+    assert response.status_code == 404
+    assert "Post id 2 doesn&#39;t exist." in await page_text(response)
+
+
+@pytest.mark.parametrize(
+    "path", ["/0/update", "/-1/update", "/9223372036854775808/update", "/abc/delete", "/1.5/update"]
+)
+async def test_ids_out_of_range_are_404(client: QuartClient, auth: AuthActions, path: str) -> None:
+    await auth.login()
+    assert (await client.post(path)).status_code == 404
+
+
+async def test_largest_id_is_a_missing_post(client: QuartClient, auth: AuthActions) -> None:
+    await auth.login()
+    response = await client.get("/9223372036854775807/update")
+    assert response.status_code == 404
+    assert "Post id 9223372036854775807 doesn&#39;t exist." in await page_text(response)
+
+
+async def test_author_required(app: Quart, client: QuartClient, auth: AuthActions) -> None:
+    async with app.app_context():
+        async with current_database().lease() as db, db.transaction():
+            await db.execute("UPDATE post SET author_id = 2 WHERE id = 1")
+
+    await auth.login()
+    assert (await client.post("/1/update")).status_code == 403
+    assert (await client.post("/1/delete")).status_code == 403
+    assert 'href="/1/update"' not in await page_text(await client.get("/"))
+    assert await post_count(app) == 1
+
+
+async def test_create(client: QuartClient, auth: AuthActions, app: Quart) -> None:
+    await auth.login()
+    assert (await client.get("/create")).status_code == 200
+    response = await client.post("/create", form={"title": "created", "body": ""})
+    assert response.headers["Location"] == "/"
+    assert await post_count(app) == 2
+
+
+async def test_update(client: QuartClient, auth: AuthActions, app: Quart) -> None:
+    await auth.login()
+    page = await page_text(await client.get("/1/update"))
+    assert 'value="test title"' in page
+    response = await client.post("/1/update", form={"title": "updated", "body": "new"})
+    assert response.headers["Location"] == "/"
+    async with app.app_context():
+        async with current_database().lease() as db:
+            post = await db.fetch_one("SELECT title, body FROM post WHERE id = 1")
+    assert post is not None
+    assert (post["title"], post["body"]) == ("updated", "new")
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "message"),
+    [
+        ("", "", "Title is required."),
+        ("  ", "", "Title is required."),
+        ("t" * 201, "", "Title must be at most 200 characters."),
+        ("t", "b" * (64 * 1024 + 1), "Body must be at most 64 KiB."),
+        ("t", "é" * (32 * 1024 + 1), "Body must be at most 64 KiB."),
+        ("t\x00", "", "Title must not contain NUL characters."),
+        ("t", "\x00", "Body must not contain NUL characters."),
+    ],
+)
+@pytest.mark.parametrize("path", ["/create", "/1/update"])
+async def test_create_update_validate(
+    client: QuartClient,
+    auth: AuthActions,
+    app: Quart,
+    path: str,
+    title: str,
+    body: str,
+    message: str,
+) -> None:
+    await auth.login()
+    response = await client.post(path, form={"title": title, "body": body})
+    assert response.status_code == 200
+    assert message in await page_text(response)
+    async with app.app_context():
+        async with current_database().lease() as db:
+            posts = await db.fetch_all("SELECT title, body FROM post")
+    assert [(post["title"], post["body"]) for post in posts] == [("test title", "test\nbody")]
+
+
+async def test_body_and_title_at_their_limits(
+    client: QuartClient, auth: AuthActions, app: Quart
+) -> None:
+    await auth.login()
+    response = await client.post("/create", form={"title": "t" * 200, "body": "b" * 64 * 1024})
+    assert response.headers["Location"] == "/"
+    assert await post_count(app) == 2
+
+
+async def test_delete(client: QuartClient, auth: AuthActions, app: Quart) -> None:
+    await auth.login()
+    response = await client.post("/1/delete")
+    assert response.headers["Location"] == "/"
+    assert await post_count(app) == 0
+
+
+async def test_delete_needs_post(client: QuartClient, auth: AuthActions) -> None:
+    await auth.login()
+    assert (await client.get("/1/delete")).status_code == 405
+
+
+def article_titles(page: str) -> list[str]:
+    """Return the post titles of an index page, top to bottom."""
+    return re.findall(r"<h1>(post \d+)</h1>", page)
+
+
+def link(page: str, rel: str) -> str | None:
+    """Return the href of the page link with this rel, if any."""
+    match = re.search(rf'rel="{rel}" href="([^"]+)"', page)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+async def test_pagination_walks_every_post_once(app_config: dict[str, object]) -> None:
+    app = create_app({**app_config, "POSTS_PER_PAGE": 3})
+    async with app.test_app():
+        await load_test_data(app)
+        async with app.app_context():
+            async with current_database().lease() as db, db.transaction():
+                await db.execute("DELETE FROM post")
+                for n in range(1, 8):
+                    await db.execute(
+                        "INSERT INTO post (title, body, author_id) VALUES (?, '', 1)",
+                        (f"post {n}",),
+                    )
+        client = app.test_client()
+        page = await page_text(await client.get("/"))
+        seen = [article_titles(page)]
+        assert link(page, "prev") is None
+        while (older := link(page, "next")) is not None:
+            page = await page_text(await client.get(older))
+            seen.append(article_titles(page))
+        assert seen == [
+            ["post 7", "post 6", "post 5"],
+            ["post 4", "post 3", "post 2"],
+            ["post 1"],
+        ]
+        back = []
+        while (newer := link(page, "prev")) is not None:
+            page = await page_text(await client.get(newer))
+            back.append(article_titles(page))
+        assert back == [["post 4", "post 3", "post 2"], ["post 7", "post 6", "post 5"]]
+        assert link(page, "next") == "/?before=6"  # "post 5" has id 6: id 1 was deleted
+        assert article_titles(await page_text(await client.get("/?after=8"))) == []
+        assert article_titles(await page_text(await client.get("/?before=2"))) == []
+
+
+@pytest.mark.parametrize(
+    "query", ["before=x", "after=-1", "before=0", "after=99999999999999999999", "before=%EF%BC%91"]
+)
+async def test_bad_page_cursor_is_400(client: QuartClient, query: str) -> None:
+    response = await client.get(f"/?{query}")
+    assert response.status_code == 400
+    assert "must be a post id" in await page_text(response)
+
+
+async def test_empty_index(client: QuartClient, auth: AuthActions) -> None:
+    await auth.login()
+    await client.post("/1/delete")
+    assert "No posts yet." in await page_text(await client.get("/"))

@@ -1,0 +1,118 @@
+"""The application factory: configuration sources, instance folder, several apps at once."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+
+from flaskr_async import create_app
+from flaskr_async.passwords import LIMIT_KEY
+from tests.conftest import load_test_data
+
+
+@pytest.fixture
+def instance_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Give every app built in the test a temporary instance folder."""
+    folder = tmp_path / "instance"
+    monkeypatch.setattr(Quart, "auto_find_instance_path", lambda self: str(folder))
+    return folder
+
+
+def test_config(instance_path: Path) -> None:
+    assert not create_app().testing
+    assert create_app({"TESTING": True}).testing
+
+
+def test_defaults(instance_path: Path) -> None:
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "dev"
+    assert app.config["DATABASE"] == str(instance_path / "flaskr.sqlite")
+    assert app.config["POSTS_PER_PAGE"] == 20
+
+
+def test_instance_folder_is_created(instance_path: Path) -> None:
+    assert not instance_path.exists()
+    create_app({"TESTING": True})
+    assert instance_path.is_dir()
+
+
+def test_instance_config_is_read_unless_testing(instance_path: Path) -> None:
+    instance_path.mkdir()
+    (instance_path / "config.py").write_text("POSTS_PER_PAGE = 7\n")
+    assert create_app().config["POSTS_PER_PAGE"] == 7
+    assert create_app({"TESTING": True}).config["POSTS_PER_PAGE"] == 20
+
+
+def test_prefixed_environment_comes_last(
+    instance_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASKR_POSTS_PER_PAGE", "5")
+    monkeypatch.setenv("FLASKR_SECRET_KEY", "from-the-environment")
+    app = create_app({"POSTS_PER_PAGE": 9, "SECRET_KEY": "from-test-config"})
+    assert app.config["POSTS_PER_PAGE"] == 5
+    assert app.config["SECRET_KEY"] == "from-the-environment"
+
+
+def test_create_app_opens_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "not-yet" / "flaskr.sqlite"
+    create_app({"TESTING": True, "DATABASE": str(database)})
+    assert not database.parent.exists()
+
+
+async def test_hello(client: Any) -> None:
+    response = await client.get("/hello")
+    assert await response.get_data(as_text=True) == "Hello, World!"
+
+
+async def test_blueprint_hook_runs_when_serving(app_config: dict[str, Any]) -> None:
+    app = create_app({**app_config, "PASSWORD_HASH_CONCURRENCY": 3})
+    assert LIMIT_KEY not in app.extensions
+    async with app.test_app():
+        limit = app.extensions[LIMIT_KEY]
+        assert isinstance(limit, asyncio.Semaphore)
+        assert limit._value == 3
+
+
+async def test_two_apps_serve_side_by_side(tmp_path: Path, app_config: dict[str, Any]) -> None:
+    first = create_app({**app_config, "DATABASE": str(tmp_path / "first.sqlite")})
+    second = create_app({**app_config, "DATABASE": str(tmp_path / "second.sqlite")})
+    async with first.test_app(), second.test_app():
+        await load_test_data(first)
+        await load_test_data(second)
+        for app, title in ((first, "only in first"), (second, "only in second")):
+            client = app.test_client()
+            await client.post("/auth/login", form={"username": "test", "password": "test"})
+            response = await client.post("/create", form={"title": title, "body": ""})
+            assert response.status_code == 302
+        first_page = await (await first.test_client().get("/")).get_data(as_text=True)
+        assert "only in first" in first_page and "only in second" not in first_page
+    for name, title in (("first", "only in first"), ("second", "only in second")):
+        with sqlite3.connect(tmp_path / f"{name}.sqlite") as connection:
+            titles = {row[0] for row in connection.execute("SELECT title FROM post")}
+        connection.close()
+        assert titles == {"test title", title}
+
+
+@pytest.mark.parametrize(("hops", "expected"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
+async def test_proxy_fix_sets_the_client_address(
+    app_config: dict[str, Any], hops: int, expected: str
+) -> None:
+    app = create_app({**app_config, "PROXY_FIX_TRUSTED_HOPS": hops})
+    async with app.test_app():
+        await load_test_data(app)
+        client = app.test_client()
+        await client.post(
+            "/auth/login",
+            form={"username": "test", "password": "wrong"},
+            headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.9"},
+            scope_base={"client": ("127.0.0.1", 5000)},
+        )
+    with sqlite3.connect(app_config["DATABASE"]) as connection:
+        (address,) = connection.execute("SELECT address FROM login_failure").fetchone()
+    connection.close()
+    assert address == expected
