@@ -132,12 +132,19 @@ class SQLiteDatabase:
 
     async def connect(self) -> aiosqlite.Connection:
         """Open one connection with the pragmas every connection needs."""
-        raw = await aiosqlite.connect(
+        raw = aiosqlite.connect(
             self.path,
             timeout=self.busy_timeout,
             isolation_level=None,
             detect_types=sqlite3.PARSE_DECLTYPES,
         )
+        try:
+            await raw
+        except BaseException:
+            # A failed connect stops aiosqlite's worker thread without waiting for it;
+            # wait here, or the thread outlives the event loop it reports back to.
+            await asyncio.to_thread(raw._thread.join)
+            raise
         try:
             raw.row_factory = aiosqlite.Row
             # The busy timeout (set by connect) must be in force before WAL is
