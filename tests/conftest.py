@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from quart import Quart
 from quart import Response as TestResponse
@@ -18,18 +22,72 @@ from quart.testing import QuartClient
 from flaskr_async import create_app
 from flaskr_async.db import current_database
 from flaskr_async.db.sqlite import split_statements
+from tests.postgres_server import private_postgres
+from tests.postgres_server import with_database
 from tests.servers import TEST_SECRET_KEY
 
 DATA_SQL = (Path(__file__).parent / "data.sql").read_text()
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses a database on each backend, unless it is SQLite-only."""
+    if "backend" in metafunc.fixturenames:
+        only = [name for name in BACKENDS if metafunc.definition.get_closest_marker(f"{name}_only")]
+        metafunc.parametrize("backend", only or BACKENDS)
+
+
 @pytest.fixture
-def app_config(tmp_path: Path) -> dict[str, Any]:
-    """Return the settings of the test app: its own database file, no files read."""
+def backend() -> str:
+    """Name the database backend under test (parametrised by pytest_generate_tests)."""
+    return "sqlite"  # pragma: no cover - always overridden by the parametrisation
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """Yield the admin URL of a PostgreSQL server: FLASKR_TEST_DATABASE_URL, or a private one."""
+    url = os.environ.get("FLASKR_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        with private_postgres() as private_url:
+            yield private_url
+    except (OSError, subprocess.SubprocessError) as error:
+        message = f"PostgreSQL tests skipped: cannot start a server ({error})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+async def database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """Yield a fresh, empty database of the backend under test."""
+    if backend == "sqlite":
+        yield str(tmp_path / "flaskr.sqlite")
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(server, name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def app_config(database_url: str) -> dict[str, Any]:
+    """Return the settings of the test app: its own database, no files read."""
     return {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET_KEY,
-        "DATABASE": str(tmp_path / "flaskr.sqlite"),
+        "DATABASE": database_url,
         # CSRF has its own tests; the Flaskr tests post bare forms.
         "WTF_CSRF_ENABLED": False,
     }

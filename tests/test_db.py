@@ -1,9 +1,8 @@
-"""The SQLite backend and the seam: lifecycle, leases, transactions, commands."""
+"""The database seam, on every backend: lifecycle, leases, transactions, commands."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -11,90 +10,99 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from quart.testing.app import LifespanError
 
 from flaskr_async import create_app
-from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.db import Database
 from flaskr_async.db import IntegrityError
+from flaskr_async.db import create_database
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
-from flaskr_async.db.sqlite import SQLiteDatabase
-from flaskr_async.db.sqlite import database_path
+from flaskr_async.db import opened
 
 
-def count_posts(path: str) -> int:
-    """Count the posts in a database file, read with plain sqlite3."""
-    connection = sqlite3.connect(path)
-    try:
-        return int(connection.execute("SELECT COUNT(*) FROM post").fetchone()[0])
-    finally:
-        connection.close()
-
-
-async def test_get_db_is_one_lease_per_request(app: Quart) -> None:
-    async with app.test_request_context("/"):
-        db = await get_db()
-        assert db is await get_db()
-        assert current_database().idle.qsize() == app.config["DATABASE_POOL_SIZE"] - 1  # type: ignore[attr-defined]
-    assert current_database_of(app).idle.qsize() == app.config["DATABASE_POOL_SIZE"]
-
-
-def current_database_of(app: Quart) -> SQLiteDatabase:
-    """Return the SQLite pool of a serving app."""
-    database: SQLiteDatabase = app.extensions["flaskr_async.db"]
+def database_of(app: Quart) -> Database:
+    """Return the open database of a serving app."""
+    database: Database = app.extensions["flaskr_async.db"]
     return database
 
 
-async def test_connections_close_on_shutdown(app_config: dict[str, Any]) -> None:
-    app = create_app(app_config)
+async def titles(database: Database) -> list[str]:
+    """Return the post titles in id order."""
+    async with database.lease() as db:
+        return [row["title"] for row in await db.fetch_all("SELECT title FROM post ORDER BY id")]
+
+
+def count_rows(config: dict[str, Any], table: str) -> int:
+    """Count a table's rows from a sync test, through the seam."""
+
+    async def count() -> int:
+        async with (
+            opened(create_app(config).config, pool_size=1) as database,
+            database.lease() as db,
+        ):
+            row = await db.fetch_one(f'SELECT COUNT(*) AS n FROM "{table}"')
+        assert row is not None
+        return int(row["n"])
+
+    return asyncio.run(count())
+
+
+async def test_get_db_is_one_lease_per_request(app_config: dict[str, Any]) -> None:
+    app = create_app({**app_config, "DATABASE_POOL_SIZE": 1})
     async with app.test_app():
-        database = current_database_of(app)
-        raw = database.connections[0].raw
-    assert not database.connections
-    with pytest.raises(ValueError, match="no active connection"):
-        await raw.execute("SELECT 1")
-    assert not Path(app_config["DATABASE"] + "-wal").exists()
+        for _ in range(2):  # with one connection, a lease not given back would hang here
+            async with app.test_request_context("/"):
+                db = await get_db()
+                assert db is await get_db()
 
 
-async def test_connection_settings(app: Quart) -> None:
-    async with current_database_of(app).lease() as db:
-        assert (await db.fetch_one("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
-        assert (await db.fetch_one("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
-        assert (await db.fetch_one("PRAGMA synchronous"))[0] == 1  # type: ignore[index]
-        assert (await db.fetch_one("PRAGMA busy_timeout"))[0] == 5000  # type: ignore[index]
+async def test_created_is_an_aware_datetime(app: Quart) -> None:
+    async with database_of(app).lease() as db:
         post = await db.fetch_one("SELECT created FROM post")
     assert post is not None
     assert post["created"] == datetime(2018, 1, 1, tzinfo=UTC)
 
 
+async def test_new_posts_get_the_current_time(app: Quart) -> None:
+    async with database_of(app).lease() as db:
+        async with db.transaction():
+            await db.execute("INSERT INTO post (title, body, author_id) VALUES ('now', '', 1)")
+        post = await db.fetch_one("SELECT created FROM post WHERE title = 'now'")
+    assert post is not None
+    assert abs((datetime.now(UTC) - post["created"]).total_seconds()) < 60
+
+
 async def test_serving_creates_missing_tables(app_config: dict[str, Any]) -> None:
     app = create_app(app_config)
     async with app.test_app():
-        async with current_database_of(app).lease() as db:
-            rows = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
-    assert {"user", "post", "login_failure"} <= {row["name"] for row in rows}
+        async with database_of(app).lease() as db:
+            for table in ("user", "post", "login_failure"):
+                assert await db.fetch_all(f'SELECT * FROM "{table}"') == []
 
 
 async def test_serving_keeps_existing_rows(app: Quart, app_config: dict[str, Any]) -> None:
     again = create_app(app_config)
     async with again.test_app():
-        pass
-    assert count_posts(app_config["DATABASE"]) == 1
+        assert await titles(database_of(again)) == ["test title"]
 
 
 async def test_failed_transaction_rolls_back(app: Quart) -> None:
-    database = current_database_of(app)
-    async with database.lease() as db:
+    async with database_of(app).lease() as db:
         with pytest.raises(RuntimeError):
             async with db.transaction():
                 await db.execute("DELETE FROM post")
                 raise RuntimeError("the request failed after writing")
-        assert not db.raw.in_transaction
-        assert len(await db.fetch_all("SELECT id FROM post")) == 1
+    assert await titles(database_of(app)) == ["test title"]
+
+
+async def test_execute_counts_changed_rows(app: Quart) -> None:
+    async with database_of(app).lease() as db, db.transaction():
+        assert await db.execute("UPDATE post SET title = 'x' WHERE id = 1") == 1
+        assert await db.execute("DELETE FROM post WHERE id = 2") == 0
 
 
 async def test_integrity_error_is_backend_neutral(app: Quart) -> None:
-    async with current_database_of(app).lease() as db:
+    async with database_of(app).lease() as db:
         with pytest.raises(IntegrityError):
             async with db.transaction():
                 await db.execute(
@@ -103,7 +111,7 @@ async def test_integrity_error_is_backend_neutral(app: Quart) -> None:
 
 
 async def test_cancelled_write_leaves_no_row_and_no_transaction(app: Quart) -> None:
-    database = current_database_of(app)
+    database = database_of(app)
     inserted = asyncio.Event()
 
     async def write_then_hang() -> None:
@@ -117,106 +125,125 @@ async def test_cancelled_write_leaves_no_row_and_no_transaction(app: Quart) -> N
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for connection in database.connections:
-        assert not connection.raw.in_transaction
-    async with database.lease() as db:
-        async with db.transaction():
-            await db.execute("INSERT INTO post (title, body, author_id) VALUES ('next', '', 1)")
-        titles = [row["title"] for row in await db.fetch_all("SELECT title FROM post")]
-    assert titles == ["test title", "next"]
+    # Every pooled connection takes a write: none is stuck in the cancelled transaction.
+    for n in range(app.config["DATABASE_POOL_SIZE"]):
+        async with database.lease() as db, db.transaction():
+            await db.execute(
+                "INSERT INTO post (title, body, author_id) VALUES (?, '', 1)", (str(n),)
+            )
+    assert await titles(database) == ["test title", "0", "1", "2", "3"]
 
 
-async def test_lease_rolls_back_a_transaction_left_open(app: Quart) -> None:
-    database = current_database_of(app)
-    async with database.lease() as db:
-        db.may_be_in_transaction = True
-        await db.execute("BEGIN IMMEDIATE")
-        await db.execute("DELETE FROM post")
-    async with database.lease() as db:
-        assert len(await db.fetch_all("SELECT id FROM post")) == 1
+async def test_isolation_between_concurrent_requests(app: Quart) -> None:
+    database = database_of(app)
+    first_wrote, second_started = asyncio.Event(), asyncio.Event()
+
+    async def fails_after_writing() -> None:
+        async with database.lease() as db, db.transaction():
+            await db.execute("INSERT INTO post (title, body, author_id) VALUES ('lost', '', 1)")
+            first_wrote.set()
+            await second_started.wait()
+            await asyncio.sleep(0.05)  # the second is now inside its own transaction
+            raise RuntimeError("the first request fails after writing")
+
+    async def commits() -> None:
+        await first_wrote.wait()
+        async with database.lease() as db:
+            second_started.set()
+            # SQLite: waits for the first's write lock; PostgreSQL: commits beside it.
+            async with db.transaction():
+                await db.execute("INSERT INTO post (title, body, author_id) VALUES ('kept', '', 1)")
+
+    results = await asyncio.gather(fails_after_writing(), commits(), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert results[1] is None
+    assert await titles(database) == ["test title", "kept"]
 
 
 async def test_leases_are_exclusive(app_config: dict[str, Any]) -> None:
     app = create_app({**app_config, "DATABASE_POOL_SIZE": 1})
     async with app.test_app():
-        database = current_database_of(app)
-        async with database.lease():
-            waiting = asyncio.create_task(database.lease().__aenter__())
-            await asyncio.sleep(0.05)
-            assert not waiting.done()
-        connection = await waiting
-        database.idle.put_nowait(connection)
+        database = database_of(app)
+        release = asyncio.Event()
+        order: list[str] = []
+
+        async def hold(name: str) -> None:
+            async with database.lease():
+                order.append(f"{name} leased")
+                await release.wait()
+                order.append(f"{name} released")
+
+        first = asyncio.create_task(hold("first"))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(hold("second"))
+        await asyncio.sleep(0.05)
+        assert order == ["first leased"]
+        release.set()
+        await asyncio.gather(first, second)
+    assert order == ["first leased", "first released", "second leased", "second released"]
 
 
-@pytest.mark.parametrize("make_unusable", ["directory", "missing_parent", "corrupt"])
-async def test_unusable_database_fails_startup_loudly(
-    tmp_path: Path, app_config: dict[str, Any], make_unusable: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = tmp_path / "flaskr.sqlite"
-    if make_unusable == "directory":
-        path.mkdir()
-    elif make_unusable == "missing_parent":
-        path = tmp_path / "no" / "such" / "flaskr.sqlite"
-    else:
-        path.write_bytes(b"this is not a database" * 100)
-    app = create_app({**app_config, "DATABASE": str(path)})
-    with pytest.raises(LifespanError, match="Cannot use DATABASE"):
-        async with app.test_app():
-            pass  # pragma: no cover - start-up fails
-    assert f"Cannot use DATABASE {str(path)!r}" in caplog.text
-
-
-def test_bad_synchronous_setting(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="SQLITE_SYNCHRONOUS"):
-        SQLiteDatabase(str(tmp_path / "x"), pool_size=1, busy_timeout=1, synchronous="SOMETIMES")
-
-
-def test_sqlite_url() -> None:
-    assert database_path("sqlite:////var/lib/flaskr.sqlite") == "/var/lib/flaskr.sqlite"
-    assert database_path("instance/flaskr.sqlite") == "instance/flaskr.sqlite"
+async def add_user(config: dict[str, Any]) -> None:
+    """Register one user straight through the seam."""
+    async with opened(create_app(config).config, pool_size=1) as database:
+        async with database.lease() as db, db.transaction():
+            await db.execute('INSERT INTO "user" (username, password) VALUES (?, ?)', ("a", "b"))
 
 
 def test_init_db_command(app_config: dict[str, Any]) -> None:
-    app = create_app(app_config)
-    runner = app.test_cli_runner()
+    runner = create_app(app_config).test_cli_runner()
     result = runner.invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     assert "Initialized the database." in result.output
-    assert count_posts(app_config["DATABASE"]) == 0
+    assert count_rows(app_config, "post") == 0
 
 
 def test_init_db_drops_old_rows(app_config: dict[str, Any]) -> None:
-    app = create_app(app_config)
-    runner = app.test_cli_runner()
+    runner = create_app(app_config).test_cli_runner()
     runner.invoke(args=["init-db"])
-    connection = sqlite3.connect(app_config["DATABASE"])
-    with connection:
-        connection.execute("INSERT INTO user (username, password) VALUES ('a', 'b')")
-        connection.execute("INSERT INTO post (title, body, author_id) VALUES ('t', 'b', 1)")
-    connection.close()
+
+    asyncio.run(add_user(app_config))
+    assert count_rows(app_config, "user") == 1
     assert runner.invoke(args=["init-db"]).exit_code == 0
-    assert count_posts(app_config["DATABASE"]) == 0
+    assert count_rows(app_config, "user") == 0
 
 
-def test_command_reports_unusable_database(tmp_path: Path, app_config: dict[str, Any]) -> None:
-    app = create_app({**app_config, "DATABASE": str(tmp_path)})
-    result = app.test_cli_runner().invoke(args=["init-db"])
-    assert result.exit_code == 1
-    assert f"Cannot use DATABASE {str(tmp_path)!r}" in result.output
+def test_init_db_if_missing_keeps_rows(app_config: dict[str, Any]) -> None:
+    runner = create_app(app_config).test_cli_runner()
+    runner.invoke(args=["init-db"])
+
+    asyncio.run(add_user(app_config))
+    result = runner.invoke(args=["init-db", "--if-missing"])
+    assert result.exit_code == 0, result.output
+    assert "The database has every table." in result.output
+    assert count_rows(app_config, "user") == 1
 
 
 def test_backup_command(tmp_path: Path, app_config: dict[str, Any]) -> None:
-    app = create_app(app_config)
-    runner = app.test_cli_runner()
+    runner = create_app(app_config).test_cli_runner()
     runner.invoke(args=["init-db"])
-    target = tmp_path / "copy.sqlite"
+    target = tmp_path / "copy.backup"
     result = runner.invoke(args=["backup", str(target)])
     assert result.exit_code == 0, result.output
     assert f"Backed up the database to {target}." in result.output
+    assert target.stat().st_size > 0
     again = runner.invoke(args=["backup", str(target)])
     assert again.exit_code == 1
     assert "already exists" in again.output
 
 
-def test_database_unavailable_is_a_runtime_error() -> None:
-    assert issubclass(DatabaseUnavailable, RuntimeError)
+async def test_current_database_is_the_serving_one(app: Quart) -> None:
+    async with app.app_context():
+        assert current_database() is database_of(app)
+
+
+async def test_cancelled_startup_closes_what_it_opened(app_config: dict[str, Any]) -> None:
+    database = create_database(create_app(app_config).config)
+    opening = asyncio.create_task(database.open())
+    await asyncio.sleep(0)  # the task runs up to its first await: making a connection
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    # Nothing is left open: the autouse guard checks for aiosqlite threads; a leaked
+    # asyncpg connection would warn (an error here) when collected.
+    await database.close()

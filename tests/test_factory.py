@@ -11,6 +11,7 @@ import pytest
 from quart import Quart
 
 from flaskr_async import create_app
+from flaskr_async.db import current_database
 from flaskr_async.passwords import LIMIT_KEY
 from tests.conftest import load_test_data
 
@@ -78,6 +79,7 @@ async def test_blueprint_hook_runs_when_serving(app_config: dict[str, Any]) -> N
         assert limit._value == 3
 
 
+@pytest.mark.sqlite_only
 async def test_two_apps_serve_side_by_side(tmp_path: Path, app_config: dict[str, Any]) -> None:
     first = create_app({**app_config, "DATABASE": str(tmp_path / "first.sqlite")})
     second = create_app({**app_config, "DATABASE": str(tmp_path / "second.sqlite")})
@@ -112,7 +114,8 @@ async def test_proxy_fix_sets_the_client_address(
             headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.9"},
             scope_base={"client": ("127.0.0.1", 5000)},
         )
-    with sqlite3.connect(app_config["DATABASE"]) as connection:
-        (address,) = connection.execute("SELECT address FROM login_failure").fetchone()
-    connection.close()
-    assert address == expected
+        async with app.app_context():
+            async with current_database().lease() as db:
+                row = await db.fetch_one("SELECT address FROM login_failure")
+    assert row is not None
+    assert row["address"] == expected

@@ -31,9 +31,9 @@ Params = Sequence[Any]
 
 
 class Row(Protocol):
-    """A result row whose columns are read by name."""
+    """A result row whose columns are read by name (or position)."""
 
-    def __getitem__(self, key: str) -> Any: ...
+    def __getitem__(self, key: str | int) -> Any: ...
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -72,6 +72,11 @@ class Database(Protocol):
 
 def create_database(config: Mapping[str, Any], pool_size: int | None = None) -> Database:
     """Build the backend that the DATABASE setting names; nothing is opened yet."""
+    # Imported here: each backend imports this module for the seam's types.
+    if str(config["DATABASE"]).startswith(("postgresql://", "postgres://")):
+        from flaskr_async.db.postgres import PostgresDatabase
+
+        return PostgresDatabase.from_config(config, pool_size)
     from flaskr_async.db.sqlite import SQLiteDatabase
 
     return SQLiteDatabase.from_config(config, pool_size)
@@ -139,12 +144,25 @@ def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[N
         raise click.ClickException(str(error)) from error
 
 
+async def keep_schema(_database: Database) -> None:
+    """Do nothing more: opening the database already created what was missing."""
+
+
 @click.command("init-db")
+@click.option(
+    "--if-missing",
+    is_flag=True,
+    help="Only create missing tables, dropping nothing: safe on every deploy, from every host.",
+)
 @pass_script_info
-def init_db_command(info: ScriptInfo) -> None:
+def init_db_command(info: ScriptInfo, if_missing: bool) -> None:
     """Drop all data and create the tables afresh."""
-    run_with_database(info, lambda database: database.reset_schema())
-    click.echo("Initialized the database.")
+    if if_missing:
+        run_with_database(info, keep_schema)
+        click.echo("The database has every table.")
+    else:
+        run_with_database(info, lambda database: database.reset_schema())
+        click.echo("Initialized the database.")
 
 
 @click.command("backup")

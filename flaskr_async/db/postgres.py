@@ -1,0 +1,159 @@
+"""The PostgreSQL backend, for several hosts on one database: an asyncpg pool."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.db import IntegrityError
+from flaskr_async.db import Params
+from flaskr_async.db import Row
+from flaskr_async.db import logger
+from flaskr_async.db.sqlite import TABLES
+from flaskr_async.db.sqlite import split_statements
+
+# Serialises schema changes from every host that starts (or runs init-db) at once.
+SCHEMA_LOCK = 0x666C61736B72  # "flaskr"
+
+
+@functools.lru_cache(maxsize=256)
+def numbered_placeholders(sql: str) -> str:
+    """Turn the views' ``?`` placeholders into PostgreSQL's ``$1, $2, ...``."""
+    parts = sql.split("?")
+    # The app's SQL has no "?" inside string literals, so every "?" is a placeholder.
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+def redacted(url: str) -> str:
+    """Return the URL without its password, for messages and logs."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':')[0]}{at}{location}" if at else url
+
+
+class PostgresConnection:
+    """One pooled asyncpg connection behind the seam's interface."""
+
+    def __init__(self, raw: asyncpg.Connection) -> None:
+        self.raw = raw
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query and return its first row, if any."""
+        row: Row | None = await self.raw.fetchrow(numbered_placeholders(sql), *params)
+        return row
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query and return all its rows."""
+        return list(await self.raw.fetch(numbered_placeholders(sql), *params))
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement and return how many rows it changed."""
+        try:
+            status: str = await self.raw.execute(numbered_placeholders(sql), *params)
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise IntegrityError(str(error)) from error
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Run the block in one transaction: commit on success, else roll back."""
+        # asyncpg rolls back on any exception, cancellation included.
+        async with self.raw.transaction():
+            yield
+
+
+class PostgresDatabase:
+    """A pool of connections to one PostgreSQL database."""
+
+    def __init__(self, url: str, *, pool_size: int) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.pool: asyncpg.Pool | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], pool_size: int | None) -> PostgresDatabase:
+        """Build the pool from the app's settings."""
+        return cls(
+            str(config["DATABASE"]), pool_size=pool_size or int(config["DATABASE_POOL_SIZE"])
+        )
+
+    async def open(self) -> None:
+        """Open the pool and create missing tables; on failure close what opened."""
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.pool_size,
+                max_size=self.pool_size,
+                # Timestamps render the same on every host, whatever its time zone.
+                server_settings={"timezone": "UTC"},
+            )
+            async with self.lease() as connection:
+                await self.create_schema(connection)
+        except (TimeoutError, asyncpg.PostgresError, OSError) as error:
+            await self.close()
+            message = f"Cannot use DATABASE {redacted(self.url)!r}: {error}"
+            logger.error(message)
+            raise DatabaseUnavailable(message) from error
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close every connection of the pool."""
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[PostgresConnection]:
+        """Lend one connection exclusively to the block."""
+        assert self.pool is not None, "the database is not open"
+        # The pool resets the connection (rolling back anything open) when it comes back.
+        async with self.pool.acquire() as raw:
+            yield PostgresConnection(raw)
+
+    async def create_schema(self, connection: PostgresConnection) -> None:
+        """Create the tables and indexes that are missing, one host at a time."""
+        script = resources.files("flaskr_async").joinpath("schema_postgres.sql").read_text()
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+            for statement in split_statements(script):
+                await connection.execute(statement)
+
+    async def reset_schema(self) -> None:
+        """Drop every table and create the schema afresh."""
+        async with self.lease() as connection:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+                for table in TABLES:
+                    await connection.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+            await self.create_schema(connection)
+
+    async def backup(self, target: str) -> None:
+        """Write a consistent copy with pg_dump (custom format, for pg_restore)."""
+        if Path(target).exists():
+            raise DatabaseUnavailable(f"Backup target {target!r} already exists.")
+        pg_dump = shutil.which("pg_dump")
+        if pg_dump is None:
+            raise DatabaseUnavailable("Backing up PostgreSQL needs pg_dump on the PATH.")
+        process = await asyncio.create_subprocess_exec(
+            pg_dump,
+            "--format=custom",
+            f"--file={target}",
+            f"--dbname={self.url}",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, errors = await process.communicate()
+        if process.returncode != 0:
+            raise DatabaseUnavailable(f"pg_dump failed: {errors.decode(errors='replace').strip()}")

@@ -1,0 +1,74 @@
+"""A private PostgreSQL server for the test session, started and stopped by the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.servers import free_port
+
+DEBIAN_BIN = Path("/usr/lib/postgresql")
+
+
+def find_tool(name: str) -> str | None:
+    """Find a PostgreSQL server tool on the PATH or in Debian's versioned folders."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(DEBIAN_BIN.glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else None
+
+
+def as_server_user(command: list[str]) -> list[str]:
+    """Run a server tool as an unprivileged user: initdb and postgres refuse root."""
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "nobody", "--", *command]
+
+
+def run_quietly(command: list[str]) -> None:
+    """Run a server tool as the server user, failing if it fails."""
+    subprocess.run(
+        as_server_user(command),
+        check=True,
+        timeout=60,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+
+
+@contextmanager
+def private_postgres() -> Iterator[str]:
+    """Start PostgreSQL in a temporary folder on loopback; yield the admin URL."""
+    initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise FileNotFoundError("initdb/pg_ctl not found (install Debian's postgresql package)")
+    folder = Path(tempfile.mkdtemp(prefix="flaskr-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "nobody")
+    data, port = folder / "data", free_port()
+    try:
+        run_quietly([initdb, "-D", str(data), "-A", "trust", "-U", "postgres"])
+        # Durability is not under test here: fsync off makes each test's database quick.
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        log = str(folder / "log")
+        run_quietly([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"])
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            run_quietly([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def with_database(url: str, name: str) -> str:
+    """Return the server URL pointing at another database."""
+    base, _, query = url.partition("?")
+    server = base.rsplit("/", 1)[0]
+    return f"{server}/{name}" + (f"?{query}" if query else "")
