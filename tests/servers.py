@@ -26,7 +26,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_env(database: Path, **settings: str) -> dict[str, str]:
+def server_env(database: Path | str, **settings: str) -> dict[str, str]:
     """Return an environment that points the app at a database, over plain HTTP."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLASKR_")}
     env.update(
@@ -72,23 +72,27 @@ def wait_until_serving(server: Server, deadline: float = 20) -> None:
     raise TimeoutError(f"server did not answer within {deadline} s")
 
 
-def start(command: Sequence[str], env: dict[str, str], port: int) -> Server:
+def start(
+    command: Sequence[str], env: dict[str, str], port: int, host: str = "127.0.0.1"
+) -> Server:
     """Start a server process from the project root, without waiting for it."""
     process = subprocess.Popen(
         list(command), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    return Server(process, f"http://127.0.0.1:{port}")
+    return Server(process, f"http://{host}:{port}")
 
 
-def hypercorn_command(port: int, *options: str) -> list[str]:
-    """Return the command that serves ``asgi:app`` with hypercorn on a loopback port."""
-    return [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", *options, "asgi:app"]
+def hypercorn_command(port: int, *options: str, host: str = "127.0.0.1") -> list[str]:
+    """Return the command that serves ``asgi:app`` with hypercorn on a loopback address."""
+    return [sys.executable, "-m", "hypercorn", "--bind", f"{host}:{port}", *options, "asgi:app"]
 
 
 @contextmanager
-def running(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[Server]:
+def running(
+    command: Sequence[str], env: dict[str, str], port: int, host: str = "127.0.0.1"
+) -> Iterator[Server]:
     """Serve for the block; the server is stopped (SIGTERM, then SIGKILL) however it ends."""
-    server = start(command, env, port)
+    server = start(command, env, port, host)
     try:
         wait_until_serving(server)
         yield server

@@ -1,0 +1,163 @@
+"""Several hosts on one PostgreSQL: two real hypercorn processes behind one client."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from contextlib import contextmanager
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import csrf_token_of
+from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
+
+pytestmark = pytest.mark.postgresql_only
+
+HOSTS = ("127.0.0.1", "127.0.0.2")  # two "hosts": two loopback addresses, two processes
+
+
+@contextmanager
+def two_hosts(database_url: str) -> Iterator[tuple[Server, Server]]:
+    """Serve the same app from two processes on two addresses, sharing one database."""
+    with ExitStack() as stack:
+        servers = []
+        for host in HOSTS:
+            port = free_port()
+            command = hypercorn_command(port, host=host)
+            servers.append(
+                stack.enter_context(running(command, server_env(database_url), port, host))
+            )
+        yield servers[0], servers[1]
+
+
+class Visitor:
+    """One user behind a load balancer: the same session cookie goes to whichever host."""
+
+    def __init__(self) -> None:
+        # No cookie jar: cookies are per host name, and a balancer hides the hosts.
+        self.client = httpx.Client(timeout=10)
+        self.session = ""
+
+    def request(self, method: str, url: str, form: dict[str, str] | None = None) -> httpx.Response:
+        """Send the session cookie; keep the one the server sets."""
+        response = self.client.request(
+            method, url, data=form, headers={"Cookie": f"session={self.session}"}
+        )
+        if match := re.search(r"session=([^;]*)", response.headers.get("set-cookie", "")):
+            self.session = match.group(1)
+        return response
+
+    def submit(
+        self, page_url: str, form: dict[str, str], action: str | None = None
+    ) -> httpx.Response:
+        """Load a form page, then post the form with its CSRF token."""
+        page = self.request("GET", page_url)
+        return self.request(
+            "POST", action or page_url, {**form, "csrf_token": csrf_token_of(page.text)}
+        )
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.client.close()
+
+
+@pytest.fixture
+def visitor() -> Iterator[Visitor]:
+    """Return a visitor, closed after the test."""
+    visitor = Visitor()
+    yield visitor
+    visitor.close()
+
+
+def register_and_log_in(visitor: Visitor, a: Server, b: Server) -> None:
+    """Register on host A and log in on host B."""
+    credentials = {"username": "alice", "password": "correct horse"}
+    assert visitor.submit(a.url + "/auth/register", credentials).status_code == 302
+    assert visitor.submit(b.url + "/auth/login", credentials).headers["location"] == "/"
+
+
+def test_one_session_and_one_blog_across_hosts(database_url: str, visitor: Visitor) -> None:
+    with two_hosts(database_url) as (a, b):
+        register_and_log_in(visitor, a, b)
+        # The session made on B is valid on A: the nav shows the user there.
+        assert "alice" in visitor.request("GET", a.url + "/").text
+        created = visitor.submit(a.url + "/create", {"title": "written on A", "body": ""})
+        assert created.headers["location"] == "/"
+        assert "written on A" in visitor.request("GET", b.url + "/").text
+        logout = visitor.submit(b.url + "/", {}, action=b.url + "/auth/logout")
+        assert logout.status_code == 302
+        assert "Log In" in visitor.request("GET", a.url + "/").text
+
+
+def test_throttling_counts_failures_on_every_host(database_url: str, visitor: Visitor) -> None:
+    with two_hosts(database_url) as (a, b):
+        register_and_log_in(visitor, a, b)
+        wrong = {"username": "alice", "password": "wrong password"}
+        for n in range(10):
+            host = (a, b)[n % 2]
+            assert visitor.submit(host.url + "/auth/login", wrong).status_code == 200
+        right = {"username": "alice", "password": "correct horse"}
+        for host in (a, b):
+            refused = visitor.submit(host.url + "/auth/login", right)
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) > 0
+
+
+async def titles_in(database_url: str) -> set[str]:
+    """Read the post titles straight from PostgreSQL."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return {row["title"] for row in await connection.fetch("SELECT title FROM post")}
+    finally:
+        await connection.close()
+
+
+def create_stream(visitor: Visitor, a: Server, b: Server, prefix: str, count: int) -> set[str]:
+    """Create posts alternating between the hosts, on B alone once A stops answering."""
+    acknowledged, a_alive = set(), True
+    for n in range(count):
+        title = f"{prefix} {n}"
+        host = a if a_alive and n % 2 == 0 else b
+        try:
+            response = visitor.submit(host.url + "/create", {"title": title, "body": ""})
+        except httpx.TransportError:
+            a_alive = False  # A died under this request: it was never acknowledged
+            continue
+        if response.status_code == 302:
+            acknowledged.add(title)
+    return acknowledged
+
+
+async def test_killing_a_host_loses_no_acknowledged_write(
+    database_url: str, visitor: Visitor
+) -> None:
+    with two_hosts(database_url) as (a, b):
+        register_and_log_in(visitor, a, b)
+        visitors = [Visitor() for _ in range(4)]
+        for other in visitors:
+            other.session = visitor.session
+        try:
+            with ThreadPoolExecutor(len(visitors)) as pool:
+                streams = [
+                    pool.submit(create_stream, other, a, b, f"stream {n}", 40)
+                    for n, other in enumerate(visitors)
+                ]
+                time.sleep(0.5)
+                a.process.kill()  # host A dies with requests in flight
+                acknowledged = set().union(*(stream.result() for stream in streams))
+        finally:
+            for other in visitors:
+                other.close()
+        assert a.process.wait(10) != 0
+    print(f"multi-host: 160 creates sent, {len(acknowledged)} acknowledged, all present")
+    assert len(acknowledged) >= 100  # most creates succeed, on B after A died
+    assert acknowledged <= await titles_in(database_url)
