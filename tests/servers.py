@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,6 +53,14 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL the server and its worker processes, as a crash or OOM kill would."""
+        # hypercorn serves from a worker child even with one worker: killing only the
+        # parent would leave the worker serving.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
     def output(self) -> str:
         """Return what the stopped server wrote to stdout and stderr."""
         out, _ = self.process.communicate(timeout=15)
@@ -77,7 +86,12 @@ def start(
 ) -> Server:
     """Start a server process from the project root, without waiting for it."""
     process = subprocess.Popen(
-        list(command), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        list(command),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so kill() reaches the workers
     )
     return Server(process, f"http://{host}:{port}")
 
@@ -99,10 +113,8 @@ def running(
     finally:
         if server.process.poll() is None:
             server.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 server.process.wait(15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        server.kill()  # whatever is left of the group, workers of a killed parent included
         if server.process.stdout is not None:
             server.process.stdout.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -121,10 +121,14 @@ async def titles_in(database_url: str) -> set[str]:
         await connection.close()
 
 
-def create_stream(visitor: Visitor, a: Server, b: Server, prefix: str, count: int) -> set[str]:
+def create_stream(
+    visitor: Visitor, a: Server, b: Server, prefix: str, count: int, started: threading.Event
+) -> set[str]:
     """Create posts alternating between the hosts, on B alone once A stops answering."""
     acknowledged, a_alive = set(), True
     for n in range(count):
+        if n == count // 4:
+            started.set()
         title = f"{prefix} {n}"
         host = a if a_alive and n % 2 == 0 else b
         try:
@@ -147,17 +151,18 @@ async def test_killing_a_host_loses_no_acknowledged_write(
             other.session = visitor.session
         try:
             with ThreadPoolExecutor(len(visitors)) as pool:
+                started = threading.Event()
                 streams = [
-                    pool.submit(create_stream, other, a, b, f"stream {n}", 40)
+                    pool.submit(create_stream, other, a, b, f"stream {n}", 40, started)
                     for n, other in enumerate(visitors)
                 ]
-                time.sleep(0.5)
-                a.process.kill()  # host A dies with requests in flight
+                started.wait(30)
+                a.kill()  # host A dies with requests in flight
                 acknowledged = set().union(*(stream.result() for stream in streams))
         finally:
             for other in visitors:
                 other.close()
-        assert a.process.wait(10) != 0
+        assert a.process.returncode == -9
     print(f"multi-host: 160 creates sent, {len(acknowledged)} acknowledged, all present")
-    assert len(acknowledged) >= 100  # most creates succeed, on B after A died
+    assert 100 <= len(acknowledged) < 160  # some died with A; most succeeded, on B after
     assert acknowledged <= await titles_in(database_url)
