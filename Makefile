@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint clean
+# Debian packages the tests drive: Chromium (browser test) and the PostgreSQL server.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
+	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql)
+
+.PHONY: run test lint system-deps clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +25,13 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+system-deps:
+	@if [ -n "$(strip $(MISSING_PACKAGES))" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(MISSING_PACKAGES); \
+	fi
+
+test: lint system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term-missing
 
 clean:
