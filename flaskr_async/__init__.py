@@ -56,11 +56,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     async def hello() -> str:
         return "Hello, World!"
 
-    security.init_app(app)
     db.init_app(app)
-
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
     # "/" is the blog index; url_for("index") works as well as url_for("blog.index").
     app.add_url_rule("/", endpoint="index")
+    # After the blueprints: the user is loaded before the CSRF check, so even its 400
+    # page shows a logged-in user's navigation.
+    security.init_app(app)
     return app

@@ -9,9 +9,12 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from flaskr_async import create_app
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
 from tests.conftest import AuthActions
+from tests.conftest import csrf_token_of
+from tests.conftest import load_test_data
 from tests.conftest import page_text
 
 
@@ -230,3 +233,20 @@ async def test_login_required(client: QuartClient, path: str) -> None:
     response = await client.post(path)
     assert response.status_code == 302
     assert response.headers["Location"] == "/auth/login"
+
+
+async def test_error_pages_keep_the_logged_in_navigation(app_config: dict[str, Any]) -> None:
+    app = create_app({**app_config, "WTF_CSRF_ENABLED": True})
+    async with app.test_app():
+        await load_test_data(app)
+        client = app.test_client()
+        token = csrf_token_of(await page_text(await client.get("/auth/login")))
+        form = {"username": "test", "password": "test", "csrf_token": token}
+        assert (await client.post("/auth/login", form=form)).status_code == 302
+        for response in (
+            await client.get("/no/such/page"),
+            await client.post("/create", form={"title": "t", "csrf_token": "forged"}),
+        ):
+            page = await page_text(response)
+            assert response.status_code in (404, 400)
+            assert "Log Out" in page and csrf_token_of(page)
