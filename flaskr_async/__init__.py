@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -55,6 +56,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     @app.route("/hello")
     async def hello() -> str:
         return "Hello, World!"
+
+    @app.before_serving
+    async def log_at_info() -> None:
+        # The first use of app.logger adds Quart's stderr handler unless logging is configured;
+        # INFO lets the database's opening and closing reach the server's output.
+        if app.logger.level == logging.NOTSET:
+            app.logger.setLevel(logging.INFO)
 
     db.init_app(app)
     app.register_blueprint(auth.bp)

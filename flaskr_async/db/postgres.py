@@ -88,6 +88,9 @@ class PostgresDatabase:
             str(config["DATABASE"]), pool_size=pool_size or int(config["DATABASE_POOL_SIZE"])
         )
 
+    def __str__(self) -> str:
+        return redacted(self.url)
+
     async def open(self) -> None:
         """Open the pool and create missing tables; on failure close what opened."""
         try:
@@ -102,7 +105,7 @@ class PostgresDatabase:
                 await self.create_schema(connection)
         except (TimeoutError, asyncpg.PostgresError, OSError) as error:
             await self.close()
-            message = f"Cannot use DATABASE {redacted(self.url)!r}: {error}"
+            message = f"Cannot use DATABASE {str(self)!r}: {error}"
             logger.error(message)
             raise DatabaseUnavailable(message) from error
         except BaseException:

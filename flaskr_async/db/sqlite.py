@@ -112,6 +112,9 @@ class SQLiteDatabase:
             synchronous=str(config["SQLITE_SYNCHRONOUS"]),
         )
 
+    def __str__(self) -> str:
+        return self.path
+
     async def open(self) -> None:
         """Open every connection and create missing tables; on failure close what opened."""
         try:
