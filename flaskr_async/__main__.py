@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import secrets
 import sys
@@ -17,12 +16,9 @@ from collections.abc import Sequence
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.run import run
-from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
 from flaskr_async import create_app
-
-logger = logging.getLogger("flaskr_async")
 
 
 def ensure_secret_key(app: Quart) -> bool:
@@ -35,16 +31,8 @@ def ensure_secret_key(app: Quart) -> bool:
     with os.fdopen(descriptor, "a") as config:
         config.write("\n# Written by `python -m flaskr_async serve`; keep it secret.\n")
         config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
-    logger.warning("Wrote a new random SECRET_KEY to %s", path)
+    app.logger.warning("Wrote a new random SECRET_KEY to %s", path)
     return True
-
-
-def configure_logging() -> None:
-    """Send the package's log lines (database, failed logins, start-up) to stderr."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
@@ -64,6 +52,12 @@ async def check_startup(app: Quart) -> None:
     await app.shutdown()
 
 
+async def serve_until_stopped(app: Quart, config: Config) -> int:
+    """Serve in this process until SIGTERM or SIGINT; return the exit status."""
+    await serve(app, config)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the app; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m flaskr_async", description=__doc__)
@@ -73,7 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
     args = parser.parse_args(argv)
 
-    configure_logging()
     app = create_app()
     if ensure_secret_key(app):
         app = create_app()
@@ -82,11 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.workers > 1:
             asyncio.run(check_startup(app))
             return run(config)
-        asyncio.run(serve(app, config))
-    except (LifespanFailureError, Exception) as error:
-        logger.error("Start-up failed: %s", error)
+        return asyncio.run(serve_until_stopped(app, config))
+    # Whatever stops start-up (a LifespanFailureError from hypercorn, or the app's own
+    # error from the preflight), the caller must see a non-zero status.
+    except Exception as error:
+        app.logger.error("Start-up failed: %s", error)
         return 1
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a program

@@ -1,0 +1,241 @@
+"""The serve entry point and a real hypercorn: start-up, first-run secret, failures, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from quart import Quart
+
+from flaskr_async import __main__ as entry_point
+from flaskr_async import create_app
+from tests.servers import TEST_SECRET_KEY
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
+from tests.servers import start
+from tests.servers import wait_until_serving
+
+SERVE = [sys.executable, "-m", "flaskr_async", "serve"]
+
+
+def wal_of(database: Path) -> Path:
+    """Return the path of a SQLite database's write-ahead log."""
+    return database.with_name(database.name + "-wal")
+
+
+def post_count(database: Path) -> int:
+    """Count the posts in a SQLite file the server has closed."""
+    with sqlite3.connect(database) as connection:
+        return int(connection.execute("SELECT count(*) FROM post").fetchone()[0])
+
+
+def test_hypercorn_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    database = tmp_path / "flaskr.sqlite"
+    port = free_port()
+    with running(hypercorn_command(port), server_env(database), port) as server:
+        assert httpx.get(server.url + "/hello").text == "Hello, World!"
+        index = httpx.get(server.url + "/")  # reads the database
+        assert index.status_code == 200
+        assert "Log In" in index.text
+        assert wal_of(database).exists()  # the server holds the database open
+        assert server.stop() == 0
+        output = server.output()
+    assert f"Database opened: {database}" in output
+    assert f"Database closed: {database}" in output
+    # The last connection's close checkpoints the log away: nothing is left half-written.
+    assert not wal_of(database).exists()
+    assert post_count(database) == 0
+
+
+@pytest.mark.parametrize("make_unusable", ["directory", "unwritable", "corrupt"])
+def test_serve_exits_non_zero_on_an_unusable_database(tmp_path: Path, make_unusable: str) -> None:
+    database = tmp_path / "flaskr.sqlite"
+    if make_unusable == "directory":
+        database.mkdir()
+    elif make_unusable == "unwritable":
+        database = Path("/proc/flaskr.sqlite")  # no one, root included, creates files here
+    else:
+        database.write_bytes(b"this is not a database" * 100)
+    port = free_port()
+    server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], server_env(database), port)
+    assert server.process.wait(30) == 1
+    output = server.output()
+    assert f"Cannot use DATABASE {str(database)!r}" in output
+    assert "Start-up failed" in output
+
+
+def test_plain_hypercorn_hides_a_failed_start_up(tmp_path: Path) -> None:
+    """Document why the serve wrapper exists: hypercorn alone exits 0 here."""
+    port = free_port()
+    server = start(hypercorn_command(port), server_env(tmp_path), port)
+    assert server.process.wait(30) == 0
+    assert f"Cannot use DATABASE {str(tmp_path)!r}" in server.output()
+
+
+def test_serve_refuses_the_development_secret_key(tmp_path: Path) -> None:
+    port = free_port()
+    env = server_env(tmp_path / "flaskr.sqlite", SECRET_KEY="too-short")
+    server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], env, port)
+    assert server.process.wait(30) == 1
+    output = server.output()
+    assert "SECRET_KEY is the development default or shorter than 32 bytes" in output
+    assert "FLASKR_SECRET_KEY" in output
+
+
+@pytest.fixture
+def instance_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put the app's instance folder in tmp_path, as an installed package puts it elsewhere."""
+    path = tmp_path / "instance"
+    monkeypatch.setattr(Quart, "auto_find_instance_path", lambda self: str(path))
+    return path
+
+
+@pytest.fixture
+def serve_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the entry point at a fresh database; return its path."""
+    for name, value in server_env(tmp_path / "flaskr.sqlite").items():
+        monkeypatch.setenv(name, value)
+    return tmp_path / "flaskr.sqlite"
+
+
+@pytest.fixture
+def signal_handlers() -> Iterator[None]:
+    """Restore the signal handlers hypercorn's multi-worker runner replaces."""
+    names = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {name: signal.getsignal(name) for name in names}
+    yield
+    for name, handler in saved.items():
+        signal.signal(name, handler)
+
+
+def terminate_once_serving(port: int, visit: Callable[[str], None]) -> threading.Thread:
+    """Start a thread that waits for the server, visits it, then sends this process SIGTERM."""
+
+    def run() -> None:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_serving_url(url)
+            visit(url)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def wait_until_serving_url(url: str) -> None:
+    """Poll /hello of an in-process server until it answers."""
+    for _ in range(400):
+        try:
+            if httpx.get(url + "/hello", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            threading.Event().wait(0.05)
+    raise TimeoutError(url)  # pragma: no cover - only when the server never comes up
+
+
+def test_main_writes_a_secret_key_on_first_run_and_serves(
+    instance_path: Path, serve_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLASKR_SECRET_KEY")
+    seen: dict[str, int] = {}
+
+    def visit(url: str) -> None:
+        seen["index"] = httpx.get(url + "/").status_code
+
+    port = free_port()
+    thread = terminate_once_serving(port, visit)
+    assert entry_point.main(["serve", "--bind", f"127.0.0.1:{port}"]) == 0
+    thread.join()
+    assert seen == {"index": 200}
+    config = instance_path / "config.py"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    key = create_app().config["SECRET_KEY"]
+    assert len(key) == 64 and key != "dev"
+    assert not wal_of(serve_environment).exists()
+
+
+def test_ensure_secret_key_keeps_a_configured_key(instance_path: Path) -> None:
+    app = create_app({"SECRET_KEY": TEST_SECRET_KEY})
+    assert entry_point.ensure_secret_key(app) is False
+    assert not (instance_path / "config.py").exists()
+
+
+def test_ensure_secret_key_appends_to_an_existing_config(instance_path: Path) -> None:
+    instance_path.mkdir()
+    (instance_path / "config.py").write_text("POSTS_PER_PAGE = 7\n")
+    assert entry_point.ensure_secret_key(create_app()) is True
+    app = create_app()
+    assert app.config["POSTS_PER_PAGE"] == 7
+    assert app.config["SECRET_KEY"] != "dev"
+
+
+def test_main_serves_several_workers(
+    tmp_path: Path, serve_environment: Path, signal_handlers: None
+) -> None:
+    config = tmp_path / "hypercorn.toml"
+    port = free_port()
+    config.write_text(f'bind = ["127.0.0.1:{port}"]\nworkers = 2\n')
+
+    def visit(url: str) -> None:
+        assert httpx.get(url + "/").status_code == 200
+
+    thread = terminate_once_serving(port, visit)
+    assert entry_point.main(["serve", "--config", str(config)]) == 0
+    thread.join()
+    assert post_count(serve_environment) == 0
+
+
+def test_main_checks_start_up_before_forking_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("FLASKR_DATABASE", str(tmp_path))  # a directory: unusable
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f'bind = ["127.0.0.1:{free_port()}"]\nworkers = 2\n')
+    assert entry_point.main(["serve", "--config", str(config)]) == 1
+    assert f"Cannot use DATABASE {str(tmp_path)!r}" in caplog.text
+    assert "Start-up failed" in caplog.text
+
+
+def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
+    assert entry_point.hypercorn_config(None, []).bind == ["127.0.0.1:8000"]
+    assert entry_point.hypercorn_config(None, ["0.0.0.0:9000"]).bind == ["0.0.0.0:9000"]
+    config = tmp_path / "hypercorn.toml"
+    config.write_text('bind = ["127.0.0.1:8123"]\naccesslog = "-"\n')
+    from_file = entry_point.hypercorn_config(str(config), [])
+    assert from_file.bind == ["127.0.0.1:8123"]
+    assert from_file.application_path == "flaskr_async:create_app()"
+
+
+def test_shipped_hypercorn_config_is_valid() -> None:
+    config = entry_point.hypercorn_config(str(Path(__file__).parent.parent / "hypercorn.toml"), [])
+    assert config.include_server_header is False
+    assert config.accesslog is not None
+    assert config.graceful_timeout > 0
+
+
+def test_serve_process_stops_cleanly(tmp_path: Path) -> None:
+    database = tmp_path / "flaskr.sqlite"
+    port = free_port()
+    server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], server_env(database), port)
+    try:
+        wait_until_serving(server)
+        assert httpx.get(server.url + "/").status_code == 200
+    finally:
+        status = server.stop()
+    assert status == 0
+    assert f"Database closed: {database}" in server.output()
+    assert not wal_of(database).exists()
