@@ -1,0 +1,453 @@
+"""Secure defaults: CSRF, body limit, secrets, cookies, headers, hashing, throttling, Host."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner
+from itsdangerous import URLSafeTimedSerializer
+from quart import Quart
+from quart import typing as quart_typing
+
+from flaskr_async import create_app
+from flaskr_async import passwords
+from flaskr_async.db import current_database
+from flaskr_async.security import FORM_EXPIRED
+from flaskr_async.security import SECURITY_HEADERS
+from tests.conftest import csrf_token_of
+from tests.conftest import load_test_data
+from tests.conftest import page_text
+from tests.servers import ROOT
+from tests.servers import TEST_SECRET_KEY
+from tests.servers import free_port
+from tests.servers import server_env
+from tests.servers import start
+
+# Aliased: a name starting with "Test" in this module would be collected as a test class.
+Client = quart_typing.TestClientProtocol
+
+# Backend-neutral: these run on SQLite; the seam's own tests cover both backends.
+pytestmark = pytest.mark.sqlite_only
+
+
+@pytest.fixture
+def csrf_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    """Return the test settings with CSRF protection on, as it is when serving."""
+    return {**app_config, "WTF_CSRF_ENABLED": True}
+
+
+@pytest.fixture
+async def csrf_app(csrf_config: dict[str, Any]) -> AsyncIterator[Quart]:
+    """Serve an app that checks CSRF tokens, on the fixture rows."""
+    app = create_app(csrf_config)
+    async with app.test_app():
+        await load_test_data(app)
+        yield app
+
+
+async def token_from(client: Client, path: str = "/auth/login") -> str:
+    """Return the CSRF token a form page of this client's session carries."""
+    return csrf_token_of(await page_text(await client.get(path)))
+
+
+async def log_in(client: Client, username: str = "test", password: str = "test") -> None:
+    """Log the client in through the protected form."""
+    form = {"username": username, "password": password, "csrf_token": await token_from(client)}
+    response = await client.post("/auth/login", form=form)
+    assert response.headers["Location"] == "/", "login failed"
+
+
+async def count(app: Quart, table: str) -> int:
+    """Count the rows of a table."""
+    async with app.app_context():
+        async with current_database().lease() as db:
+            row = await db.fetch_one(f'SELECT count(*) AS n FROM "{table}"')
+    assert row is not None
+    return int(row["n"])
+
+
+async def database_state(app: Quart) -> tuple[int, int, str]:
+    """Return what any form could change: users, posts, and post 1's title."""
+    async with app.app_context():
+        async with current_database().lease() as db:
+            post = await db.fetch_one("SELECT title FROM post WHERE id = 1")
+    return await count(app, "user"), await count(app, "post"), post["title"] if post else ""
+
+
+# Every state-changing form: (path, fields, whether it needs a logged-in user).
+FORMS = {
+    "register": ("/auth/register", {"username": "new", "password": "a-long-password"}, False),
+    "login": ("/auth/login", {"username": "test", "password": "test"}, False),
+    "logout": ("/auth/logout", {}, True),
+    "create": ("/create", {"title": "created", "body": "b"}, True),
+    "update": ("/1/update", {"title": "updated", "body": "b"}, True),
+    "delete": ("/1/delete", {}, True),
+}
+
+
+def signed_in_the_past(app: Quart, raw_token: str) -> str:
+    """Sign a session's raw CSRF token as if it had been issued two hours ago."""
+
+    class TwoHoursAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 2 * 3600
+
+    serializer = URLSafeTimedSerializer(TEST_SECRET_KEY, salt="wtf-csrf-token", signer=TwoHoursAgo)
+    return serializer.dumps(raw_token)
+
+
+async def bad_tokens(app: Quart, client: Client) -> dict[str, str | None]:
+    """Return every kind of token the app must refuse for this client's session."""
+    good = await token_from(client)
+    async with client.session_transaction() as session:
+        raw = session["csrf_token"]
+    stranger = app.test_client()
+    return {
+        "missing": None,
+        "empty": "",
+        "malformed": "not-a-token",
+        "tampered": good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+        "other key": URLSafeTimedSerializer("another-key", salt="wtf-csrf-token").dumps(raw),
+        "other session": await token_from(stranger),
+        "expired": signed_in_the_past(app, raw),
+    }
+
+
+@pytest.mark.parametrize("form_name", FORMS)
+async def test_every_form_refuses_bad_csrf_tokens(
+    csrf_config: dict[str, Any], form_name: str
+) -> None:
+    path, fields, needs_login = FORMS[form_name]
+    # One hour: long enough for the valid token, short enough that "expired" has expired.
+    app = create_app({**csrf_config, "WTF_CSRF_TIME_LIMIT": 3600})
+    async with app.test_app():
+        await load_test_data(app)
+        client = app.test_client()
+        if needs_login:
+            await log_in(client)
+        before = await database_state(app)
+        for kind, token in (await bad_tokens(app, client)).items():
+            form = dict(fields) if token is None else {**fields, "csrf_token": token}
+            response = await client.post(path, form=form)
+            assert response.status_code == 400, kind
+            assert FORM_EXPIRED in await page_text(response), kind
+            assert await database_state(app) == before, kind
+        # Still logged in (or still anonymous): the refused logout and login changed nothing.
+        assert ("Log Out" in await page_text(await client.get("/"))) is needs_login
+
+        response = await client.post(path, form={**fields, "csrf_token": await token_from(client)})
+        assert response.status_code in (302, 303)
+
+
+async def test_one_token_serves_every_form_of_the_session(
+    csrf_app: Quart, csrf_config: dict[str, Any]
+) -> None:
+    client = csrf_app.test_client()
+    await log_in(client)
+    first_tab = await token_from(client, "/create")
+    second_tab = await token_from(client, "/1/update")
+    for title, token in (("from tab one", first_tab), ("from tab two", second_tab)):
+        form = {"title": title, "body": "", "csrf_token": token}
+        assert (await client.post("/create", form=form)).headers["Location"] == "/"
+    assert await count(csrf_app, "post") == 3
+
+
+async def test_a_token_dies_with_its_session(csrf_app: Quart) -> None:
+    client = csrf_app.test_client()
+    await log_in(client)
+    old_token = await token_from(client, "/create")
+    await client.post("/auth/logout", form={"csrf_token": old_token})
+    await log_in(client)
+    response = await client.post(
+        "/create", form={"title": "t", "body": "", "csrf_token": old_token}
+    )
+    assert response.status_code == 400
+
+
+async def test_bodies_over_the_limit_are_413(client: Client, app: Quart) -> None:
+    await client.post("/auth/login", form={"username": "test", "password": "test"})
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit == 1024 * 1024
+    response = await client.post("/create", form={"title": "big", "body": "x" * limit})
+    assert response.status_code == 413
+    assert await count(app, "post") == 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        ({"SECRET_KEY": "dev"}, True),
+        ({"SECRET_KEY": "x" * 31}, True),
+        ({"SECRET_KEY": b"x" * 31}, True),
+        ({"SECRET_KEY": "x" * 32}, False),
+        ({"SECRET_KEY": "dev", "DEBUG": True}, False),
+        ({"SECRET_KEY": "dev", "TESTING": True}, False),
+    ],
+)
+async def test_serving_refuses_a_weak_secret_key(
+    app_config: dict[str, Any],
+    settings: dict[str, Any],
+    refused: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app({**app_config, "TESTING": False, **settings})
+    if refused:
+        with pytest.raises(Exception, match="SECRET_KEY"):
+            async with app.test_app():
+                pass  # pragma: no cover - start-up fails
+        assert "FLASKR_SECRET_KEY" in caplog.text
+        assert "secrets.token_hex()" in caplog.text
+    else:
+        async with app.test_app():
+            assert (await app.test_client().get("/hello")).status_code == 200
+
+
+async def session_cookie_of(app: Quart) -> str:
+    """Serve an app on the fixture rows, log in, and return the signed session cookie."""
+    async with app.test_app():
+        await load_test_data(app)
+        response = await app.test_client().post(
+            "/auth/login", form={"username": "test", "password": "test"}
+        )
+    cookie = response.headers["Set-Cookie"]
+    return cookie.split(";")[0].split("=", 1)[1]
+
+
+async def logged_in(app: Quart, cookie: str) -> bool:
+    """Tell whether an app recognises the session cookie as a logged-in user."""
+    async with app.test_app():
+        response = await app.test_client().get("/", headers={"Cookie": f"session={cookie}"})
+    return "Log Out" in await page_text(response)
+
+
+async def test_secret_key_fallbacks_keep_sessions_through_a_rotation(
+    app_config: dict[str, Any],
+) -> None:
+    cookie = await session_cookie_of(create_app(app_config))
+    new_key = "a-brand-new-secret-key-of-enough-length"
+    rotated = {**app_config, "SECRET_KEY": new_key, "SECRET_KEY_FALLBACKS": [TEST_SECRET_KEY]}
+    assert await logged_in(create_app(rotated), cookie)
+    assert not await logged_in(create_app({**app_config, "SECRET_KEY": new_key}), cookie)
+
+
+@pytest.mark.parametrize(
+    ("settings", "secure"),
+    [
+        ({"TESTING": False}, True),
+        ({"TESTING": False, "DEBUG": True}, False),
+        ({"TESTING": True}, False),
+        ({"TESTING": False, "SESSION_COOKIE_SECURE": False}, False),  # plain-HTTP local use
+    ],
+)
+async def test_session_cookie_flags(
+    app_config: dict[str, Any], settings: dict[str, Any], secure: bool
+) -> None:
+    app = create_app({**app_config, **settings})
+    async with app.test_app():
+        await load_test_data(app)
+        response = await app.test_client().post(
+            "/auth/login", form={"username": "test", "password": "test"}
+        )
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is secure
+    # A permanent session with the configured lifetime (14 days), not a browser-session cookie.
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie)[1])  # type: ignore[index]
+    lifetime = expires - datetime.now(UTC)
+    assert timedelta(days=14) - timedelta(minutes=1) < lifetime <= timedelta(days=14)
+
+
+def headers_app(app_config: dict[str, Any]) -> Quart:
+    """Build an app with two extra routes: one that fails, one that sets its own header."""
+    app = create_app({**app_config, "TESTING": False, "PROPAGATE_EXCEPTIONS": False})
+
+    @app.route("/boom")
+    async def boom() -> str:
+        raise RuntimeError("a bug")
+
+    @app.route("/framed")
+    async def framed() -> tuple[str, dict[str, str]]:
+        return "ok", {"X-Frame-Options": "SAMEORIGIN"}
+
+    return app
+
+
+RESPONSE_KINDS: dict[str, tuple[str, str, dict[str, str], int]] = {
+    "page": ("GET", "/", {}, 200),
+    "text": ("GET", "/hello", {}, 200),
+    "static file": ("GET", "/static/style.css", {}, 200),
+    "redirect": ("GET", "/create", {}, 302),
+    "bad request": ("GET", "/?before=nonsense", {}, 400),
+    "csrf failure": ("POST", "/auth/login", {"username": "a", "password": "b"}, 400),
+    "not found": ("GET", "/no/such/page", {}, 404),
+    "method not allowed": ("GET", "/auth/logout", {}, 405),
+    "too large": ("POST", "/auth/login", {"password": "x" * (1024 * 1024)}, 413),
+    "server error": ("GET", "/boom", {}, 500),
+}
+
+
+async def test_security_headers_on_every_kind_of_response(
+    app_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = headers_app({**app_config, "WTF_CSRF_ENABLED": True})
+    async with app.test_app():
+        client = app.test_client()
+        for kind, (method, path, form, status) in RESPONSE_KINDS.items():
+            if method == "GET":
+                response = await client.get(path)
+            else:
+                response = await client.post(path, form=form)
+            assert response.status_code == status, kind
+            for name, value in SECURITY_HEADERS.items():
+                assert response.headers.get(name) == value, (kind, name)
+        framed = await client.get("/framed")
+    assert framed.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]  # a view's own wins
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "Exception on request GET /boom" in caplog.text
+
+
+async def test_pages_have_no_inline_script_or_style(
+    client: Client,
+) -> None:
+    await client.post("/auth/login", form={"username": "test", "password": "test"})
+    for path in ("/", "/create", "/1/update", "/auth/login", "/auth/register"):
+        page = await page_text(await client.get(path))
+        assert "<script>" not in page and " onclick=" not in page and "style=" not in page, path
+
+
+def test_hash_parameters_meet_owasp() -> None:
+    parameters = passwords.HASHER
+    assert parameters.type.name == "ID"
+    assert parameters.memory_cost >= 19 * 1024
+    assert parameters.time_cost >= 2
+    # The dummy hash has the same parameters, so checking it costs what a real check costs.
+    assert not parameters.check_needs_rehash(passwords.DUMMY_HASH)
+
+
+async def test_unknown_users_cost_a_full_password_check(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    real_verify = passwords.verify_argon2
+
+    def recording_verify(stored: str, password: str) -> bool:
+        checked.append(stored)
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(passwords, "verify_argon2", recording_verify)
+    response = await client.post("/auth/login", form={"username": "nobody", "password": "x"})
+    assert "Incorrect username or password." in await page_text(response)
+    assert checked == [passwords.DUMMY_HASH]
+
+
+async def test_concurrent_hashes_are_capped(
+    app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+    real_hash = passwords.hash_sync
+
+    def counting_hash(password: str) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return real_hash(password)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(passwords, "hash_sync", counting_hash)
+    app = create_app({**app_config, "PASSWORD_HASH_CONCURRENCY": 2})
+    async with app.test_app():
+        client = app.test_client()
+        forms = [{"username": f"user{i}", "password": "long-enough"} for i in range(6)]
+        responses = await asyncio.gather(
+            *(client.post("/auth/register", form=form) for form in forms)
+        )
+    assert all(response.status_code == 302 for response in responses)
+    assert most == 2
+
+
+async def fail_login(client: Client, username: str, headers: dict[str, str]) -> int:
+    """Post a wrong password and return the status."""
+    form = {"username": username, "password": "wrong"}
+    return (await client.post("/auth/login", form=form, headers=headers)).status_code
+
+
+async def test_a_rotated_forwarded_for_header_does_not_escape_throttling(
+    client: Client,
+) -> None:
+    # Without a trusted proxy the header is the client's own words: it must be ignored.
+    for i in range(20):
+        assert await fail_login(client, f"user{i}", {"X-Forwarded-For": f"198.51.100.{i}"}) == 200
+    assert await fail_login(client, "user99", {"X-Forwarded-For": "198.51.100.99"}) == 429
+
+
+async def test_behind_a_proxy_the_address_it_saw_is_throttled(
+    app_config: dict[str, Any],
+) -> None:
+    app = create_app({**app_config, "PROXY_FIX_TRUSTED_HOPS": 1})
+    async with app.test_app():
+        client = app.test_client()
+        for i in range(20):
+            # The client rotates what it sends; the proxy appends the address it really saw.
+            forwarded = {"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.7"}
+            assert await fail_login(client, f"user{i}", forwarded) == 200
+        assert await fail_login(client, "x", {"X-Forwarded-For": "203.0.113.7"}) == 429
+        assert await fail_login(client, "x", {"X-Forwarded-For": "203.0.113.8"}) == 200
+
+
+def shipped_config_server(tmp_path: Path) -> tuple[Callable[[str], httpx.Response], Any]:
+    """Start hypercorn with the shipped config on a free port; return a getter and the server."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "hypercorn", "--config", str(ROOT / "hypercorn.toml")),
+        *("--bind", f"127.0.0.1:{port}", "asgi:app"),
+    ]
+    server = start(command, server_env(tmp_path / "flaskr.sqlite"), port)
+
+    def get(host: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{port}/hello", headers={"Host": host}, timeout=2)
+
+    return get, server
+
+
+def test_shipped_hypercorn_config(tmp_path: Path) -> None:
+    get, server = shipped_config_server(tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = get("localhost:8000")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "hypercorn did not start"
+                time.sleep(0.05)
+        assert response.status_code == 200
+        assert "server" not in response.headers
+        assert get("127.0.0.1:8000").status_code == 200
+        assert get("evil.example").status_code == 404
+        assert get("localhost:8000.evil.example").status_code == 404
+    finally:
+        assert server.stop() == 0
+    output = server.output()
+    # The access log: one line per request.
+    assert output.count("GET /hello") == 4
