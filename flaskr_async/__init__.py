@@ -14,6 +14,7 @@ from flaskr_async import auth
 from flaskr_async import blog
 from flaskr_async import db
 from flaskr_async import security
+from flaskr_async import templating
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_POOL_SIZE": 4,
@@ -39,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
 def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     """Create and configure an instance of the app."""
     app = Quart(__name__, instance_relative_config=True)
+    templating.init_app(app)
     app.config.from_mapping(
         SECRET_KEY="dev",
         DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),
@@ -72,4 +74,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     # After the blueprints: the user is loaded before the CSRF check, so even its 400
     # page shows a logged-in user's navigation.
     security.init_app(app)
+    # Last: after every extension and blueprint has added its context processors.
+    templating.inline_context_processors(app)
     return app
