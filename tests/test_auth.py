@@ -108,6 +108,21 @@ async def test_login_validate_input(
     assert message in await page_text(response)
 
 
+async def test_failed_logins_are_logged_by_the_package(
+    auth: AuthActions, caplog: pytest.LogCaptureFixture
+) -> None:
+    await auth.login("nobody", "wrong")
+    await auth.login("test", "wrong")
+    failures = [
+        r for r in caplog.records if r.name == "flaskr_async" and "Failed login" in r.message
+    ]
+    # "<local>" is the Quart test client's remote address.
+    assert [r.getMessage() for r in failures] == [
+        "Failed login for username 'nobody' from <local>",
+        "Failed login for username 'test' from <local>",
+    ]
+
+
 async def test_login_upgrades_old_hashes(app: Quart, auth: AuthActions) -> None:
     assert (await stored_user(app, "test"))["password"].startswith("pbkdf2:")
     await auth.login()
