@@ -82,12 +82,16 @@ def wait_until_serving(server: Server, deadline: float = 20) -> None:
 
 
 def start(
-    command: Sequence[str], env: dict[str, str], port: int, host: str = "127.0.0.1"
+    command: Sequence[str],
+    env: dict[str, str],
+    port: int,
+    host: str = "127.0.0.1",
+    cwd: Path = ROOT,
 ) -> Server:
-    """Start a server process from the project root, without waiting for it."""
+    """Start a server process (from the project root by default), without waiting for it."""
     process = subprocess.Popen(
         list(command),
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -103,10 +107,14 @@ def hypercorn_command(port: int, *options: str, host: str = "127.0.0.1") -> list
 
 @contextmanager
 def running(
-    command: Sequence[str], env: dict[str, str], port: int, host: str = "127.0.0.1"
+    command: Sequence[str],
+    env: dict[str, str],
+    port: int,
+    host: str = "127.0.0.1",
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
     """Serve for the block; the server is stopped (SIGTERM, then SIGKILL) however it ends."""
-    server = start(command, env, port, host)
+    server = start(command, env, port, host, cwd)
     try:
         wait_until_serving(server)
         yield server

@@ -1,0 +1,128 @@
+"""Development mode: the debug server reloads on code changes; tracebacks only when debugging."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from typing import NoReturn
+
+import httpx
+import pytest
+from quart import Quart
+
+from flaskr_async import create_app
+from tests.servers import ROOT
+from tests.servers import TEST_SECRET_KEY
+from tests.servers import free_port
+from tests.servers import running
+from tests.servers import server_env
+
+QUART = Path(sys.executable).with_name("quart")  # the console script beside this interpreter
+HELLO = 'return "Hello, World!"'
+RELOAD_DEADLINE = 20  # seconds: Quart checks for changes every second, then restarts
+
+
+def copy_of_the_package(directory: Path) -> Path:
+    """Copy the package into a directory that can be edited freely; return its __init__.py."""
+    shutil.copytree(
+        ROOT / "flaskr_async",
+        directory / "flaskr_async",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (directory / "instance").mkdir()
+    return directory / "flaskr_async" / "__init__.py"
+
+
+def wait_for_text(url: str, text: str, deadline: float) -> None:
+    """Poll a URL until its body is ``text``; connection errors mean a restart is under way."""
+    stop_at = time.monotonic() + deadline
+    body = None
+    while time.monotonic() < stop_at:
+        try:
+            body = httpx.get(url, timeout=1).text
+        except httpx.TransportError:
+            body = None
+        if body == text:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} still says {body!r}, not {text!r}, after {deadline} s")
+
+
+def test_quart_run_debug_reloads_on_a_code_change(tmp_path: Path) -> None:
+    init = copy_of_the_package(tmp_path)
+    assert HELLO in init.read_text()
+    database = tmp_path / "flaskr.sqlite"
+    env = server_env(database)
+    # The copy, not the editable install of the work tree, is imported.
+    env["PYTHONPATH"] = str(tmp_path)
+    port = free_port()
+    command = [str(QUART), "--app", "flaskr_async", "run", "--debug", "--port", str(port)]
+    # From the copy's folder: `--app flaskr_async` must import the copy, not the work tree.
+    with running(command, env, port, cwd=tmp_path) as server:
+        assert httpx.get(server.url + "/hello").text == "Hello, World!"
+        init.write_text(init.read_text().replace(HELLO, 'return "Hello, reloaded!"'))
+        wait_for_text(server.url + "/hello", "Hello, reloaded!", RELOAD_DEADLINE)
+        assert server.stop(timeout=10) == 0
+        output = server.output()
+    assert " * Debug mode: True" in output
+    # The reload re-ran the start-up in a fresh process. Quart's reloader cancels every task
+    # and execs without the lifespan shutdown, so only the final stop is sure to log a close.
+    assert output.count(f"Database opened: {database}") == 2, output
+    reopened = output.rindex(f"Database opened: {database}")
+    assert output.find(f"Database closed: {database}", reopened) > reopened, output
+
+
+@pytest.fixture
+def restore_logger_level() -> Iterator[None]:
+    """Undo the level a serving app (DEBUG when debugging) sets on the shared logger."""
+    logger = logging.getLogger("flaskr_async")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
+def failing_app(tmp_path: Path, **config: Any) -> Quart:
+    """Create a serving-mode app (not TESTING) with a route that raises."""
+    app = create_app(
+        {"SECRET_KEY": TEST_SECRET_KEY, "DATABASE": str(tmp_path / "flaskr.sqlite"), **config}
+    )
+
+    @app.route("/boom")
+    async def boom() -> NoReturn:
+        raise RuntimeError("the secret detail of a bug")
+
+    return app
+
+
+async def test_production_500_is_plain_and_the_error_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, restore_logger_level: None
+) -> None:
+    app = failing_app(tmp_path)
+    assert not app.debug and not app.testing
+    async with app.test_app():
+        response = await app.test_client().get("/boom")
+    page = await response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "<title>500 Internal Server Error - Flaskr</title>" in page  # the site's error page
+    assert "Traceback" not in page and "the secret detail" not in page
+    assert "RuntimeError" not in page
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage() == "Exception on request GET /boom"
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+async def test_debug_mode_shows_the_traceback(tmp_path: Path, restore_logger_level: None) -> None:
+    app = failing_app(tmp_path, DEBUG=True)
+    assert app.debug
+    async with app.test_app():
+        response = await app.test_client().get("/boom")
+    page = await response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "RuntimeError" in page and "the secret detail of a bug" in page
+    assert "raise RuntimeError" in page  # the failing source line, from the traceback
