@@ -1,0 +1,229 @@
+"""End to end in a real browser: Chromium, driven by Playwright, against a real hypercorn."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT
+from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
+
+try:
+    from playwright.sync_api import Browser
+    from playwright.sync_api import ConsoleMessage
+    from playwright.sync_api import Dialog
+    from playwright.sync_api import Page
+    from playwright.sync_api import expect
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the browser fixture skips (or fails, on CI) and says why
+    pass
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_MS = 5_000  # every wait is bounded: a broken page fails in seconds, not minutes
+CONFIRM_DELETE = "Delete this post? This cannot be undone."
+
+
+def require_browser() -> None:
+    """Skip without Chromium or Playwright, except on CI, where a skip would hide the test."""
+    missing = [
+        name
+        for name, present in (
+            (f"Chromium ({CHROMIUM})", CHROMIUM.exists()),
+            ("the playwright package", importlib.util.find_spec("playwright") is not None),
+        )
+        if not present
+    ]
+    if missing:
+        message = (
+            f"browser tests need {' and '.join(missing)} (make system-deps; pip install -e .[dev])"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Launch one headless Chromium for the module's tests."""
+    require_browser()
+    with sync_playwright() as playwright:
+        # --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start.
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless=new"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """Serve the app with hypercorn on a fresh SQLite database."""
+    port = free_port()
+    with running(hypercorn_command(port), server_env(tmp_path / "flaskr.sqlite"), port) as server:
+        yield server
+
+
+class Tab:
+    """A browser page that records console errors and the dialogs it was shown."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.accept_dialogs = True
+        page.set_default_timeout(TIMEOUT_MS)
+        # A CSP violation reaches the console as an error; an uncaught exception does not.
+        page.on("console", self.on_console)
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("dialog", self.on_dialog)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        """Keep the text of every console error."""
+        if message.type == "error":
+            self.errors.append(f"{message.text} at {message.location['url']}")
+
+    def on_dialog(self, dialog: Dialog) -> None:
+        """Answer a confirm() as told, keeping its message."""
+        self.dialogs.append(dialog.message)
+        if self.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Tab]:
+    """Open a page in a fresh browser context (no cookies), closed after the test."""
+    context = browser.new_context()
+    try:
+        yield Tab(context.new_page())
+    finally:
+        context.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot into test-artifacts/ and return its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@contextmanager
+def screenshot_on_failure(tab: Tab, name: str) -> Iterator[None]:
+    """Save what the browser showed when a step failed, then let the failure through."""
+    try:
+        yield
+    except BaseException:
+        # A dead browser cannot take a picture; the original failure matters more.
+        with contextlib.suppress(Exception):
+            print(f"screenshot of the failure: {screenshot(tab.page, name)}")
+        raise
+
+
+def fill_and_submit(page: Page, fields: dict[str, str], button: str) -> None:
+    """Fill a form's fields by label, then press its submit button."""
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name=button, exact=True).click()
+
+
+def register_and_log_in(page: Page, url: str, username: str, password: str) -> None:
+    """Register through the nav link, fail one login, then log in."""
+    page.goto(url + "/")
+    expect(page.get_by_text("No posts yet.")).to_be_visible()
+    page.get_by_role("link", name="Register").click()
+    fill_and_submit(page, {"Username": username, "Password": password}, "Register")
+    expect(page).to_have_url(url + "/auth/login")
+
+    fill_and_submit(page, {"Username": username, "Password": "not the password"}, "Log In")
+    expect(page.get_by_role("alert")).to_have_text("Incorrect username or password.")
+    expect(page.get_by_role("button", name="Log Out")).to_have_count(0)
+
+    fill_and_submit(page, {"Username": username, "Password": password}, "Log In")
+    expect(page).to_have_url(url + "/")
+    expect(page.locator("nav")).to_contain_text(username)
+
+
+def create_and_edit_a_post(page: Page, url: str) -> None:
+    """Write a post, see it on the index, then retitle it."""
+    page.get_by_role("link", name="New").click()
+    fill_and_submit(page, {"Title": "Hello from Chromium", "Body": "Typed in a browser."}, "Save")
+    expect(page).to_have_url(url + "/")
+    post = page.locator("article")
+    expect(post).to_have_count(1)
+    expect(post.locator("h1")).to_have_text("Hello from Chromium")
+    expect(post.locator(".body")).to_have_text("Typed in a browser.")
+    print(f"screenshot of the index with the post: {screenshot(page, 'browser-index-with-post')}")
+
+    post.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Title", exact=True)).to_have_value("Hello from Chromium")
+    fill_and_submit(page, {"Title": "Edited in Chromium"}, "Save")
+    expect(page).to_have_url(url + "/")
+    expect(page.locator("article h1")).to_have_text(["Edited in Chromium"])
+
+
+def delete_the_post(tab: Tab, url: str) -> None:
+    """Cancel the delete at the confirm dialog, then confirm it."""
+    page = tab.page
+    page.locator("article").get_by_role("link", name="Edit").click()
+    update_url = page.url
+    tab.accept_dialogs = False
+    page.get_by_role("button", name="Delete").click()
+    # Dismissed: confirm.js stopped the submission, so the page and the post stay.
+    expect(page.get_by_role("button", name="Delete")).to_be_visible()
+    assert page.url == update_url
+    tab.accept_dialogs = True
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(url + "/")
+    expect(page.get_by_text("No posts yet.")).to_be_visible()
+    assert tab.dialogs == [CONFIRM_DELETE, CONFIRM_DELETE]
+
+
+def test_a_visitor_writes_edits_and_deletes_a_post(
+    tab: Tab, server: Server, request: pytest.FixtureRequest
+) -> None:
+    page, url = tab.page, server.url
+    with screenshot_on_failure(tab, request.node.name):
+        register_and_log_in(page, url, "chromium", "a long browser password")
+        create_and_edit_a_post(page, url)
+        delete_the_post(tab, url)
+        page.get_by_role("button", name="Log Out").click()
+        expect(page).to_have_url(url + "/")
+        expect(page.get_by_role("link", name="Log In")).to_be_visible()
+        expect(page.locator("nav")).not_to_contain_text("chromium")
+        # The strict Content-Security-Policy blocked nothing the pages use.
+        assert tab.errors == []
+
+
+def test_the_console_check_sees_a_csp_violation(
+    tab: Tab, server: Server, request: pytest.FixtureRequest
+) -> None:
+    """Prove the check above can fail: inline script is refused, and the refusal is seen."""
+    page = tab.page
+    with screenshot_on_failure(tab, request.node.name):
+        page.goto(server.url + "/")
+        with page.expect_console_message(lambda message: message.type == "error"):
+            page.evaluate(
+                """() => {
+                    const script = document.createElement("script");
+                    script.textContent = "window.inlineScriptRan = true";
+                    document.head.append(script);
+                }"""
+            )
+        assert page.evaluate("() => window.inlineScriptRan") is None
+        assert any("Content Security Policy" in error for error in tab.errors), tab.errors
