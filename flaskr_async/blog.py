@@ -39,7 +39,9 @@ def cursor_arg(name: str) -> int | None:
     value = request.args.get(name)
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_ID:
+    # The length check comes first: int() refuses strings of over 4,300 digits.
+    digits_ok = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
+    if not digits_ok or not 0 < int(value) <= MAX_ID:
         abort(400, f"The page cursor {name!r} must be a post id.")
     return int(value)
 

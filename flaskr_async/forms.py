@@ -84,7 +84,8 @@ class PostForm(QuartForm):
             no_nul,
         ],
     )
-    body = TextAreaField("Body", validators=[body_size, no_nul])
+    # A form posted without a body field means an empty body, not NULL.
+    body = TextAreaField("Body", default="", validators=[body_size, no_nul])
 
 
 def first_error(form: QuartForm) -> str:

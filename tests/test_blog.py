@@ -92,6 +92,18 @@ async def test_create(client: QuartClient, auth: AuthActions, app: Quart) -> Non
     assert await post_count(app) == 2
 
 
+async def test_create_without_body_field_stores_empty_body(
+    client: QuartClient, auth: AuthActions, app: Quart
+) -> None:
+    await auth.login()
+    response = await client.post("/create", form={"title": "no body"})
+    assert response.headers["Location"] == "/"
+    async with app.app_context():
+        async with current_database().lease() as db:
+            post = await db.fetch_one("SELECT body FROM post WHERE title = 'no body'")
+    assert post is not None and post["body"] == ""
+
+
 async def test_update(client: QuartClient, auth: AuthActions, app: Quart) -> None:
     await auth.login()
     page = await page_text(await client.get("/1/update"))
@@ -204,7 +216,15 @@ async def test_pagination_walks_every_post_once(app_config: dict[str, object]) -
 
 
 @pytest.mark.parametrize(
-    "query", ["before=x", "after=-1", "before=0", "after=99999999999999999999", "before=%EF%BC%91"]
+    "query",
+    [
+        "before=x",
+        "after=-1",
+        "before=0",
+        "after=99999999999999999999",
+        "before=%EF%BC%91",
+        f"after={'9' * 5000}",  # beyond the digits int() accepts
+    ],
 )
 async def test_bad_page_cursor_is_400(client: QuartClient, query: str) -> None:
     response = await client.get(f"/?{query}")
