@@ -41,6 +41,12 @@ def redacted(url: str) -> str:
     return f"{scheme}://{credentials.split(':')[0]}{at}{location}" if at else url
 
 
+async def keep_session_state(_raw: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is: the app sets no session state to undo."""
+    # asyncpg's default reset costs a round trip per lease (RESET ALL, UNLISTEN *, ...); it
+    # still rolls back an open transaction before calling this (benchmarks/profile_backends.py).
+
+
 class PostgresConnection:
     """One pooled asyncpg connection behind the seam's interface."""
 
@@ -100,6 +106,7 @@ class PostgresDatabase:
                 max_size=self.pool_size,
                 # Timestamps render the same on every host, whatever its time zone.
                 server_settings={"timezone": "UTC"},
+                reset=keep_session_state,
             )
             async with self.lease() as connection:
                 await self.create_schema(connection)
@@ -122,7 +129,7 @@ class PostgresDatabase:
     async def lease(self) -> AsyncIterator[PostgresConnection]:
         """Lend one connection exclusively to the block."""
         assert self.pool is not None, "the database is not open"
-        # The pool resets the connection (rolling back anything open) when it comes back.
+        # The pool rolls back anything left open when the connection comes back.
         async with self.pool.acquire() as raw:
             yield PostgresConnection(raw)
 
