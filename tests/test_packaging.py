@@ -1,0 +1,121 @@
+"""The wheel: installed outside the source tree, `hypercorn asgi:app` serves pages and files."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tomllib
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+from packaging.requirements import Requirement
+
+from tests.servers import ROOT
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
+
+# What a clean clone does not have (.gitignore, plus .git): local state, caches, builds.
+NOT_IN_A_CLONE = shutil.ignore_patterns(
+    *(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "instance"),
+    *(".coverage*", "htmlcov", ".*_cache", ".hypothesis", "test-artifacts"),
+)
+
+WHERE_FROM = "import asgi, flaskr_async; print(asgi.__file__, flaskr_async.__file__)"
+
+
+def run(*command: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a command to its end and return its output, failing with all of it if it fails."""
+    done = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def installed(requirement: str) -> bool:
+    """Say whether this environment satisfies a requirement such as ``setuptools>=77``."""
+    wanted = Requirement(requirement)
+    try:
+        version = importlib.metadata.version(wanted.name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return wanted.specifier.contains(version, prereleases=True)
+
+
+def builds_offline() -> bool:
+    """Say whether pip can build the wheel with this environment's setuptools, fetching none."""
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    # setuptools builds wheels itself from 70.1 on; before, it needs the `wheel` package (a
+    # Python 3.11 venv has setuptools 65.5 and no wheel). Else pip builds in isolation.
+    return all(installed(requirement) for requirement in [*requires, "setuptools>=70.1"])
+
+
+def build_wheel(tmp_path: Path) -> Path:
+    """Build the project's wheel from a clean copy, leaving no build/ or egg-info in the tree."""
+    source = tmp_path / "clone"
+    shutil.copytree(ROOT, source, ignore=NOT_IN_A_CLONE)
+    isolation = ["--no-build-isolation"] if builds_offline() else []
+    dist = tmp_path / "dist"
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-w", dist, source)
+    (wheel,) = dist.glob("flaskr_async-*.whl")
+    return wheel
+
+
+def package_data(package: Path) -> set[str]:
+    """Return the modules, templates, static files and schemas of a package directory."""
+    return {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*")
+        if path.is_file()
+        and (path.suffix in {".py", ".html", ".sql"} or path.parent.name == "static")
+        and "__pycache__" not in path.parts
+    }
+
+
+def tables_in(database: Path) -> set[str]:
+    """Return the names of the tables in a SQLite file."""
+    with closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in rows}
+
+
+def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    wheel = build_wheel(tmp_path)
+    run(sys.executable, "-m", "pip", "install", "--no-deps", "--target", site, wheel)
+    assert (site / "asgi.py").is_file()
+    assert package_data(ROOT / "flaskr_async") <= package_data(site / "flaskr_async")
+
+    # Only the installed copy is importable from here: the cwd is empty, PYTHONPATH names the
+    # install alone, and the venv's editable install of the source tree comes after PYTHONPATH.
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    database = tmp_path / "flaskr.sqlite"
+    env = {**server_env(database), "PYTHONPATH": str(site)}
+    where = run(sys.executable, "-c", WHERE_FROM, cwd=cwd, env=env)
+    modules = [Path(name) for name in where.split()]
+    assert modules == [site / "asgi.py", site / "flaskr_async" / "__init__.py"]
+
+    port = free_port()
+    with running(hypercorn_command(port), env, port, cwd=cwd) as server:
+        assert httpx.get(server.url + "/hello").text == "Hello, World!"
+        index = httpx.get(server.url + "/")
+        assert index.status_code == 200
+        assert "Log In" in index.text  # rendered from the installed templates
+        style = httpx.get(server.url + "/static/style.css")
+        assert style.status_code == 200
+        assert style.content == (ROOT / "flaskr_async" / "static" / "style.css").read_bytes()
+        # The lifespan created the schema from the installed schema.sql.
+        assert {"user", "post", "login_failure"} <= tables_in(database)
+        assert server.stop() == 0
