@@ -1,17 +1,21 @@
 """Side-by-side benchmark of flaskr-async against its references; prints medians, ratios, goals.
 
 ``.venv/bin/python benchmarks/run.py [--tree DIR] [--duration S] [--reps N]``. Every server
-runs on 127.0.0.1 with one worker; wrk drives it. Runs are interleaved (A, B, A, B, ...),
-repeated, and a run with too much CPU steal is reported but not counted.
+runs on 127.0.0.1 with one worker (the ``postgres`` phase: one and two); wrk drives it. Runs
+are interleaved (A, B, A, B, ...), repeated, and a run with too much CPU steal is reported but
+not counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import json
 import os
+import re
+import resource
 import shutil
 import signal
 import socket
@@ -21,18 +25,31 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))  # the project's tests, for their private PostgreSQL
 
 import seed  # noqa: E402
 
+from tests.postgres_server import find_tool  # noqa: E402
+from tests.postgres_server import private_postgres  # noqa: E402
+from tests.postgres_server import with_database  # noqa: E402
+
 SECRET_KEY = "benchmark-secret-key-that-is-long-enough-to-serve"
 REPORT_LUA = HERE / "report.lua"
+BACKENDS = ("sqlite", "postgresql")
+ENDPOINTS = {"index": "/", "create": "/create"}
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass
@@ -86,6 +103,7 @@ class Run:
     errors: int
     steal: float
     noisy: bool
+    cpu_us: dict[str, float] = field(default_factory=dict)  # CPU time per request, by process
 
 
 @dataclass
@@ -104,6 +122,22 @@ class Series:
         """Return the median of one attribute over the counted runs."""
         return float(statistics.median(getattr(run, attribute) for run in self.clean()))
 
+    def median_cpu(self, name: str) -> float:
+        """Return the median CPU time per request of one watched process, in us."""
+        return float(statistics.median(run.cpu_us.get(name, 0.0) for run in self.clean()))
+
+
+@dataclass
+class Step:
+    """One measurement of a plan: wrk against a server's path, with report.lua's settings."""
+
+    label: str
+    server: Server
+    path: str
+    connections: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    watch: Mapping[str, int] = field(default_factory=dict)
+
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -112,10 +146,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cpu_times() -> tuple[int, int]:
-    """Return (steal, total) jiffies from the first line of /proc/stat."""
+def cpu_times() -> tuple[int, int, int]:
+    """Return (steal, busy, total) jiffies of all CPUs from the first line of /proc/stat."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return fields[7], sum(fields)
+    idle = fields[3] + fields[4]  # idle, iowait
+    return fields[7], sum(fields) - idle - fields[7], sum(fields)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) of a process and its live descendants."""
+    ticks = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it exited meanwhile
+        ticks += int(stat[11]) + int(stat[12])  # utime, stime: fields 14 and 15 of stat
+        pending.extend(int(child) for child in children)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """Return the CPU time of this process's waited-for children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def answers(port: int, path: str = "/hello") -> bool:
@@ -153,9 +210,24 @@ def start(name: str, command: Sequence[str], env: dict[str, str], cwd: Path, log
     raise TimeoutError(f"{name} did not answer within 30 s:\n{log.read_text()}")
 
 
-def wrk(url: str, connections: int, seconds: float, max_steal: float) -> Run:
-    """Drive ``url`` with wrk (one thread) and return the run, with its CPU steal."""
-    steal_before, total_before = cpu_times()
+def wrk(
+    url: str,
+    connections: int,
+    seconds: float,
+    max_steal: float,
+    env: Mapping[str, str] | None = None,
+    watch: Mapping[str, int] | None = None,
+) -> Run:
+    """Drive ``url`` with wrk (one thread) and return the run, with its CPU steal.
+
+    ``env`` reaches report.lua (a POST body, a cookie, the expected status); ``watch`` names
+    process trees whose CPU time per request is recorded, with wrk's own and the rest of the
+    machine's (everything else that ran meanwhile).
+    """
+    watch = watch or {}
+    cpu_before = {name: tree_cpu_seconds(pid) for name, pid in watch.items()}
+    wrk_before = children_cpu_seconds()
+    steal_before, busy_before, total_before = cpu_times()
     result = subprocess.run(
         [
             "wrk",
@@ -171,12 +243,21 @@ def wrk(url: str, connections: int, seconds: float, max_steal: float) -> Run:
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, **(env or {})},
     )
-    steal_after, total_after = cpu_times()
+    steal_after, busy_after, total_after = cpu_times()
+    cpu_us = {name: tree_cpu_seconds(pid) - cpu_before[name] for name, pid in watch.items()}
+    cpu_us["wrk"] = children_cpu_seconds() - wrk_before
+    # Every CPU's busy time, less what the watched processes and wrk used: the rest.
+    busy = (busy_after - busy_before) / os.sysconf("SC_CLK_TCK")
+    cpu_us["rest"] = busy - sum(cpu_us.values())
     line = next(line for line in result.stdout.splitlines() if line.startswith("WRKJSON "))
     data = json.loads(line.removeprefix("WRKJSON "))
+    requests = max(1, data["requests"])
     steal = 100 * (steal_after - steal_before) / max(1, total_after - total_before)
-    errors = sum(data[key] for key in ("connect", "read", "write", "status", "timeout"))
+    # With an expected status, every other response is an error (wrk counts only >= 400).
+    status = "unexpected" if env and "BENCH_EXPECT_STATUS" in env else "status"
+    errors = sum(data[key] for key in ("connect", "read", "write", status, "timeout"))
     return Run(
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
@@ -184,6 +265,7 @@ def wrk(url: str, connections: int, seconds: float, max_steal: float) -> Run:
         errors=errors,
         steal=steal,
         noisy=steal > max_steal,
+        cpu_us={name: cpu * 1e6 / requests for name, cpu in cpu_us.items()},
     )
 
 
@@ -201,8 +283,11 @@ class Bench:
         self.startups: dict[str, list[float]] = {}
         self.logins: list[str] = []
         self.db: dict[str, Path] = {}
+        self.password_hash = ""
+        self.postgres_labels: list[str] = []
+        self.breakdown = ""
 
-    def env(self, database: Path | None = None, **settings: str) -> dict[str, str]:
+    def env(self, database: Path | str | None = None, **settings: str) -> dict[str, str]:
         """Return a server environment: the tree on the path, FLASKR_* settings applied."""
         env = {key: value for key, value in os.environ.items() if not key.startswith("FLASKR_")}
         env.update(PYTHONPATH=str(self.tree), BENCH_TREE=str(self.tree))
@@ -212,9 +297,10 @@ class Bench:
         env.update({f"FLASKR_{key}": value for key, value in settings.items()})
         return env
 
-    def hypercorn(self, target: str) -> list[str]:
-        """Return the command serving an ASGI target with hypercorn, one worker."""
-        return [self.python, "-m", "hypercorn", "--bind", "127.0.0.1:{port}", "-w", "1", target]
+    def hypercorn(self, target: str, workers: int = 1) -> list[str]:
+        """Return the command serving an ASGI target with hypercorn, one worker by default."""
+        bind = ["--bind", "127.0.0.1:{port}"]
+        return [self.python, "-m", "hypercorn", *bind, "-w", str(workers), target]
 
     def gunicorn(self) -> list[str]:
         """Return the command serving the Flask reference with gunicorn, one sync worker."""
@@ -239,17 +325,26 @@ class Bench:
         self.servers.append(server)
         return server
 
-    def warm(self, server: Server, path: str) -> None:
+    def warm(self, server: Server, path: str, env: Mapping[str, str] | None = None) -> None:
         """Warm a server up on ``path`` (imports, caches, the pool) before measuring."""
-        if not answers(int(server.url.rsplit(":", 1)[1]), path):
+        if env is None and not answers(int(server.url.rsplit(":", 1)[1]), path):
             raise RuntimeError(f"{server.name} does not answer {path}:\n{server.log.read_text()}")
-        self.measure(None, server, path, 64, self.args.warmup)
+        run = self.measure(None, server, path, 64, self.args.warmup, env)
+        if env is not None and run.errors:
+            raise RuntimeError(f"{server.name}: {run.errors} errors on {path}")
 
     def measure(
-        self, label: str | None, server: Server, path: str, connections: int, seconds: float
+        self,
+        label: str | None,
+        server: Server,
+        path: str,
+        connections: int,
+        seconds: float,
+        env: Mapping[str, str] | None = None,
+        watch: Mapping[str, int] | None = None,
     ) -> Run:
         """Run wrk once and file the run under ``label``."""
-        run = wrk(server.url + path, connections, seconds, self.args.max_steal)
+        run = wrk(server.url + path, connections, seconds, self.args.max_steal, env, watch)
         if label is not None:
             self.series.setdefault(label, Series(label)).runs.append(run)
             flag = " NOISY" if run.noisy else ""
@@ -260,23 +355,33 @@ class Bench:
             )
         return run
 
-    def interleave(self, plan: Sequence[tuple[str, Server, str, int]], seconds: float) -> None:
+    def interleave(
+        self, plan: Sequence[Step | tuple[str, Server, str, int]], seconds: float
+    ) -> None:
         """Run every measurement of ``plan`` once per repetition, in order, repeatedly."""
+        steps = [item if isinstance(item, Step) else Step(*item) for item in plan]
         for rep in range(self.args.reps):
             print(f" repetition {rep + 1}/{self.args.reps}", flush=True)
-            for label, server, path, connections in plan:
-                run = self.measure(label, server, path, connections, seconds)
-                for _ in range(self.args.retries):
+            for step in steps:
+                for _ in range(1 + self.args.retries):
+                    run = self.measure(
+                        step.label,
+                        step.server,
+                        step.path,
+                        step.connections,
+                        seconds,
+                        step.env,
+                        step.watch,
+                    )
                     if not run.noisy:
                         break
-                    run = self.measure(label, server, path, connections, seconds)
 
     def seed_databases(self) -> dict[str, Path]:
         """Make the databases: 100 posts, 100,000 posts, and a copy of 100 for the logins."""
         began = time.perf_counter()
         template = self.workdir / "empty.sqlite"
         seed.init_template(self.tree, template)
-        password_hash = seed.bench_password_hash(self.tree)
+        password_hash = self.password_hash = seed.bench_password_hash(self.tree)
         databases = {
             "small": seed.seed(template, self.workdir / "posts100.sqlite", 100, password_hash),
             "large": seed.seed(template, self.workdir / "posts100k.sqlite", 100_000, password_hash),
@@ -395,29 +500,158 @@ class Bench:
                 print(f"  start-up {name:<6} {server.startup:.3f} s", flush=True)
         print("  (full, quart, bare: hypercorn -w 1, which spawns its worker; serve: in-process)")
 
+    def postgres_phase(self) -> None:
+        """PostgreSQL against SQLite: index and create at c64, 1 and 2 workers; the breakdown."""
+        print(
+            "\n[pg] PostgreSQL vs SQLite: index (50 posts) and create, c64, hypercorn -w 1 and"
+            " -w 2, a pool of 4 per worker",
+            flush=True,
+        )
+        with private_postgres() as admin:
+            began = time.perf_counter()
+            databases: dict[tuple[str, str], str] = {}
+            for name in ("w1", "w2", "profile"):
+                seed.create_postgres_database(admin, f"bench_{name}")
+                databases["postgresql", name] = seed.seed_postgres(
+                    self.tree, with_database(admin, f"bench_{name}"), 100, self.password_hash
+                )
+                sqlite = self.workdir / f"compare-{name}.sqlite"
+                template = self.workdir / "empty.sqlite"
+                seed.seed(template, sqlite, 100, self.password_hash)
+                databases["sqlite", name] = str(sqlite)
+            print(f"  seeded 3 + 3 databases in {time.perf_counter() - began:.2f} s", flush=True)
+            self.breakdown = self.where_time_goes(
+                databases["sqlite", "profile"], databases["postgresql", "profile"]
+            )
+            print(self.breakdown, flush=True)
+            postmaster = postmaster_pid(admin)
+            servers: dict[tuple[str, int], Server] = {}
+            try:
+                for workers in (1, 2):
+                    for backend in BACKENDS:
+                        servers[backend, workers] = start(
+                            f"compare-{backend}-w{workers}",
+                            self.hypercorn("asgi:app", workers),
+                            self.env(databases[backend, f"w{workers}"], POSTS_PER_PAGE="50"),
+                            self.tree,
+                            self.workdir,
+                        )
+                posts = {key: create_request(server) for key, server in servers.items()}
+                for key, server in servers.items():
+                    self.warm(server, ENDPOINTS["index"])
+                    self.warm(server, ENDPOINTS["create"], posts[key])
+                plan = [
+                    Step(
+                        f"{endpoint} {backend} w{workers} c64",
+                        servers[backend, workers],
+                        path,
+                        64,
+                        posts[backend, workers] if endpoint == "create" else {},
+                        {"app": servers[backend, workers].process.pid, "postgres": postmaster},
+                    )
+                    for workers in (1, 2)
+                    for endpoint, path in ENDPOINTS.items()
+                    for backend in BACKENDS
+                ]
+                self.postgres_labels = [step.label for step in plan]
+                self.interleave(plan, self.args.pg_duration)
+            finally:
+                for server in servers.values():
+                    server.stop()
+
+    def where_time_goes(self, sqlite: str, postgresql: str) -> str:
+        """Run profile_backends.py on fresh databases of both backends; return what it printed."""
+        result = subprocess.run(
+            [
+                self.python,
+                str(HERE / "profile_backends.py"),
+                "--sqlite",
+                sqlite,
+                "--postgresql",
+                postgresql,
+            ],
+            cwd=self.tree,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"profile_backends.py failed:\n{result.stderr}")
+        return result.stdout.rstrip()
+
+    def postgres_report(self) -> None:
+        """Print the postgres phase: medians with CPU per request, ratios, scaling, breakdown."""
+        s = self.series
+        print(
+            f"\nPostgreSQL vs SQLite, c64: medians of {self.args.reps} x"
+            f" {self.args.pg_duration:g} s (a run with steal > {self.args.max_steal:g}% is not"
+            " counted). CPU us per request:"
+            "\napp = hypercorn master and workers, pg = the PostgreSQL server, wrk = the load"
+            " generator, rest = every other process of the machine (other tenants, kernel threads)"
+        )
+        print(
+            f"{'measurement':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+            f" {'steal % per run':>17} {'counted':>7} {'app':>6} {'pg':>5} {'wrk':>5} {'rest':>5}"
+        )
+        for label in self.postgres_labels:
+            series = s[label]
+            steals = " ".join(f"{run.steal:.1f}{'*' if run.noisy else ''}" for run in series.runs)
+            print(
+                f"{label:<26} {series.median('rps'):8.0f} {series.median('p50_ms'):8.2f}"
+                f" {series.median('p99_ms'):8.2f} {sum(r.errors for r in series.runs):7d}"
+                f" {steals:>17} {len(series.clean()):>3}/{len(series.runs):<3}"
+                f" {series.median_cpu('app'):6.0f} {series.median_cpu('postgres'):5.0f}"
+                f" {series.median_cpu('wrk'):5.0f} {series.median_cpu('rest'):5.0f}"
+            )
+
+        def ratio(numerator: str, denominator: str, attribute: str) -> str:
+            return f"{s[numerator].median(attribute) / s[denominator].median(attribute):.2f}x"
+
+        print("\npostgresql / sqlite (req/s: above 1 favours postgresql; p50, p99: below 1)")
+        print(f"{'':<30} {'req/s':>6} {'p50':>6} {'p99':>6}")
+        for workers in (1, 2):
+            for endpoint in ENDPOINTS:
+                pg, lite = (f"{endpoint} {backend} w{workers} c64" for backend in BACKENDS[::-1])
+                print(
+                    f"  {endpoint:<6} w{workers}                  {ratio(pg, lite, 'rps'):>6}"
+                    f" {ratio(pg, lite, 'p50_ms'):>6} {ratio(pg, lite, 'p99_ms'):>6}"
+                )
+        print("2 workers / 1 worker, req/s")
+        for backend in BACKENDS:
+            for endpoint in ENDPOINTS:
+                two, one = (f"{endpoint} {backend} w{workers} c64" for workers in (2, 1))
+                print(f"  {endpoint:<6} {backend:<22} {ratio(two, one, 'rps'):>6}")
+        print("\nWhere the time goes:")
+        print(self.breakdown)
+
     def report(self) -> None:
         """Print every series' medians, the goals with their ratios, and the runs' steal."""
         s = self.series
         print("\n" + "=" * 100)
-        print(
-            f"Medians over counted runs ({self.args.reps} repetitions x {self.args.duration:g} s,"
-            f" wrk -t1; a run with steal > {self.args.max_steal:g}% is not counted)"
-        )
-        print(
-            f"{'measurement':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-            f" {'steal % per run':>22} {'counted':>8}"
-        )
-        for series in s.values():
+        others = [series for series in s.values() if series.label not in self.postgres_labels]
+        if others:
+            print(
+                f"Medians over counted runs ({self.args.reps} repetitions x"
+                f" {self.args.duration:g} s, wrk -t1; a run with steal > {self.args.max_steal:g}%"
+                " is not counted)"
+            )
+            print(
+                f"{'measurement':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+                f" {'steal % per run':>22} {'counted':>8}"
+            )
+        for series in others:
             steals = " ".join(f"{run.steal:.1f}{'*' if run.noisy else ''}" for run in series.runs)
             print(
                 f"{series.label:<34} {series.median('rps'):9.0f} {series.median('p50_ms'):8.2f}"
                 f" {series.median('p99_ms'):8.2f} {sum(r.errors for r in series.runs):7d}"
                 f" {steals:>22} {len(series.clean()):>4}/{len(series.runs)}"
             )
-        print("\nWorker peak RSS (VmHWM):")
+        if self.rss:
+            print("\nWorker peak RSS (VmHWM):")
         for name, megabytes in self.rss.items():
             print(f"  {name:<24} {megabytes:7.1f} MB")
-        print("\nStart-up to first 200 (s): ")
+        if self.startups:
+            print("\nStart-up to first 200 (s): ")
         for name, times in self.startups.items():
             print(
                 f"  {name:<6} median {statistics.median(times):.3f}"
@@ -425,6 +659,8 @@ class Bench:
             )
         if self.logins:
             print("\nLogin storm per repetition: " + "; ".join(self.logins))
+        if self.postgres_labels:
+            self.postgres_report()
 
         def rps(label: str) -> float:
             return s[label].median("rps")
@@ -477,7 +713,8 @@ class Bench:
                     ratio <= 1.5,
                 )
             )
-        print("\nGoals:")
+        if goals:
+            print("\nGoals:")
         for name, value, met in goals:
             print(f"  {'MET ' if met else 'MISS'}  {name:<44} {value}")
         noisy = [series.label for series in s.values() if any(run.noisy for run in series.runs)]
@@ -496,6 +733,8 @@ class Bench:
                 self.index_phase()
             if "logins" in phases:
                 self.login_phase()
+            if "postgres" in phases:
+                self.postgres_phase()
         finally:
             for server in self.servers:
                 server.stop()
@@ -504,10 +743,67 @@ class Bench:
         self.report()
 
 
-def check_tools() -> None:
-    """Fail early when wrk is missing."""
+def postmaster_pid(url: str) -> int:
+    """Return the pid of the PostgreSQL server's postmaster (the parent of every backend)."""
+
+    async def backend_pid() -> int:
+        connection = await asyncpg.connect(url)
+        try:
+            return int(await connection.fetchval("SELECT pg_backend_pid()"))
+        finally:
+            await connection.close()
+
+    status = Path(f"/proc/{asyncio.run(backend_pid())}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+
+
+def create_request(server: Server) -> dict[str, str]:
+    """Log the benchmark user in; return report.lua's settings for POST /create as that user.
+
+    The form's CSRF token belongs to the session, so every connection can send the same
+    cookie and body. One POST by hand checks both, and where a successful create redirects.
+    """
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        login = {"username": seed.BENCH_USER, "password": seed.BENCH_PASSWORD}
+        login["csrf_token"] = csrf_token(client.get("/auth/login"))
+        if client.post("/auth/login", data=login).status_code != 302:
+            raise RuntimeError(f"{server.name}: the benchmark user cannot log in")
+        body = urlencode(
+            {
+                "title": seed.TITLE.format(99),
+                "body": seed.BODY.format(99),
+                "csrf_token": csrf_token(client.get("/create")),
+            }
+        )
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        response = client.post("/create", content=body, headers=form)
+        if response.status_code != 302:
+            raise RuntimeError(f"{server.name}: POST /create gave {response.status_code}")
+        return {
+            "BENCH_POST_BODY": body,
+            "BENCH_COOKIE": f"session={client.cookies['session']}",
+            "BENCH_EXPECT_STATUS": "302",
+            "BENCH_EXPECT_LOCATION": response.headers["location"],
+        }
+
+
+def csrf_token(response: httpx.Response) -> str:
+    """Return the CSRF token of the form on a page."""
+    match = TOKEN.search(response.text)
+    if match is None:
+        raise RuntimeError(f"no CSRF token on {response.url} ({response.status_code})")
+    return match[1]
+
+
+def check_tools(phases: Sequence[str]) -> None:
+    """Fail early when wrk (or, for the postgres phase, PostgreSQL's initdb) is missing."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    if "postgres" in phases and find_tool("initdb") is None:
+        sys.exit(
+            "The postgres phase needs PostgreSQL's initdb (make system-deps installs it);"
+            " or leave it out: --phases hello,index,logins,startup"
+        )
 
 
 @contextlib.contextmanager
@@ -535,16 +831,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--phases",
-        default="hello,index,logins,startup",
+        default="hello,index,logins,startup,postgres",
         type=lambda value: value.split(","),
-        help="comma-separated subset of hello,index,logins,startup",
+        help="comma-separated subset of hello,index,logins,startup,postgres",
+    )
+    parser.add_argument(
+        "--pg-duration", type=float, default=4, help="seconds per run of the postgres phase"
     )
     parser.add_argument(
         "--retries", type=int, default=1, help="extra attempts at a run found noisy"
     )
     parser.add_argument("--keep", action="store_true", help="keep databases and server logs")
     args = parser.parse_args(argv)
-    check_tools()
+    check_tools(args.phases)
     tree = args.tree.resolve()
     print(f"Serving the tree {tree}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
     began = time.perf_counter()

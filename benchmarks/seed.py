@@ -1,13 +1,20 @@
-"""Seed benchmark databases fast: the app's own init-db makes the file, executemany fills it."""
+"""Seed benchmark databases fast: the app's own init-db makes the schema, one batch fills it.
+
+SQLite: ``executemany`` into a copy of an empty file. PostgreSQL: ``executemany`` for the
+users and ``COPY`` for the posts, into a database of the benchmark's private server.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import asyncpg
 
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password-1234"
@@ -21,10 +28,10 @@ BODY = (
 )
 
 
-def init_template(tree: Path, path: Path) -> None:
-    """Create an empty database file with the app's own ``init-db`` command."""
+def init_template(tree: Path, database: Path | str) -> None:
+    """Create the empty schema (a SQLite file, or a PostgreSQL URL's tables) with ``init-db``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLASKR_")}
-    env.update(FLASKR_DATABASE=str(path), PYTHONPATH=str(tree))
+    env.update(FLASKR_DATABASE=str(database), PYTHONPATH=str(tree))
     subprocess.run(
         [sys.executable, "-m", "quart", "--app", "flaskr_async", "init-db"],
         cwd=tree,
@@ -39,12 +46,8 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
     shutil.copyfile(template, path)
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute(
-            'INSERT INTO "user" (username, password) VALUES (?, ?)', (BENCH_USER, password_hash)
-        )
         connection.executemany(
-            'INSERT INTO "user" (username, password) VALUES (?, ?)',
-            ((f"author{n}", "not-a-hash") for n in range(1, AUTHORS)),
+            'INSERT INTO "user" (username, password) VALUES (?, ?)', users(password_hash)
         )
         connection.executemany(
             "INSERT INTO post (author_id, title, body) VALUES (?, ?, ?)",
@@ -52,6 +55,50 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
         )
     connection.close()
     return path
+
+
+def users(password_hash: str) -> list[tuple[str, str]]:
+    """Return the users' rows: the benchmark user (id 1), then the other authors."""
+    return [(BENCH_USER, password_hash)] + [(f"author{n}", "not-a-hash") for n in range(1, AUTHORS)]
+
+
+def create_postgres_database(admin_url: str, name: str) -> None:
+    """Create an empty database on the server that ``admin_url`` reaches."""
+
+    async def create() -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+
+
+def seed_postgres(tree: Path, url: str, posts: int, password_hash: str) -> str:
+    """Create the app's schema at ``url`` and add users and ``posts`` posts; return the URL."""
+    init_template(tree, url)
+
+    async def fill() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            async with connection.transaction():
+                await connection.executemany(
+                    'INSERT INTO "user" (username, password) VALUES ($1, $2)', users(password_hash)
+                )
+                await connection.copy_records_to_table(
+                    "post",
+                    records=[
+                        (n % AUTHORS + 1, TITLE.format(n), BODY.format(n)) for n in range(posts)
+                    ],
+                    columns=["author_id", "title", "body"],
+                )
+            await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
+
+    asyncio.run(fill())
+    return url
 
 
 def bench_password_hash(tree: Path) -> str:
