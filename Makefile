@@ -34,8 +34,9 @@ system-deps:
 test: lint system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term-missing
 
-# Not part of `make test`: about 6 minutes of load on loopback, printing a table of ratios.
-bench: $(INSTALLED)
+# Not part of `make test`: about 9 minutes of load on loopback, printing a table of ratios.
+# system-deps: the PostgreSQL phase starts its own server with initdb.
+bench: $(INSTALLED) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
