@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from quart import Response as TestResponse
 from quart.testing import QuartClient
 
 from flaskr_async import create_app
+from flaskr_async.db import Row
 from flaskr_async.db import current_database
 from flaskr_async.db.sqlite import split_statements
 from tests.postgres_server import private_postgres
@@ -101,13 +103,58 @@ async def load_test_data(app: Quart) -> None:
                 await db.execute(statement)
 
 
-@pytest.fixture
-async def app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
+@asynccontextmanager
+async def serving(config: dict[str, Any]) -> AsyncIterator[Quart]:
     """Serve an app (lifespan included) on a database holding the fixture rows."""
-    app = create_app(app_config)
+    app = create_app(config)
     async with app.test_app():
         await load_test_data(app)
         yield app
+
+
+@pytest.fixture
+async def app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
+    """Serve the app of the test settings."""
+    async with serving(app_config) as app:
+        yield app
+
+
+@pytest.fixture
+def csrf_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    """Return the test settings with CSRF protection on, as it is when serving."""
+    return {**app_config, "WTF_CSRF_ENABLED": True}
+
+
+@pytest.fixture
+async def csrf_app(csrf_config: dict[str, Any]) -> AsyncIterator[Quart]:
+    """Serve an app that checks CSRF tokens, on the fixture rows."""
+    async with serving(csrf_config) as app:
+        yield app
+
+
+# Every state-changing form: (path, valid fields, whether it needs a logged-in user).
+STATE_CHANGING_FORMS = {
+    "register": ("/auth/register", {"username": "new", "password": "a-long-password"}, False),
+    "login": ("/auth/login", {"username": "test", "password": "test"}, False),
+    "logout": ("/auth/logout", {}, True),
+    "create": ("/create", {"title": "created", "body": "b"}, True),
+    "update": ("/1/update", {"title": "updated", "body": "b"}, True),
+    "delete": ("/1/delete", {}, True),
+}
+
+
+async def fetch_one(app: Quart, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+    """Run one query through the serving app's database seam."""
+    async with app.app_context():
+        async with current_database().lease() as db:
+            return await db.fetch_one(sql, params)
+
+
+async def row_count(app: Quart, table: str) -> int:
+    """Count a table's rows, re-read from the database."""
+    row = await fetch_one(app, f'SELECT count(*) AS n FROM "{table}"')
+    assert row is not None
+    return int(row["n"])
 
 
 @pytest.fixture

@@ -6,14 +6,17 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import closing
 from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,3 +129,22 @@ def running(
         server.kill()  # whatever is left of the group, workers of a killed parent included
         if server.process.stdout is not None:
             server.process.stdout.close()
+
+
+def tables_in(database: Path) -> set[str]:
+    """Return the names of the tables in a SQLite file."""
+    with closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in rows}
+
+
+async def stored_titles(database: str | Path) -> list[str]:
+    """Read every post title straight from the database (a PostgreSQL URL or a SQLite file)."""
+    if str(database).startswith("postgresql://"):
+        connection = await asyncpg.connect(str(database))
+        try:
+            return [row["title"] for row in await connection.fetch("SELECT title FROM post")]
+        finally:
+            await connection.close()
+    with closing(sqlite3.connect(database)) as connection:
+        return [row[0] for row in connection.execute("SELECT title FROM post")]

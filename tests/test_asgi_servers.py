@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,8 @@ from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
+from tests.servers import stored_titles
+from tests.servers import tables_in
 
 
 def uvicorn_command(port: int) -> list[str]:
@@ -42,19 +43,6 @@ SERVERS: dict[str, tuple[Callable[[int], list[str]], int]] = {
     "uvicorn": (uvicorn_command, -signal.SIGTERM),
     "granian": (granian_command, 0),
 }
-
-
-def tables_in(database: Path) -> set[str]:
-    """Return the names of the tables in a SQLite file."""
-    with closing(sqlite3.connect(database)) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {row[0] for row in rows}
-
-
-def titles_in(database: Path) -> list[str]:
-    """Return the post titles stored in a SQLite file."""
-    with closing(sqlite3.connect(database)) as connection:
-        return [row[0] for row in connection.execute("SELECT title FROM post")]
 
 
 def submit(client: httpx.Client, path: str, form: dict[str, str]) -> httpx.Response:
@@ -95,4 +83,4 @@ def test_the_app_runs_unchanged_under(name: str, tmp_path: Path) -> None:
     assert output.find(f"Database closed: {database}", opened) > opened, output
     # The last connection's close checkpointed the log away: the shutdown hook ran to the end.
     assert not wal.exists()
-    assert titles_in(database) == ["served unchanged"]
+    assert asyncio.run(stored_titles(database)) == ["served unchanged"]

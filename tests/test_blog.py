@@ -8,20 +8,11 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from flaskr_async import create_app
 from flaskr_async.db import current_database
 from tests.conftest import AuthActions
-from tests.conftest import load_test_data
 from tests.conftest import page_text
-
-
-async def post_count(app: Quart) -> int:
-    """Count the posts, re-read from the database."""
-    async with app.app_context():
-        async with current_database().lease() as db:
-            row = await db.fetch_one("SELECT COUNT(id) AS n FROM post")
-    assert row is not None
-    return int(row["n"])
+from tests.conftest import row_count
+from tests.conftest import serving
 
 
 async def test_index(client: QuartClient, auth: AuthActions) -> None:
@@ -81,7 +72,7 @@ async def test_author_required(app: Quart, client: QuartClient, auth: AuthAction
     assert (await client.post("/1/update")).status_code == 403
     assert (await client.post("/1/delete")).status_code == 403
     assert 'href="/1/update"' not in await page_text(await client.get("/"))
-    assert await post_count(app) == 1
+    assert await row_count(app, "post") == 1
 
 
 async def test_create(client: QuartClient, auth: AuthActions, app: Quart) -> None:
@@ -89,7 +80,7 @@ async def test_create(client: QuartClient, auth: AuthActions, app: Quart) -> Non
     assert (await client.get("/create")).status_code == 200
     response = await client.post("/create", form={"title": "created", "body": ""})
     assert response.headers["Location"] == "/"
-    assert await post_count(app) == 2
+    assert await row_count(app, "post") == 2
 
 
 async def test_create_without_body_field_stores_empty_body(
@@ -155,14 +146,14 @@ async def test_body_and_title_at_their_limits(
     await auth.login()
     response = await client.post("/create", form={"title": "t" * 200, "body": "b" * 64 * 1024})
     assert response.headers["Location"] == "/"
-    assert await post_count(app) == 2
+    assert await row_count(app, "post") == 2
 
 
 async def test_delete(client: QuartClient, auth: AuthActions, app: Quart) -> None:
     await auth.login()
     response = await client.post("/1/delete")
     assert response.headers["Location"] == "/"
-    assert await post_count(app) == 0
+    assert await row_count(app, "post") == 0
 
 
 async def test_delete_needs_post(client: QuartClient, auth: AuthActions) -> None:
@@ -182,9 +173,7 @@ def link(page: str, rel: str) -> str | None:
 
 
 async def test_pagination_walks_every_post_once(app_config: dict[str, object]) -> None:
-    app = create_app({**app_config, "POSTS_PER_PAGE": 3})
-    async with app.test_app():
-        await load_test_data(app)
+    async with serving({**app_config, "POSTS_PER_PAGE": 3}) as app:
         async with app.app_context():
             async with current_database().lease() as db, db.transaction():
                 await db.execute("DELETE FROM post")

@@ -14,6 +14,7 @@ from flaskr_async import create_app
 from flaskr_async.db import current_database
 from flaskr_async.passwords import LIMIT_KEY
 from tests.conftest import load_test_data
+from tests.conftest import serving
 
 
 @pytest.fixture
@@ -104,9 +105,7 @@ async def test_two_apps_serve_side_by_side(tmp_path: Path, app_config: dict[str,
 async def test_proxy_fix_sets_the_client_address(
     app_config: dict[str, Any], hops: int, expected: str
 ) -> None:
-    app = create_app({**app_config, "PROXY_FIX_TRUSTED_HOPS": hops})
-    async with app.test_app():
-        await load_test_data(app)
+    async with serving({**app_config, "PROXY_FIX_TRUSTED_HOPS": hops}) as app:
         client = app.test_client()
         await client.post(
             "/auth/login",

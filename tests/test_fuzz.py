@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlencode
@@ -23,21 +21,20 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from flaskr_async import DEFAULTS
-from flaskr_async import create_app
 from flaskr_async import passwords
 from flaskr_async.blog import MAX_ID
-from flaskr_async.db import Row
-from flaskr_async.db import current_database
 from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import PASSWORD_MIN
 from flaskr_async.forms import TITLE_MAX
 from flaskr_async.forms import USERNAME_MAX
 from flaskr_async.security import FORM_EXPIRED
+from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import AuthActions
 from tests.conftest import csrf_token_of
-from tests.conftest import load_test_data
+from tests.conftest import fetch_one
 from tests.conftest import page_text
+from tests.conftest import row_count
 
 # Hypothesis caches Unicode tables and source constants under ./.hypothesis even without
 # an example database. The directory is read on first use, which comes after this import.
@@ -188,20 +185,6 @@ def valid_body(body: str | None) -> bool:
     return body is not None and len(body.encode()) <= BODY_MAX_BYTES and "\x00" not in body
 
 
-async def fetch_one(app: Quart, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-    """Run one query through the app's database seam."""
-    async with app.app_context():
-        async with current_database().lease() as db:
-            return await db.fetch_one(sql, params)
-
-
-async def count(app: Quart, table: str) -> int:
-    """Count the rows of a table, re-read from the database."""
-    row = await fetch_one(app, f'SELECT count(*) AS n FROM "{table}"')
-    assert row is not None
-    return int(row["n"])
-
-
 async def post_of(app: Quart, post_id: int) -> tuple[str, str] | None:
     """Return a post's title and body, re-read from the database."""
     row = await fetch_one(app, "SELECT title, body FROM post WHERE id = ?", (post_id,))
@@ -243,7 +226,7 @@ async def test_register_takes_any_input(
     taken = valid and (
         await fetch_one(app, 'SELECT 1 FROM "user" WHERE username = ?', (username,)) is not None
     )
-    users = await count(app, "user")
+    users = await row_count(app, "user")
 
     status, page = await post_form(client, "/auth/register", form)
 
@@ -251,7 +234,7 @@ async def test_register_takes_any_input(
         assert status == 413
     else:
         assert status == (302 if valid and not taken else 200)
-    assert await count(app, "user") == users + (status == 302)
+    assert await row_count(app, "user") == users + (status == 302)
     if taken:
         assert_shown_escaped(page, f"User {username} is already registered.")
 
@@ -287,7 +270,7 @@ async def test_create_takes_any_input(
 ) -> None:
     await log_in(auth)
     form = present(title=title, body=body)
-    posts = await count(app, "post")
+    posts = await row_count(app, "post")
 
     status, _ = await post_form(client, "/create", form)
 
@@ -297,7 +280,7 @@ async def test_create_takes_any_input(
         assert status in (200, 302)  # a missing body may be refused or stored empty
     else:
         assert status == (302 if valid_title(title) and valid_body(body) else 200)
-    assert await count(app, "post") == posts + (status == 302)
+    assert await row_count(app, "post") == posts + (status == 302)
     if status == 302:
         _, stored_title, stored_body = await newest_post(app)
         assert (stored_title, stored_body) == (title, body or "")
@@ -474,26 +457,6 @@ async def test_any_page_cursor_is_a_page_or_a_400(
         assert response.status_code in {200}.union(*each)
 
 
-@pytest.fixture
-async def csrf_app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
-    """Serve an app that checks CSRF tokens, on the fixture rows."""
-    app = create_app({**app_config, "WTF_CSRF_ENABLED": True})
-    async with app.test_app():
-        await load_test_data(app)
-        yield app
-
-
-# Every state-changing form with valid fields, and whether it needs a logged-in user.
-CSRF_FORMS = {
-    "/auth/register": ({"username": "new", "password": "a-long-password"}, False),
-    "/auth/login": ({"username": "test", "password": "test"}, False),
-    "/auth/logout": ({}, True),
-    "/create": ({"title": "created", "body": "b"}, True),
-    "/1/update": ({"title": "updated", "body": "b"}, True),
-    "/1/delete": ({}, True),
-}
-
-
 def tampered(token: str) -> st.SearchStrategy[str]:
     """Draw a token changed in its signed part (before the signature) or cut short.
 
@@ -510,11 +473,11 @@ def tampered(token: str) -> st.SearchStrategy[str]:
 
 
 @fuzz(60)
-@given(path=st.sampled_from(sorted(CSRF_FORMS)), data=st.data())
+@given(form_name=st.sampled_from(sorted(STATE_CHANGING_FORMS)), data=st.data())
 async def test_every_csrf_token_but_the_real_one_is_refused(
-    csrf_app: Quart, path: str, data: st.DataObject
+    csrf_app: Quart, form_name: str, data: st.DataObject
 ) -> None:
-    fields, needs_login = CSRF_FORMS[path]
+    path, fields, needs_login = STATE_CHANGING_FORMS[form_name]
     client = csrf_app.test_client()
     assert isinstance(client, QuartClient)
     if needs_login:
@@ -523,7 +486,7 @@ async def test_every_csrf_token_but_the_real_one_is_refused(
     real = csrf_token_of(await page_text(await client.get("/auth/login")))
     token = data.draw(st.one_of(st.just(real), field(), tampered(real)), label="csrf_token")
     form = dict(fields) if token is None else {**fields, "csrf_token": token}
-    state = (await count(csrf_app, "user"), await count(csrf_app, "post"))
+    state = (await row_count(csrf_app, "user"), await row_count(csrf_app, "post"))
 
     status, page = await post_form(client, path, form)
 
@@ -534,4 +497,4 @@ async def test_every_csrf_token_but_the_real_one_is_refused(
     else:
         assert status == 400
         assert FORM_EXPIRED in page
-        assert (await count(csrf_app, "user"), await count(csrf_app, "post")) == state
+        assert (await row_count(csrf_app, "user"), await row_count(csrf_app, "post")) == state

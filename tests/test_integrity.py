@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
 import httpx
 import pytest
 
@@ -30,6 +29,7 @@ from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
+from tests.servers import stored_titles
 
 CREDENTIALS = {"username": "writer", "password": "correct horse"}
 LOCKED = "database is locked"
@@ -158,18 +158,6 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None
 def backend_of(database: str) -> str:
     """Name the backend of a database URL or path."""
     return "postgresql" if database.startswith("postgresql://") else "sqlite"
-
-
-async def stored_titles(database: str) -> list[str]:
-    """Read every post title straight from the database, with no server running."""
-    if backend_of(database) == "postgresql":
-        connection = await asyncpg.connect(database)
-        try:
-            return [row["title"] for row in await connection.fetch("SELECT title FROM post")]
-        finally:
-            await connection.close()
-    with closing(sqlite3.connect(database)) as connection:
-        return [row[0] for row in connection.execute("SELECT title FROM post")]
 
 
 def sqlite_problems(path: str) -> list[str]:

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from contextlib import contextmanager
 
-import asyncpg
 import httpx
 import pytest
 
@@ -19,6 +18,7 @@ from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
+from tests.servers import stored_titles
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -112,15 +112,6 @@ def test_throttling_counts_failures_on_every_host(database_url: str, visitor: Vi
             assert int(refused.headers["retry-after"]) > 0
 
 
-async def titles_in(database_url: str) -> set[str]:
-    """Read the post titles straight from PostgreSQL."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        return {row["title"] for row in await connection.fetch("SELECT title FROM post")}
-    finally:
-        await connection.close()
-
-
 def create_stream(
     visitor: Visitor, a: Server, b: Server, prefix: str, count: int, started: threading.Event
 ) -> set[str]:
@@ -165,4 +156,4 @@ async def test_killing_a_host_loses_no_acknowledged_write(
         assert a.process.returncode == -9
     print(f"multi-host: 160 creates sent, {len(acknowledged)} acknowledged, all present")
     assert 100 <= len(acknowledged) < 160  # some died with A; most succeeded, on B after
-    assert acknowledged <= await titles_in(database_url)
+    assert acknowledged <= set(await stored_titles(database_url))

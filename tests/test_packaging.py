@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tomllib
-from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
+from tests.servers import tables_in
 
 # What a clean clone does not have (.gitignore, plus .git): local state, caches, builds.
 NOT_IN_A_CLONE = shutil.ignore_patterns(
@@ -81,13 +80,6 @@ def package_data(package: Path) -> set[str]:
         and (path.suffix in {".py", ".html", ".sql"} or path.parent.name == "static")
         and "__pycache__" not in path.parts
     }
-
-
-def tables_in(database: Path) -> set[str]:
-    """Return the names of the tables in a SQLite file."""
-    with closing(sqlite3.connect(database)) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {row[0] for row in rows}
 
 
 def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import re
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
@@ -25,12 +24,15 @@ from quart import typing as quart_typing
 
 from flaskr_async import create_app
 from flaskr_async import passwords
-from flaskr_async.db import current_database
 from flaskr_async.security import FORM_EXPIRED
 from flaskr_async.security import SECURITY_HEADERS
+from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import csrf_token_of
+from tests.conftest import fetch_one
 from tests.conftest import load_test_data
 from tests.conftest import page_text
+from tests.conftest import row_count
+from tests.conftest import serving
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port
@@ -42,21 +44,6 @@ Client = quart_typing.TestClientProtocol
 
 # Backend-neutral: these run on SQLite; the seam's own tests cover both backends.
 pytestmark = pytest.mark.sqlite_only
-
-
-@pytest.fixture
-def csrf_config(app_config: dict[str, Any]) -> dict[str, Any]:
-    """Return the test settings with CSRF protection on, as it is when serving."""
-    return {**app_config, "WTF_CSRF_ENABLED": True}
-
-
-@pytest.fixture
-async def csrf_app(csrf_config: dict[str, Any]) -> AsyncIterator[Quart]:
-    """Serve an app that checks CSRF tokens, on the fixture rows."""
-    app = create_app(csrf_config)
-    async with app.test_app():
-        await load_test_data(app)
-        yield app
 
 
 async def token_from(client: Client, path: str = "/auth/login") -> str:
@@ -71,32 +58,10 @@ async def log_in(client: Client, username: str = "test", password: str = "test")
     assert response.headers["Location"] == "/", "login failed"
 
 
-async def count(app: Quart, table: str) -> int:
-    """Count the rows of a table."""
-    async with app.app_context():
-        async with current_database().lease() as db:
-            row = await db.fetch_one(f'SELECT count(*) AS n FROM "{table}"')
-    assert row is not None
-    return int(row["n"])
-
-
 async def database_state(app: Quart) -> tuple[int, int, str]:
     """Return what any form could change: users, posts, and post 1's title."""
-    async with app.app_context():
-        async with current_database().lease() as db:
-            post = await db.fetch_one("SELECT title FROM post WHERE id = 1")
-    return await count(app, "user"), await count(app, "post"), post["title"] if post else ""
-
-
-# Every state-changing form: (path, fields, whether it needs a logged-in user).
-FORMS = {
-    "register": ("/auth/register", {"username": "new", "password": "a-long-password"}, False),
-    "login": ("/auth/login", {"username": "test", "password": "test"}, False),
-    "logout": ("/auth/logout", {}, True),
-    "create": ("/create", {"title": "created", "body": "b"}, True),
-    "update": ("/1/update", {"title": "updated", "body": "b"}, True),
-    "delete": ("/1/delete", {}, True),
-}
+    post = await fetch_one(app, "SELECT title FROM post WHERE id = 1")
+    return await row_count(app, "user"), await row_count(app, "post"), post["title"] if post else ""
 
 
 def signed_in_the_past(app: Quart, raw_token: str) -> str:
@@ -127,15 +92,13 @@ async def bad_tokens(app: Quart, client: Client) -> dict[str, str | None]:
     }
 
 
-@pytest.mark.parametrize("form_name", FORMS)
+@pytest.mark.parametrize("form_name", STATE_CHANGING_FORMS)
 async def test_every_form_refuses_bad_csrf_tokens(
     csrf_config: dict[str, Any], form_name: str
 ) -> None:
-    path, fields, needs_login = FORMS[form_name]
+    path, fields, needs_login = STATE_CHANGING_FORMS[form_name]
     # One hour: long enough for the valid token, short enough that "expired" has expired.
-    app = create_app({**csrf_config, "WTF_CSRF_TIME_LIMIT": 3600})
-    async with app.test_app():
-        await load_test_data(app)
+    async with serving({**csrf_config, "WTF_CSRF_TIME_LIMIT": 3600}) as app:
         client = app.test_client()
         if needs_login:
             await log_in(client)
@@ -163,7 +126,7 @@ async def test_one_token_serves_every_form_of_the_session(
     for title, token in (("from tab one", first_tab), ("from tab two", second_tab)):
         form = {"title": title, "body": "", "csrf_token": token}
         assert (await client.post("/create", form=form)).headers["Location"] == "/"
-    assert await count(csrf_app, "post") == 3
+    assert await row_count(csrf_app, "post") == 3
 
 
 async def test_a_token_dies_with_its_session(csrf_app: Quart) -> None:
@@ -184,7 +147,7 @@ async def test_bodies_over_the_limit_are_413(client: Client, app: Quart) -> None
     assert limit == 1024 * 1024
     response = await client.post("/create", form={"title": "big", "body": "x" * limit})
     assert response.status_code == 413
-    assert await count(app, "post") == 1
+    assert await row_count(app, "post") == 1
 
 
 @pytest.mark.parametrize(
@@ -256,9 +219,7 @@ async def test_secret_key_fallbacks_keep_sessions_through_a_rotation(
 async def test_session_cookie_flags(
     app_config: dict[str, Any], settings: dict[str, Any], secure: bool
 ) -> None:
-    app = create_app({**app_config, **settings})
-    async with app.test_app():
-        await load_test_data(app)
+    async with serving({**app_config, **settings}) as app:
         response = await app.test_client().post(
             "/auth/login", form={"username": "test", "password": "test"}
         )
