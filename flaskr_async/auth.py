@@ -22,6 +22,7 @@ from quart.typing import ResponseReturnValue
 from flaskr_async import throttle
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import get_db
+from flaskr_async.db import release_db
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
@@ -109,9 +110,12 @@ async def login() -> ResponseReturnValue:
         return page, 429, {"Retry-After": str(locked_for)}
 
     user = await db.fetch_one('SELECT id, password FROM "user" WHERE username = ?', (username,))
+    # A hash takes tens of milliseconds, longer when queued behind the cap: hand the connection
+    # back meanwhile, or a burst of logins holds the whole pool while other pages wait for it.
+    await release_db()
     matches, outdated = await verify_password(user["password"] if user else None, password)
     if user is None or not matches:
-        await throttle.record_failure(db, username, address)
+        await throttle.record_failure(await get_db(), username, address)
         logger.warning("Failed login for username %r from %s", username, address)
         # One message for unknown users and wrong passwords: no user enumeration.
         await flash("Incorrect username or password.")
@@ -119,6 +123,7 @@ async def login() -> ResponseReturnValue:
 
     if outdated:
         new_hash = await hash_password(password)
+        db = await get_db()
         async with db.transaction():
             await db.execute('UPDATE "user" SET password = ? WHERE id = ?', (new_hash, user["id"]))
     # A fresh session on login: nothing from before (a planted value, an old token) survives.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import Any
 
@@ -9,20 +11,19 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from flaskr_async import create_app
+from flaskr_async import passwords
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
 from tests.conftest import AuthActions
 from tests.conftest import csrf_token_of
-from tests.conftest import load_test_data
+from tests.conftest import fetch_one
 from tests.conftest import page_text
+from tests.conftest import serving
 
 
 async def stored_user(app: Quart, username: str) -> Any:
     """Return a user's row, re-read from the database."""
-    async with app.app_context():
-        async with current_database().lease() as db:
-            return await db.fetch_one('SELECT * FROM "user" WHERE username = ?', (username,))
+    return await fetch_one(app, 'SELECT * FROM "user" WHERE username = ?', (username,))
 
 
 async def test_register(client: QuartClient, app: Quart) -> None:
@@ -131,6 +132,31 @@ async def test_login_upgrades_old_hashes(app: Quart, auth: AuthActions) -> None:
     await auth.logout()
     assert (await auth.login()).headers["Location"] == "/"
     assert (await stored_user(app, "test"))["password"] == upgraded
+
+
+async def test_a_password_check_holds_no_database_connection(
+    app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checking, may_finish = threading.Event(), threading.Event()
+    real_verify = passwords.verify_sync
+
+    def slow_verify(stored: str | None, password: str) -> tuple[bool, bool]:
+        checking.set()
+        may_finish.wait(10)
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(passwords, "verify_sync", slow_verify)
+    # One connection: if the login kept it while checking, the index would wait for it.
+    async with serving({**app_config, "DATABASE_POOL_SIZE": 1}) as app:
+        form = {"username": "test", "password": "test"}
+        login = asyncio.create_task(app.test_client().post("/auth/login", form=form))
+        try:
+            assert await asyncio.to_thread(checking.wait, 10)
+            index = await asyncio.wait_for(app.test_client().get("/"), 5)
+            assert index.status_code == 200
+        finally:
+            may_finish.set()
+        assert (await login).headers["Location"] == "/"
 
 
 async def test_login_starts_a_new_session(client: QuartClient, auth: AuthActions) -> None:
@@ -251,9 +277,7 @@ async def test_login_required(client: QuartClient, path: str) -> None:
 
 
 async def test_error_pages_keep_the_logged_in_navigation(app_config: dict[str, Any]) -> None:
-    app = create_app({**app_config, "WTF_CSRF_ENABLED": True})
-    async with app.test_app():
-        await load_test_data(app)
+    async with serving({**app_config, "WTF_CSRF_ENABLED": True}) as app:
         client = app.test_client()
         token = csrf_token_of(await page_text(await client.get("/auth/login")))
         form = {"username": "test", "password": "test", "csrf_token": token}
