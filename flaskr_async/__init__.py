@@ -17,7 +17,7 @@ from flaskr_async import security
 from flaskr_async import templating
 
 DEFAULTS: dict[str, Any] = {
-    "DATABASE_POOL_SIZE": 4,
+    "DATABASE_POOL_SIZE": None,  # None: the backend's own default (SQLite 2, PostgreSQL 4)
     "SQLITE_BUSY_TIMEOUT": 5.0,
     # NORMAL in WAL mode: a process crash loses nothing acknowledged; a power cut may
     # lose the last transactions (never corrupts). FULL survives power loss too.

@@ -59,6 +59,8 @@ class Connection(Protocol):
 class Database(Protocol):
     """A pool of connections to one database, opened and closed with the app."""
 
+    pool_size: int  # connections opened at start-up, each leased to one request at a time
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -23,6 +23,9 @@ from flaskr_async.db import logger
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 TABLES = ("login_failure", "post", "user")  # children first, for foreign keys
+# Each connection is a thread that takes the GIL for every row it reads: more of them contend
+# with the event loop, and 4 served the index 30 % slower than 2 (benchmarks/README.md).
+DEFAULT_POOL_SIZE = 2
 
 
 def parse_timestamp(value: bytes) -> datetime:
@@ -107,7 +110,7 @@ class SQLiteDatabase:
         """Build the pool from the app's settings."""
         return cls(
             database_path(str(config["DATABASE"])),
-            pool_size=pool_size or int(config["DATABASE_POOL_SIZE"]),
+            pool_size=pool_size or int(config["DATABASE_POOL_SIZE"] or DEFAULT_POOL_SIZE),
             busy_timeout=float(config["SQLITE_BUSY_TIMEOUT"]),
             synchronous=str(config["SQLITE_SYNCHRONOUS"]),
         )
