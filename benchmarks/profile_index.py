@@ -1,8 +1,9 @@
-"""Profile the 50-post index in-process: the ASGI app driven by a loop, with no server or socket.
+"""Profile the 50-post index and /hello in-process: ASGI apps driven by a loop, no server or socket.
 
 ``.venv/bin/python benchmarks/profile_index.py [--tree DIR] [--requests N] [--top N]``. Prints
 the time per request of the app and of the Flask reference (its WSGI app driven the same way),
-then cProfile's heaviest functions for the app, and a breakdown by where the time goes.
+then cProfile's heaviest functions for the app, and a breakdown by where the time goes; then
+/hello of the app against a plain Quart hello, with the app's breakdown.
 """
 
 from __future__ import annotations
@@ -92,16 +93,18 @@ async def request(app: Any, path: str) -> int:
     return status
 
 
-async def drive_quart(app: Any, count: int, profiler: cProfile.Profile | None) -> float:
-    """Serve ``count`` index requests one after another; return seconds per request."""
+async def drive_quart(
+    app: Any, count: int, profiler: cProfile.Profile | None, path: str = "/"
+) -> float:
+    """Serve ``count`` requests for ``path`` one after another; return seconds per request."""
     async with app.test_app():
         for _ in range(50):
-            assert await request(app, "/") == 200
+            assert await request(app, path) == 200
         if profiler is not None:
             profiler.enable()
         began = time.perf_counter()
         for _ in range(count):
-            await request(app, "/")
+            await request(app, path)
         elapsed = time.perf_counter() - began
         if profiler is not None:
             profiler.disable()
@@ -195,21 +198,38 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         asyncio.run(drive_quart(create_app(), args.requests, profiler))
-        stats = pstats.Stats(profiler)
-        buckets: dict[str, float] = {}
-        total = 0.0
-        for (filename, _line, _name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-            total += own
-            bucket = next((label for part, label in BUCKETS if part in filename), "other")
-            buckets[bucket] = buckets.get(bucket, 0.0) + own
-        print("\nOwn time by area (cProfile; its overhead inflates every call alike):")
-        for label, own in sorted(buckets.items(), key=lambda item: -item[1]):
-            print(
-                f"  {label:<50} {own / total * 100:5.1f}%  {own / args.requests * 1e6:7.0f} us/req"
-            )
+        print_areas(profiler, args.requests)
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
         print(out.getvalue())
+
+        import plain_quart
+
+        plain = asyncio.run(drive_quart(plain_quart.app, args.requests, None, "/hello"))
+        full = asyncio.run(drive_quart(create_app(), args.requests, None, "/hello"))
+        print(f"/hello, in-process, {args.requests} requests one at a time:")
+        print(f"  plain Quart {plain * 1e6:6.0f} us/request")
+        print(
+            f"  app         {full * 1e6:6.0f} us/request ({plain / full:.2f}x plain Quart's rate)"
+        )
+        profiler = cProfile.Profile()
+        asyncio.run(drive_quart(create_app(), args.requests, profiler, "/hello"))
+        print_areas(profiler, args.requests)
+
+
+def print_areas(profiler: cProfile.Profile, requests: int) -> None:
+    """Print a profile's own time grouped by area, per request."""
+    buckets: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, _name), (_cc, _nc, own, _cum, _callers) in pstats.Stats(
+        profiler
+    ).stats.items():  # type: ignore[attr-defined]
+        total += own
+        bucket = next((label for part, label in BUCKETS if part in filename), "other")
+        buckets[bucket] = buckets.get(bucket, 0.0) + own
+    print("\nOwn time by area (cProfile; its overhead inflates every call alike):")
+    for label, own in sorted(buckets.items(), key=lambda item: -item[1]):
+        print(f"  {label:<50} {own / total * 100:5.1f}%  {own / requests * 1e6:7.0f} us/req")
 
 
 if __name__ == "__main__":

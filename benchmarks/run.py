@@ -432,6 +432,17 @@ class Bench:
             "full": self.serve(
                 "full-index", self.hypercorn("asgi:app"), self.env(self.db["small"], **page)
             ),
+            # SQLite's default pool is 2: this shows what 4 connection threads would cost.
+            "full-pool4": self.serve(
+                "full-index-pool4",
+                self.hypercorn("asgi:app"),
+                self.env(self.db["small"], **page, DATABASE_POOL_SIZE="4"),
+            ),
+            "full-on-loop": self.serve(
+                "full-index-reads-on-the-loop",
+                self.hypercorn(str(HERE / "reads_on_the_loop.py") + ":app"),
+                self.env(self.db["small"], **page),
+            ),
             "full-100k": self.serve(
                 "full-index-100k", self.hypercorn("asgi:app"), self.env(self.db["large"], **page)
             ),
@@ -446,6 +457,8 @@ class Bench:
             for name in ("flaskr", "flask-reuse", "full")
         ]
         plan += [
+            ("index full-pool4 c64", servers["full-pool4"], "/", 64),
+            ("index full-on-loop c64", servers["full-on-loop"], "/", 64),
             ("index full-100k c1", servers["full-100k"], "/", 1),
             ("index full-100k deep c1", servers["full-100k"], deep, 1),
         ]
@@ -504,7 +517,7 @@ class Bench:
         """PostgreSQL against SQLite: index and create at c64, 1 and 2 workers; the breakdown."""
         print(
             "\n[pg] PostgreSQL vs SQLite: index (50 posts) and create, c64, hypercorn -w 1 and"
-            " -w 2, a pool of 4 per worker",
+            " -w 2, the app's default pool per worker",
             flush=True,
         )
         with private_postgres() as admin:
@@ -679,10 +692,13 @@ class Bench:
         if "index full c64" in s:
             ratio = rps("index full c64") / rps("index flaskr c64")
             strict = rps("index full c64") / rps("index flask-reuse c64")
+            pool = rps("index full c64") / rps("index full-pool4 c64")
             goals.append(
                 (
                     "2 index 50 posts, app / Flask+gunicorn c64",
-                    f"{ratio:.2f}x vs Flaskr-style (>= 1.0x); {strict:.2f}x vs reused connection",
+                    f"{ratio:.2f}x vs Flaskr-style (>= 1.0x); {strict:.2f}x vs reused connection;"
+                    f" SQLite pool 2 / pool 4 {pool:.2f}x; reads on the loop / app"
+                    f" {rps('index full-on-loop c64') / rps('index full c64'):.2f}x",
                     ratio >= 1.0,
                 )
             )
@@ -746,14 +762,16 @@ class Bench:
 def postmaster_pid(url: str) -> int:
     """Return the pid of the PostgreSQL server's postmaster (the parent of every backend)."""
 
-    async def backend_pid() -> int:
+    async def backend_status() -> str:
         connection = await asyncpg.connect(url)
         try:
-            return int(await connection.fetchval("SELECT pg_backend_pid()"))
+            pid = int(await connection.fetchval("SELECT pg_backend_pid()"))
+            # Read while connected: the backend process ends with its connection.
+            return Path(f"/proc/{pid}/status").read_text()
         finally:
             await connection.close()
 
-    status = Path(f"/proc/{asyncio.run(backend_pid())}/status").read_text()
+    status = asyncio.run(backend_status())
     return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
 
 
