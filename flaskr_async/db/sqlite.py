@@ -24,7 +24,7 @@ from flaskr_async.db import logger
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 TABLES = ("login_failure", "post", "user")  # children first, for foreign keys
 # Each connection is a thread that takes the GIL for every row it reads: more of them contend
-# with the event loop, and 4 served the index 30 % slower than 2 (benchmarks/README.md).
+# with the event loop: 2 served the index 1.16x faster than 4 (`make bench`, goal 2).
 DEFAULT_POOL_SIZE = 2
 
 
