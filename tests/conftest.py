@@ -26,12 +26,33 @@ from flaskr_async.db import current_database
 from flaskr_async.db.sqlite import split_statements
 from tests.postgres_server import private_postgres
 from tests.postgres_server import with_database
+from tests.servers import ARTIFACTS
 from tests.servers import TEST_SECRET_KEY
 
 DATA_SQL = (Path(__file__).parent / "data.sql").read_text()
 
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+SESSION_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note when the run began, to tell its screenshots from older ones."""
+    session.config.stash[SESSION_STARTED] = time.time()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """List the screenshots this run took, so their paths are in the output, pass or fail."""
+    began = config.stash[SESSION_STARTED]
+    shots = sorted(path for path in ARTIFACTS.glob("*.png") if path.stat().st_mtime >= began)
+    if shots:
+        terminalreporter.section("screenshots")
+        for path in shots:
+            terminalreporter.write_line(str(path.relative_to(ARTIFACTS.parent)))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -21,6 +21,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-to-serve"
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots, git-ignored
 
 
 def free_port() -> int:

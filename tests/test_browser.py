@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT
+from tests.servers import ARTIFACTS
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -30,7 +30,6 @@ except ImportError:  # the browser fixture skips (or fails, on CI) and says why
     pass
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
-ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 5_000  # every wait is bounded: a broken page fails in seconds, not minutes
 CONFIRM_DELETE = "Delete this post? This cannot be undone."
 
