@@ -139,9 +139,14 @@ def tables_in(database: Path) -> set[str]:
         return {row[0] for row in rows}
 
 
+def backend_of(database: str | Path) -> str:
+    """Name the backend a DATABASE setting selects, as the app's create_database does."""
+    return "postgresql" if str(database).startswith(("postgresql://", "postgres://")) else "sqlite"
+
+
 async def stored_titles(database: str | Path) -> list[str]:
     """Read every post title straight from the database (a PostgreSQL URL or a SQLite file)."""
-    if str(database).startswith("postgresql://"):
+    if backend_of(database) == "postgresql":
         connection = await asyncpg.connect(str(database))
         try:
             return [row["title"] for row in await connection.fetch("SELECT title FROM post")]

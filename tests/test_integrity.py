@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import csrf_token_of
 from tests.servers import ROOT
+from tests.servers import backend_of
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
@@ -153,11 +154,6 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
-
-
-def backend_of(database: str) -> str:
-    """Name the backend of a database URL or path."""
-    return "postgresql" if database.startswith("postgresql://") else "sqlite"
 
 
 def sqlite_problems(path: str) -> list[str]:
