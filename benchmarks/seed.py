@@ -50,8 +50,7 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
             'INSERT INTO "user" (username, password) VALUES (?, ?)', users(password_hash)
         )
         connection.executemany(
-            "INSERT INTO post (author_id, title, body) VALUES (?, ?, ?)",
-            ((n % AUTHORS + 1, TITLE.format(n), BODY.format(n)) for n in range(posts)),
+            "INSERT INTO post (author_id, title, body) VALUES (?, ?, ?)", post_rows(posts)
         )
     connection.close()
     return path
@@ -60,6 +59,11 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
 def users(password_hash: str) -> list[tuple[str, str]]:
     """Return the users' rows: the benchmark user (id 1), then the other authors."""
     return [(BENCH_USER, password_hash)] + [(f"author{n}", "not-a-hash") for n in range(1, AUTHORS)]
+
+
+def post_rows(posts: int) -> list[tuple[int, str, str]]:
+    """Return ``posts`` rows of (author_id, title, body), spread over the authors."""
+    return [(n % AUTHORS + 1, TITLE.format(n), BODY.format(n)) for n in range(posts)]
 
 
 def create_postgres_database(admin_url: str, name: str) -> None:
@@ -88,9 +92,7 @@ def seed_postgres(tree: Path, url: str, posts: int, password_hash: str) -> str:
                 )
                 await connection.copy_records_to_table(
                     "post",
-                    records=[
-                        (n % AUTHORS + 1, TITLE.format(n), BODY.format(n)) for n in range(posts)
-                    ],
+                    records=post_rows(posts),
                     columns=["author_id", "title", "body"],
                 )
             await connection.execute("ANALYZE")
