@@ -214,6 +214,13 @@ async def page_text(response: TestResponse) -> str:
     return await response.get_data(as_text=True)
 
 
+def set_cookie_of(response: TestResponse, name: str = "session") -> str:
+    """Return the Set-Cookie header a response gives for one cookie."""
+    headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
+    assert len(headers) == 1, f"expected one Set-Cookie for {name!r}, got {headers}"
+    return headers[0]
+
+
 def csrf_token_of(page: str) -> str:
     """Return the CSRF token rendered in a page's forms."""
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
