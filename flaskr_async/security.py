@@ -75,7 +75,7 @@ async def forbid_shared_caching(response: Response) -> Response:
     if "Cache-Control" not in response.headers:
         if g.get("user") is not None:
             response.headers["Cache-Control"] = "no-store"
-        elif session.accessed:
+        elif session.accessed or session.modified:
             # The page carries this session's CSRF token: never hand it to another visitor.
             response.headers["Cache-Control"] = "private"
     return response
