@@ -55,15 +55,24 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 class LimitedBody(Body):
     """A request body whose size limit can be lowered once the route is known."""
 
-    def lower_limit(self, max_bytes: int) -> None:
+    too_large_description = RequestEntityTooLarge.description
+
+    def lower_limit(self, max_bytes: int, description: str) -> None:
         """Refuse the body (413) once more than ``max_bytes`` have arrived, or already."""
         # Body keeps its limit and buffer in private attributes; this is the check its own
         # append() makes, applied to what is already buffered too.
+        self.too_large_description = description
         if self._max_content_length is None or max_bytes < self._max_content_length:
             self._max_content_length = max_bytes
         if len(self._data) > max_bytes:
-            self._must_raise = RequestEntityTooLarge()
+            self._must_raise = RequestEntityTooLarge(description)
             self.set_complete()
+
+    def append(self, data: bytes) -> None:
+        """Buffer a chunk; a body over its limit is refused with the form's own message."""
+        super().append(data)
+        if isinstance(self._must_raise, RequestEntityTooLarge):
+            self._must_raise.description = self.too_large_description
 
 
 class LimitedRequest(Request):
@@ -77,16 +86,17 @@ async def enforce_form_limits() -> None:
     limit = FORM_LIMITS.get(request.endpoint or "")
     if limit is None or request.method != "POST":
         return
+    too_large = f"This form's data may be at most {limit.max_bytes:,} bytes."
     if request.content_length is not None and request.content_length > limit.max_bytes:
-        abort(413, f"This form's data may be at most {limit.max_bytes:,} bytes.")
+        abort(413, too_large)
     body = request.body
     assert isinstance(body, LimitedBody)
-    body.lower_limit(limit.max_bytes)
+    body.lower_limit(limit.max_bytes, too_large)
+    # Both wait for the body; no connection or other scarce resource is held meanwhile.
     if request.mimetype == "multipart/form-data":
         request.max_form_parts = limit.max_fields  # the parser counts parts as it goes
-        return
-    if request.mimetype in FORM_TYPES:
-        # Waits for the body (no connection or other resource is held here).
+        await request.form
+    elif request.mimetype in FORM_TYPES:
         data = await body
         if data.count(b"&") >= limit.max_fields:
             abort(413, f"This form has at most {limit.max_fields} fields.")
