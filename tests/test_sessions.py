@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from quart.testing import QuartClient
 
 from flaskr_async.db import current_database
 from flaskr_async.user_sessions import id_hash
+from tests.conftest import AnyClient
 from tests.conftest import AuthActions
 from tests.conftest import fetch_one
 from tests.conftest import page_text
@@ -19,7 +19,7 @@ from tests.conftest import serving
 from tests.conftest import set_cookie_of
 
 
-async def session_id_of(client: QuartClient) -> str:
+async def session_id_of(client: AnyClient) -> str:
     """Return the login session id in the client's cookie."""
     async with client.session_transaction() as current:
         session_id: str = current["session_id"]
@@ -32,13 +32,13 @@ async def run(app: Quart, sql: str, params: tuple[Any, ...] = ()) -> None:
         await current_database().execute(sql, params)
 
 
-async def is_logged_in(client: QuartClient) -> bool:
+async def is_logged_in(client: AnyClient) -> bool:
     """Tell whether the index shows the client a logged-in user."""
     return "Log Out" in await page_text(await client.get("/"))
 
 
 async def test_a_cookie_replayed_after_logout_is_anonymous(
-    app: Quart, client: QuartClient, auth: AuthActions
+    app: Quart, client: AnyClient, auth: AuthActions
 ) -> None:
     await auth.login()
     saved = set_cookie_of(await auth.login()).split(";")[0]
@@ -62,7 +62,7 @@ async def test_a_cookie_replayed_after_logout_is_anonymous(
     ],
 )
 async def test_sessions_expire_on_the_server(
-    app: Quart, client: QuartClient, auth: AuthActions, column: str, age: float, ended: bool
+    app: Quart, client: AnyClient, auth: AuthActions, column: str, age: float, ended: bool
 ) -> None:
     await auth.login()
     await run(app, f"UPDATE user_session SET {column} = ?", (time.time() - age,))
@@ -73,7 +73,7 @@ async def test_sessions_expire_on_the_server(
 
 
 async def test_use_keeps_a_session_alive_with_one_write_a_minute(
-    app: Quart, client: QuartClient, auth: AuthActions
+    app: Quart, client: AnyClient, auth: AuthActions
 ) -> None:
     await auth.login()
     key = id_hash(await session_id_of(client))
@@ -88,7 +88,7 @@ async def test_use_keeps_a_session_alive_with_one_write_a_minute(
 
 
 async def test_login_rotates_the_session_and_clears_ended_ones(
-    app: Quart, client: QuartClient, auth: AuthActions
+    app: Quart, client: AnyClient, auth: AuthActions
 ) -> None:
     await auth.login()
     first = await session_id_of(client)
@@ -107,7 +107,7 @@ async def test_login_rotates_the_session_and_clears_ended_ones(
 
 
 async def test_the_table_stores_no_usable_session_id(
-    app: Quart, client: QuartClient, auth: AuthActions
+    app: Quart, client: AnyClient, auth: AuthActions
 ) -> None:
     await auth.login()
     session_id = await session_id_of(client)
@@ -115,14 +115,14 @@ async def test_the_table_stores_no_usable_session_id(
     assert row is not None and session_id not in row["id_hash"]
 
 
-async def test_a_forged_session_id_is_anonymous(app: Quart, client: QuartClient) -> None:
+async def test_a_forged_session_id_is_anonymous(app: Quart, client: AnyClient) -> None:
     async with client.session_transaction() as planted:
         planted["session_id"] = "guessed"
     assert not await is_logged_in(client)
 
 
 async def test_deleting_a_user_ends_their_sessions(
-    app: Quart, client: QuartClient, auth: AuthActions
+    app: Quart, client: AnyClient, auth: AuthActions
 ) -> None:
     await auth.login()
     await run(app, 'DELETE FROM "user" WHERE id = 1')
@@ -132,19 +132,19 @@ async def test_deleting_a_user_ends_their_sessions(
 
 @pytest.mark.parametrize("path", ["/", "/create", "/1/update", "/no/such/page", "/auth/login"])
 async def test_logged_in_pages_are_never_stored(
-    client: QuartClient, auth: AuthActions, path: str
+    client: AnyClient, auth: AuthActions, path: str
 ) -> None:
     await auth.login()
     assert (await client.get(path)).headers["Cache-Control"] == "no-store"
 
 
-async def test_pages_with_a_session_token_stay_private(client: QuartClient) -> None:
+async def test_pages_with_a_session_token_stay_private(client: AnyClient) -> None:
     assert (await client.get("/auth/login")).headers["Cache-Control"] == "private"
 
 
 @pytest.mark.parametrize("path", ["/static/style.css", "/static/favicon.svg", "/hello"])
 async def test_static_files_and_hello_never_set_a_cookie(
-    client: QuartClient, auth: AuthActions, path: str
+    client: AnyClient, auth: AuthActions, path: str
 ) -> None:
     await auth.login()
     response = await client.get(path)
@@ -153,9 +153,7 @@ async def test_static_files_and_hello_never_set_a_cookie(
     assert response.headers.get("Cache-Control") != "no-store"
 
 
-async def test_a_logged_in_page_sets_no_cookie_either(
-    client: QuartClient, auth: AuthActions
-) -> None:
+async def test_a_logged_in_page_sets_no_cookie_either(client: AnyClient, auth: AuthActions) -> None:
     # The cookie keeps its expiry from login: it is not re-sent with every page (the first
     # page after login adds the new session's CSRF token to it, once).
     await auth.login()

@@ -6,12 +6,13 @@ import asyncio
 import time
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from quart import Quart
-from quart.testing import QuartClient
 
 from flaskr_async import devices
 from flaskr_async import passwords
 from flaskr_async.db import current_database
+from tests.conftest import AnyClient
 from tests.conftest import set_cookie_of
 
 ATTACKER = ("198.51.100.66", 4000)
@@ -20,7 +21,10 @@ ELSEWHERE = ("192.0.2.77", 6000)
 
 
 async def log_in(
-    client: QuartClient, address: tuple[str, int], password: str = "test", username: str = "test"
+    client: AnyClient,
+    address: tuple[str, int],
+    password: str = "test",
+    username: str = "test",
 ) -> int:
     """Post the login form from an address; return the status."""
     response = await client.post(
@@ -43,7 +47,7 @@ async def add_failures(app: Quart, count: int, address: str, device: str | None 
                 )
 
 
-async def known_browser(app: Quart) -> QuartClient:
+async def known_browser(app: Quart) -> AnyClient:
     """Return a browser that has logged in as "test" before (and logged out)."""
     client = app.test_client()
     assert await log_in(client, ALICE_HOME) == 302
@@ -91,7 +95,7 @@ async def test_a_known_browser_has_its_own_limit(app: Quart) -> None:
 async def test_a_forged_device_cookie_is_an_unknown_browser(app: Quart) -> None:
     client = app.test_client()
     await add_failures(app, 10, ATTACKER[0])
-    for forged in ("not-signed", "W10.invalid", devices.URLSafeSerializer("x" * 32).dumps([])):
+    for forged in ("not-signed", "W10.invalid", URLSafeSerializer("x" * 32).dumps([])):
         client.set_cookie("localhost", devices.COOKIE_NAME, forged, path="/auth/login")
         assert await log_in(client, ATTACKER) == 429
 
