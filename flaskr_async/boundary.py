@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from collections.abc import Iterator
 
 from hypercorn.typing import ASGIFramework
 from hypercorn.typing import ASGIReceiveCallable
@@ -29,12 +30,24 @@ HEADERS = [
 
 
 def trusted_names(hosts: Iterable[str] | str | None) -> frozenset[str] | None:
-    """Return the TRUSTED_HOSTS names in lower case; None (or empty) trusts every host."""
+    """Return the TRUSTED_HOSTS names in lower case; None (or empty) trusts every host.
+
+    ".example.org" stays in the set as a suffix and adds example.org itself.
+    """
     if isinstance(hosts, str):
         # A bare string from the environment is one name, not a list of characters.
         hosts = [hosts]
-    names = frozenset(name.strip().lower() for name in hosts or ()) - {""}
-    return names or None
+    names = {name.strip().lower() for name in hosts or ()}
+    names |= {name[1:] for name in names if name.startswith(".")}
+    return frozenset(names - {"", "."}) or None
+
+
+def dots(name: str) -> Iterator[int]:
+    """Yield the position of every dot in a host name."""
+    dot = name.find(".")
+    while dot != -1:
+        yield dot
+        dot = name.find(".", dot + 1)
 
 
 def host_problem(values: list[bytes], trusted: frozenset[str] | None) -> str | None:
@@ -50,7 +63,7 @@ def host_problem(values: list[bytes], trusted: frozenset[str] | None) -> str | N
         return None
     name = match[1].decode().lower()
     # ".example.org" also matches example.org's subdomains, as in werkzeug.
-    if any(name == ref.lstrip(".") or ref[0] == "." and name.endswith(ref) for ref in trusted):
+    if name in trusted or any(name[dot:] in trusted for dot in dots(name)):
         return None
     return "a Host this site does not serve"
 
