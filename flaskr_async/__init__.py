@@ -12,6 +12,7 @@ from quart import Quart
 
 from flaskr_async import auth
 from flaskr_async import blog
+from flaskr_async import boundary
 from flaskr_async import db
 from flaskr_async import limits
 from flaskr_async import security
@@ -32,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
     "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
     "PROXY_FIX_TRUSTED_HOPS": 0,
+    # Host names served (port ignored; ".example.org" adds its subdomains); any other Host
+    # gets 400. None serves every host. Loopback stays listed for checks on the server.
+    "TRUSTED_HOSTS": ["localhost", "127.0.0.1", "[::1]"],
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: on unless debugging or testing
     # The absolute lifetime of a login session, and how long it may go unused, both enforced
@@ -81,6 +85,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(blog.bp)
     # "/" is the blog index; url_for("index") works as well as url_for("blog.index").
     app.add_url_rule("/", endpoint="index")
+    # Before security.init_app, so that its ProxyFix wraps this check (see boundary.init_app).
+    boundary.init_app(app)
     # After the blueprints: the user is loaded before the CSRF check, so even its 400
     # page shows a logged-in user's navigation.
     security.init_app(app)
