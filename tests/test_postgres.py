@@ -74,3 +74,6 @@ async def test_backup_reports_pg_dump_failure(postgres_server: str, tmp_path: An
     async with opened(config, pool_size=1) as database:
         with pytest.raises(DatabaseUnavailable, match="pg_dump failed: .*No such file"):
             await database.backup(str(tmp_path / "no" / "such" / "folder" / "copy"))
+        (tmp_path / "taken").write_text("")
+        with pytest.raises(DatabaseUnavailable, match="already exists"):
+            await database.backup(str(tmp_path / "taken"))

@@ -124,7 +124,11 @@ def test_command_reports_unusable_database(tmp_path: Path, app_config: dict[str,
     assert f"Cannot use DATABASE {str(tmp_path)!r}" in result.output
 
 
-async def test_backup_failure_is_database_unavailable(app: Quart, tmp_path: Path) -> None:
-    # The command checks the folder first; a failure after that (a full disk) is reported alike.
+async def test_backup_failures_are_database_unavailable(app: Quart, tmp_path: Path) -> None:
+    # The command checks the target first; the seam refuses alike (for a target made since, a
+    # full disk), so no caller sees a raw sqlite3 error.
     with pytest.raises(DatabaseUnavailable, match="Cannot back up to .*unable to open database"):
         await sqlite_of(app).backup(str(tmp_path / "gone" / "copy.sqlite"))
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(DatabaseUnavailable, match="already exists"):
+        await sqlite_of(app).backup(str(tmp_path / "taken"))
