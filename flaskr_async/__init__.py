@@ -13,6 +13,7 @@ from quart import Quart
 from flaskr_async import auth
 from flaskr_async import blog
 from flaskr_async import boundary
+from flaskr_async import cli
 from flaskr_async import db
 from flaskr_async import limits
 from flaskr_async import security
@@ -81,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     # First: bodies are bounded before anything (the CSRF check) parses them.
     limits.init_app(app)
     db.init_app(app)
+    cli.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
     # "/" is the blog index; url_for("index") works as well as url_for("blog.index").

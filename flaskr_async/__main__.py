@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.run import run
+from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
 from flaskr_async import create_app
@@ -48,7 +49,11 @@ def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
 
 async def check_startup(app: Quart) -> None:
     """Start the app and stop it again, so that a broken set-up fails before workers fork."""
-    await app.startup()
+    try:
+        await app.startup()
+    except Exception as error:
+        # Logged already, as hypercorn's lifespan failure is: say so the same way.
+        raise LifespanFailureError("startup", str(error)) from error
     await app.shutdown()
 
 
@@ -76,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(check_startup(app))
             return run(config)
         return asyncio.run(serve_until_stopped(app, config))
-    # Whatever stops start-up (a LifespanFailureError from hypercorn, or the app's own
-    # error from the preflight), the caller must see a non-zero status.
+    # Whatever stops start-up, the caller must see a non-zero status. The app's own failure
+    # was logged where it happened (one line naming the setting, or Quart's traceback).
+    except LifespanFailureError:
+        app.logger.error("Start-up failed: the reason is logged above.")
+        return 1
     except Exception as error:
         app.logger.error("Start-up failed: %s", error)
         return 1

@@ -19,12 +19,15 @@ import httpx
 import pytest
 from itsdangerous import TimestampSigner
 from itsdangerous import URLSafeTimedSerializer
+from markupsafe import escape
 from quart import Quart
 from quart import typing as quart_typing
 
 from flaskr_async import create_app
 from flaskr_async import passwords
 from flaskr_async.security import FORM_EXPIRED
+from flaskr_async.security import REFERER_FOREIGN
+from flaskr_async.security import REFERER_MISSING
 from flaskr_async.security import SECURITY_HEADERS
 from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import csrf_token_of
@@ -117,6 +120,36 @@ async def test_every_form_refuses_bad_csrf_tokens(
         assert response.status_code in (302, 303)
 
 
+@pytest.mark.parametrize(
+    ("referer", "message"),
+    [
+        (None, REFERER_MISSING),
+        ("", REFERER_MISSING),
+        ("https://evil.example/auth/login", REFERER_FOREIGN),
+        ("https://localhost:8443/auth/login", REFERER_FOREIGN),  # another port: another origin
+        ("http://localhost/auth/login", REFERER_FOREIGN),  # the form was on plain HTTP
+    ],
+)
+async def test_a_refused_referer_over_https_says_what_to_do(
+    csrf_app: Quart, referer: str | None, message: str
+) -> None:
+    client = csrf_app.test_client()
+    token = await token_from(client)
+    form = {"username": "test", "password": "test", "csrf_token": token}
+    headers = {} if referer is None else {"Referer": referer}
+    response = await client.post("/auth/login", form=form, headers=headers, scheme="https")
+    assert response.status_code == 400
+    page = await page_text(response)
+    assert str(escape(message)) in page  # as Jinja escapes it
+    assert FORM_EXPIRED not in page  # reloading would not help
+    # The same form with this site's Referer gets through; with a bad token it has expired.
+    good = {"Referer": "https://localhost/auth/login"}
+    bad_token = await client.post("/auth/login", form={**form, "csrf_token": "x"}, headers=good)
+    assert FORM_EXPIRED in await page_text(bad_token)
+    response = await client.post("/auth/login", form=form, headers=good, scheme="https")
+    assert response.headers["Location"] == "/"
+
+
 async def test_one_token_serves_every_form_of_the_session(
     csrf_app: Quart, csrf_config: dict[str, Any]
 ) -> None:
@@ -175,6 +208,10 @@ async def test_serving_refuses_a_weak_secret_key(
                 pass  # pragma: no cover - start-up fails
         assert "FLASKR_SECRET_KEY" in caplog.text
         assert "secrets.token_hex()" in caplog.text
+        # The instance folder this app reads, wherever it is (installed: under sys.prefix).
+        assert f"Set it in {Path(app.instance_path) / 'config.py'} (" in caplog.text
+        # Once: the hook's line, not Quart's traceback of the same error besides.
+        assert [record.exc_info for record in caplog.records] == [None]
     else:
         async with app.test_app():
             assert (await app.test_client().get("/hello")).status_code == 200

@@ -206,7 +206,10 @@ class SQLiteDatabase(PooledDatabase):
         if Path(target).exists():
             raise DatabaseUnavailable(f"Backup target {target!r} already exists.")
         async with self.lease() as connection:
-            await connection.execute("VACUUM INTO ?", (target,))
+            try:
+                await connection.execute("VACUUM INTO ?", (target,))
+            except sqlite3.Error as error:  # a full disk, a folder gone since the command checked
+                raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error}") from error
 
 
 def split_statements(script: str) -> list[str]:
