@@ -190,7 +190,11 @@ def upstream(tmp_path: Path) -> Iterator[Server]:
     """Serve the app with hypercorn as the unit does behind nginx: one trusted proxy hop."""
     port = free_port()
     env = server_env(
-        tmp_path / "flaskr.sqlite", PROXY_FIX_TRUSTED_HOPS="1", SESSION_COOKIE_SECURE="true"
+        tmp_path / "flaskr.sqlite",
+        PROXY_FIX_TRUSTED_HOPS="1",
+        SESSION_COOKIE_SECURE="true",
+        # The deployment guide's setting: the domain, and loopback for checks on the server.
+        TRUSTED_HOSTS=f'["{HOST}", "localhost", "127.0.0.1", "[::1]"]',
     )
     config = tmp_path / "hypercorn.toml"
     config.write_text(f'accesslog = "-"\n{hypercorn_log_format()}\n')

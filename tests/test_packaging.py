@@ -172,5 +172,5 @@ def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(
         assert style.status_code == 200
         assert style.content == (ROOT / "flaskr_async" / "static" / "style.css").read_bytes()
         # The lifespan created the schema from the installed schema.sql.
-        assert {"user", "post", "login_failure"} <= tables_in(database)
+        assert {"user", "post", "login_attempt", "user_session"} <= tables_in(database)
         assert server.stop() == 0
