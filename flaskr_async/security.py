@@ -1,4 +1,4 @@
-"""Secure defaults: secret-key check, session cookie, CSRF, headers, proxy, error pages."""
+"""Secure defaults: session cookie, CSRF, headers, proxy, error pages."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from quart import render_template
 from quart_wtf import CSRFError
 from quart_wtf import CSRFProtect
 from werkzeug.exceptions import HTTPException
-
-MIN_SECRET_KEY_BYTES = 32
 
 SECURITY_HEADERS = {
     # No inline script or style anywhere, so the policy can be this strict.
@@ -28,26 +26,6 @@ SECURITY_HEADERS = {
 FORM_EXPIRED = "The form has expired. Go back, reload the page and try again."
 
 csrf = CSRFProtect()
-
-
-class InsecureSecretKey(RuntimeError):
-    """SECRET_KEY is the development default or too short to serve with."""
-
-
-def secret_key_problem(app: Quart) -> str | None:
-    """Say what is wrong with SECRET_KEY for serving, if anything."""
-    if app.debug or app.testing:
-        return None
-    key = app.config["SECRET_KEY"]
-    size = len(key.encode() if isinstance(key, str) else key or b"")
-    if key == "dev" or size < MIN_SECRET_KEY_BYTES:
-        return (
-            f"SECRET_KEY is the development default or shorter than {MIN_SECRET_KEY_BYTES}"
-            " bytes. Set it in instance/config.py (SECRET_KEY = '...') or in the environment"
-            " (FLASKR_SECRET_KEY), for example to the output of"
-            ' python -c "import secrets; print(secrets.token_hex())".'
-        )
-    return None
 
 
 def resolve_defaults(app: Quart) -> None:
@@ -78,16 +56,9 @@ async def render_error(error: HTTPException) -> Any:
 
 
 def init_app(app: Quart) -> None:
-    """Check the secret at start-up, protect forms, add headers, trust the configured proxies."""
+    """Protect forms, add headers, trust the configured proxies."""
     resolve_defaults(app)
     csrf.init_app(app)
-
-    @app.before_serving
-    async def refuse_insecure_secret_key() -> None:
-        problem = secret_key_problem(app)
-        if problem is not None:
-            app.logger.error(problem)
-            raise InsecureSecretKey(problem)
 
     app.after_request(add_security_headers)
     app.register_error_handler(HTTPException, render_error)
