@@ -92,6 +92,8 @@ def key_list(min_bytes: int) -> Callable[[Any], bool]:
 
 def redact(value: Any) -> str:
     """Show a secret by its size only."""
+    if value is None:
+        return "None"
     if value == "dev":
         return "'dev' (the development default)"
     if isinstance(value, str | bytes):
@@ -205,10 +207,12 @@ SETTINGS: dict[str, Setting] = {
 # Debug and testing relax the key strength, and nothing else.
 RELAXED: dict[str, Setting] = {
     "SECRET_KEY": replace(
-        SECRET_KEY, accepts=lambda value: is_key(value, 1) or value == "dev", must_be="a key"
+        SECRET_KEY,
+        accepts=lambda value: is_key(value, 1) or value == "dev",
+        must_be="a str or bytes key",
     ),
     "SECRET_KEY_FALLBACKS": replace(
-        SECRET_KEY_FALLBACKS, accepts=key_list(1), must_be="a list of secret keys"
+        SECRET_KEY_FALLBACKS, accepts=key_list(1), must_be="a list of str or bytes keys"
     ),
 }
 
