@@ -165,6 +165,7 @@ class PostgresDatabase:
             f"--file={target}",
             f"--dbname={self.url}",
             stderr=asyncio.subprocess.PIPE,
+            umask=0o077,  # the dump holds password hashes: 0600, whatever our umask
         )
         _, errors = await process.communicate()
         if process.returncode != 0:
