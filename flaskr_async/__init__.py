@@ -13,6 +13,7 @@ from quart import Quart
 from flaskr_async import auth
 from flaskr_async import blog
 from flaskr_async import db
+from flaskr_async import limits
 from flaskr_async import security
 from flaskr_async import settings
 from flaskr_async import templating
@@ -36,10 +37,14 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX_TRUSTED_HOPS": 0,
     # Host names served (".example.org": that domain and its subdomains); None accepts any Host.
     "TRUSTED_HOSTS": ["localhost", "127.0.0.1", "[::1]"],
-    "SESSION_IDLE_TIMEOUT": 2 * 60 * 60,  # seconds a login session lives without a request
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: on unless debugging or testing
+    # The absolute lifetime of a login session, and how long it may go unused, both enforced
+    # on the server (flaskr_async/user_sessions.py).
     "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+    "SESSION_IDLE_TIMEOUT": 24 * 3600,
+    # The cookie keeps its expiry from login: no Set-Cookie on every response (nor on static files).
+    "SESSION_REFRESH_EACH_REQUEST": False,
     # One CSRF token per session, valid until the session ends: no 400s for a second tab.
     "WTF_CSRF_TIME_LIMIT": None,
 }
@@ -85,6 +90,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         if app.logger.level == logging.NOTSET:
             app.logger.setLevel(logging.INFO)
 
+    # First: bodies are bounded before anything (the CSRF check) parses them.
+    limits.init_app(app)
     db.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)

@@ -195,6 +195,7 @@ SETTINGS: dict[str, Setting] = {
     "SESSION_COOKIE_SECURE": optional(BOOLEAN),
     "SESSION_COOKIE_SAMESITE": one_of("Lax", "Strict", "None"),
     "SESSION_COOKIE_HTTPONLY": BOOLEAN,
+    "SESSION_REFRESH_EACH_REQUEST": BOOLEAN,
     "PERMANENT_SESSION_LIFETIME": Setting(
         is_lifetime, f"a positive timedelta or number of seconds (at most {MAX_INT})", "1209600"
     ),

@@ -93,6 +93,7 @@ CASES: dict[str, tuple[list[Any], list[Any]]] = {
         ["", "Loose", "Lax; Secure", None],
     ),
     "SESSION_COOKIE_HTTPONLY": BOOLEAN,
+    "SESSION_REFRESH_EACH_REQUEST": BOOLEAN,
     "PERMANENT_SESSION_LIFETIME": (
         [timedelta(days=14), 3600, MAX_INT],
         [0, -1, True, 3600.0, "14 days", None, timedelta(0), timedelta(seconds=-1)]
