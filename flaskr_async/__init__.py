@@ -17,6 +17,7 @@ from flaskr_async import cli
 from flaskr_async import db
 from flaskr_async import limits
 from flaskr_async import security
+from flaskr_async import settings
 from flaskr_async import templating
 
 DEFAULTS: dict[str, Any] = {
@@ -31,7 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURE_WINDOW": 15 * 60,
     "LOGIN_MAX_FAILURES_PER_USERNAME": 10,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    # Failures for one username from browsers not known to it, all addresses together.
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
+    # A known browser's own failures.
     "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
     "PROXY_FIX_TRUSTED_HOPS": 0,
     # Host names served (port ignored; ".example.org" adds its subdomains); any other Host
@@ -50,10 +53,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
-    """Create and configure an instance of the app."""
-    app = Quart(__name__, instance_relative_config=True)
-    templating.init_app(app)
+def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> list[str]:
+    """Fill the app's config from every source, unchecked; return what the environment got wrong."""
     app.config.from_mapping(
         SECRET_KEY="dev",
         DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),
@@ -64,9 +65,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
-    app.config.from_prefixed_env("FLASKR")
+    return settings.apply_environment(app.config, os.environ)
 
-    os.makedirs(app.instance_path, exist_ok=True)
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
+    """Create and configure an instance of the app; raise InvalidSetting for a bad setting."""
+    app = Quart(__name__, instance_relative_config=True)
+    templating.init_app(app)
+    unreadable = load_settings(app, test_config)
+    config_file = os.path.join(app.instance_path, "config.py")
+    settings.check(app.config, os.environ, unreadable, config_file)
+
+    # As in Flask's tutorial: a read-only install still starts when every setting points
+    # elsewhere; what writes here (the serve command's key, the default SQLite file) says so.
+    try:
+        os.makedirs(app.instance_path, exist_ok=True)
+    except OSError:
+        pass
 
     @app.route("/hello")
     async def hello() -> str:

@@ -19,7 +19,10 @@ from hypercorn.run import run
 from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
+import flaskr_async
 from flaskr_async import create_app
+from flaskr_async import load_settings
+from flaskr_async.settings import InvalidSetting
 
 
 def ensure_secret_key(app: Quart) -> bool:
@@ -27,13 +30,28 @@ def ensure_secret_key(app: Quart) -> bool:
     if app.config["SECRET_KEY"] != "dev":
         return False
     path = os.path.join(app.instance_path, "config.py")
-    # 0o600: the key signs every session, so only the owner may read it.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.makedirs(app.instance_path, exist_ok=True)
+        # 0o600: the key signs every session, so only the owner may read it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as error:
+        raise InvalidSetting(
+            f"cannot write SECRET_KEY to {path}: {error.strerror}; set FLASKR_SECRET_KEY"
+            f" or make {app.instance_path} writable"
+        ) from error
     with os.fdopen(descriptor, "a") as config:
         config.write("\n# Written by `python -m flaskr_async serve`; keep it secret.\n")
         config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
     app.logger.warning("Wrote a new random SECRET_KEY to %s", path)
     return True
+
+
+def configured_app() -> Quart:
+    """Create the app, first writing a random SECRET_KEY if no source sets one."""
+    unchecked = Quart(flaskr_async.__name__, instance_relative_config=True)
+    load_settings(unchecked)
+    ensure_secret_key(unchecked)
+    return create_app()
 
 
 def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
@@ -72,9 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
     args = parser.parse_args(argv)
 
-    app = create_app()
-    if ensure_secret_key(app):
-        app = create_app()
+    try:
+        app = configured_app()
+    except InvalidSetting as error:
+        # One line, no traceback: the message names the setting and what it must be.
+        print(f"Start-up failed: {error}", file=sys.stderr)
+        return 1
     config = hypercorn_config(args.config, args.bind)
     try:
         if config.workers > 1:

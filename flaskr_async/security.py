@@ -1,9 +1,8 @@
-"""Secure defaults: secret-key check, session cookie, CSRF, headers, proxy, error pages."""
+"""Secure defaults: session cookie, CSRF, headers, proxy, error pages."""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from hypercorn.middleware import ProxyFixMiddleware
@@ -19,8 +18,6 @@ from quart_wtf.const import REFERRER_HOST
 from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
-
-MIN_SECRET_KEY_BYTES = 32
 
 SECURITY_HEADERS = {
     # No inline script or style anywhere, so the policy can be this strict.
@@ -50,37 +47,16 @@ CSRF_MESSAGES = {REFERRER_HEADER: REFERER_MISSING, REFERRER_HOST: REFERER_FOREIG
 csrf = CSRFProtect()
 
 
-class InsecureSecretKey(RuntimeError):
-    """SECRET_KEY is the development default or too short to serve with."""
-
-
 class LoggedAtTheSource(logging.Filter):
     """Drop Quart's traceback of a start-up failure whose cause already logged one clear line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but the traceback of an insecure key or an unusable database."""
+        """Keep every record but the traceback of an unusable database."""
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, InsecureSecretKey | DatabaseUnavailable)
+        return not isinstance(error, DatabaseUnavailable)
 
 
 LOGGED_AT_THE_SOURCE = LoggedAtTheSource()  # one instance: adding it again is a no-op
-
-
-def secret_key_problem(app: Quart) -> str | None:
-    """Say what is wrong with SECRET_KEY for serving, if anything."""
-    if app.debug or app.testing:
-        return None
-    key = app.config["SECRET_KEY"]
-    size = len(key.encode() if isinstance(key, str) else key or b"")
-    if key == "dev" or size < MIN_SECRET_KEY_BYTES:
-        config = os.path.join(app.instance_path, "config.py")  # the folder this app reads
-        return (
-            f"SECRET_KEY is the development default or shorter than {MIN_SECRET_KEY_BYTES}"
-            f" bytes. Set it in {config} (SECRET_KEY = '...') or in the environment"
-            " (FLASKR_SECRET_KEY), for example to the output of"
-            ' python3 -c "import secrets; print(secrets.token_hex())".'
-        )
-    return None
 
 
 def resolve_defaults(app: Quart) -> None:
@@ -124,18 +100,11 @@ async def render_error(error: HTTPException) -> Any:
 
 
 def init_app(app: Quart) -> None:
-    """Check the secret at start-up, protect forms, add headers, trust the configured proxies."""
+    """Protect forms, add headers, trust the configured proxies."""
     resolve_defaults(app)
     csrf.init_app(app)
     # The logger by name: app.logger would add Quart's handler now, before logging is set up.
     logging.getLogger(app.name).addFilter(LOGGED_AT_THE_SOURCE)
-
-    @app.before_serving
-    async def refuse_insecure_secret_key() -> None:
-        problem = secret_key_problem(app)
-        if problem is not None:
-            app.logger.error(problem)
-            raise InsecureSecretKey(problem)
 
     app.after_request(add_security_headers)
     app.after_request(forbid_shared_caching)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
@@ -134,6 +135,9 @@ class SQLiteDatabase(PooledDatabase):
         except (sqlite3.Error, OSError) as error:
             await self.close()
             message = f"Cannot use DATABASE {self.path!r}: {error}"
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if not os.access(folder, os.W_OK):  # a read-only install's default, say
+                message += f"; set DATABASE, or make {folder} exist and be writable by this user"
             logger.error(message)
             raise DatabaseUnavailable(message) from error
         except BaseException:
@@ -205,6 +209,10 @@ class SQLiteDatabase(PooledDatabase):
         """Write a consistent, compacted copy to a new file while others keep writing."""
         if Path(target).exists():
             raise DatabaseUnavailable(f"Backup target {target!r} already exists.")
+        # VACUUM INTO fills an empty file as it finds it: create it 0600 whatever the umask,
+        # since the copy holds password hashes.
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.chmod(target, 0o600)
         async with self.lease() as connection:
             try:
                 await connection.execute("VACUUM INTO ?", (target,))
