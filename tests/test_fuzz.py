@@ -22,7 +22,7 @@ from quart.testing import QuartClient
 
 from flaskr_async import DEFAULTS
 from flaskr_async import passwords
-from flaskr_async.blog import MAX_ID
+from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import PASSWORD_MIN

@@ -21,6 +21,7 @@ from flaskr_async.db import Params
 from flaskr_async.db import PooledDatabase
 from flaskr_async.db import Row
 from flaskr_async.db import logger
+from flaskr_async.db.migrate import migrate_sqlite
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 TABLES = ("login_attempt", "login_failure", "user_session", "post", "user")  # children first
@@ -194,6 +195,7 @@ class SQLiteDatabase(PooledDatabase):
         """Create the tables and indexes that are missing, dropping nothing."""
         statements = resources.files("flaskr_async").joinpath("schema.sql").read_text()
         async with connection.transaction():
+            await migrate_sqlite(connection)
             for statement in split_statements(statements):
                 await connection.execute(statement)
 
