@@ -66,7 +66,7 @@ def route(urls: MapAdapter, path: str, method: str = "GET") -> tuple[str, dict[s
         endpoint, args = urls.match(path, method=method)
     except NotFound:
         return None
-    return str(endpoint), args
+    return str(endpoint), dict(args)
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 from quart import Quart
+from quart.testing import QuartClient
 from werkzeug.security import generate_password_hash
 
 from flaskr_async import create_app
@@ -109,6 +110,7 @@ async def stored_keys(app: Quart, count: int = len(LEGACY_USERS)) -> list[str | 
 async def logs_in_as(app: Quart, username: str, password: str) -> int | None:
     """Log in with a fresh client; return the session's user id (None: refused)."""
     client = app.test_client()
+    assert isinstance(client, QuartClient)
     response = await AuthActions(client).login(username, password)
     if response.status_code != 302:
         assert "Incorrect username or password." in await page_text(response)
