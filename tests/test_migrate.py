@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from quart import Quart
 from quart.testing import QuartClient
@@ -18,9 +21,14 @@ from werkzeug.security import generate_password_hash
 from flaskr_async import create_app
 from flaskr_async.db import current_database
 from tests.conftest import AuthActions
+from tests.conftest import csrf_token_of
 from tests.conftest import fetch_one
 from tests.conftest import page_text
 from tests.conftest import serving
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
 
 # Flask's Flaskr tutorial schema (examples/tutorial/flaskr/schema.sql), as its databases hold it.
 FLASKR_SCHEMA = """
@@ -186,3 +194,31 @@ async def test_a_current_database_restarts_without_warnings(
     async with serving_legacy(app_config) as app:
         assert await stored_keys(app, count=2) == ["test", "other"]
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.sqlite_only
+def test_the_issue_cases_on_a_served_flaskr_database(backend: str, tmp_path: Path) -> None:
+    """The cases measured in issue 12, against hypercorn serving a Flaskr database."""
+    database = tmp_path / "flaskr.sqlite"
+    asyncio.run(create_legacy_database(backend, str(database)))
+    port = free_port()
+    with (
+        running(hypercorn_command(port), server_env(database), port) as server,
+        httpx.Client(base_url=server.url) as browser,
+    ):
+
+        def post(path: str, **form: str) -> httpx.Response:
+            token = csrf_token_of(browser.get(path).text)
+            return browser.post(path, data={**form, "csrf_token": token})
+
+        for name in ("jürgen", unicodedata.normalize("NFD", "jürgen"), "jürgen "):
+            response = post("/auth/register", username=name, password="a-long-password")
+            assert "User jürgen is already registered." in response.text.replace("&#39;", "'")
+        assert post("/auth/login", username="jürgen", password=NFD_PASSWORD).status_code == 302
+        post("/create", title="mine", body="")
+        assert browser.get("/1/update").status_code == 200
+        assert browser.get("/%D9%A1/update").status_code == 404
+        post("/auth/logout")
+        assert post("/auth/login", username=LONG_NAME, password="secret-one").status_code == 302
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute('SELECT count(*) FROM "user"').fetchone() == (len(LEGACY_USERS),)
