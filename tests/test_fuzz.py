@@ -24,10 +24,16 @@ from flaskr_async import DEFAULTS
 from flaskr_async import passwords
 from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
+from flaskr_async.forms import LOGIN_USERNAME_MAX
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import PASSWORD_MIN
 from flaskr_async.forms import TITLE_MAX
 from flaskr_async.forms import USERNAME_MAX
+from flaskr_async.identity import NotAllowed
+from flaskr_async.identity import canonical_password
+from flaskr_async.identity import canonical_username
+from flaskr_async.identity import lookup_key
+from flaskr_async.identity import username_key
 from flaskr_async.security import FORM_EXPIRED
 from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import AuthActions
@@ -159,18 +165,31 @@ async def post_form(client: QuartClient, path: str, form: dict[str, str]) -> tup
     return response.status_code, page
 
 
-def valid_username(username: str | None) -> bool:
-    """Tell whether the register and login forms accept a username."""
+def valid_login_name(username: str | None) -> bool:
+    """Tell whether the login form accepts a username (it only bounds the work)."""
     return bool(username and username.strip()) and (
-        len(username or "") <= USERNAME_MAX and "\x00" not in (username or "")
+        len(username or "") <= LOGIN_USERNAME_MAX and "\x00" not in (username or "")
     )
+
+
+def valid_username(username: str | None) -> bool:
+    """Tell whether the register form accepts a username: its canonical form, 150 at most."""
+    if not valid_login_name(username):
+        return False
+    try:
+        return len(canonical_username(username or "")) <= USERNAME_MAX
+    except NotAllowed:
+        return False
 
 
 def valid_new_password(password: str | None) -> bool:
     """Tell whether the register form accepts a password."""
-    return password is not None and (
-        PASSWORD_MIN <= len(password) <= PASSWORD_MAX and "\x00" not in password
-    )
+    if password is None or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return False
+    try:
+        return "\x00" not in password and len(canonical_password(password)) >= PASSWORD_MIN
+    except NotAllowed:
+        return False
 
 
 def valid_title(title: str | None) -> bool:
@@ -223,8 +242,9 @@ async def test_register_takes_any_input(
 ) -> None:
     form = present(username=username, password=password)
     valid = valid_username(username) and valid_new_password(password)
+    key = username_key(username or "") if valid else None
     taken = valid and (
-        await fetch_one(app, 'SELECT 1 FROM "user" WHERE username = ?', (username,)) is not None
+        await fetch_one(app, 'SELECT 1 FROM "user" WHERE username_key = ?', (key,)) is not None
     )
     users = await row_count(app, "user")
 
@@ -236,7 +256,9 @@ async def test_register_takes_any_input(
         assert status == (302 if valid and not taken else 200)
     assert await row_count(app, "user") == users + (status == 302)
     if taken:
-        assert_shown_escaped(page, f"User {username} is already registered.")
+        assert_shown_escaped(
+            page, f"User {canonical_username(username or '')} is already registered."
+        )
 
 
 @fuzz(50)
@@ -252,10 +274,14 @@ async def test_login_takes_any_input(
 
     if too_large(form):
         assert status == 413
-    elif not (valid_username(username) and password):
+    elif not (valid_login_name(username) and password and len(password) <= PASSWORD_MAX):
         assert status == 200
     elif status != 429:  # 429: too many failures from this client's address
-        fixture_user = (username, password) in (("test", "test"), ("other", "other"))
+        # Any spelling of a fixture name, with its password as typed.
+        fixture_user = (lookup_key(username or ""), password) in (
+            ("test", "test"),
+            ("other", "other"),
+        )
         assert status == (302 if fixture_user else 200)
         assert (status == 302) is ("Incorrect username or password." not in page)
 
