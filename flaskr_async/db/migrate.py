@@ -28,10 +28,18 @@ async def migrate_sqlite(connection: Connection) -> None:
 async def migrate_postgres(connection: Connection) -> None:
     """Upgrade an existing PostgreSQL database, inside the schema transaction."""
     columns = await column_names(connection, POSTGRES_USER_COLUMNS)
-    if columns:
+    if columns and await keys_missing(connection, columns):
         # Other hosts keep serving: no registration may take a key while keys are filled.
         await connection.execute('LOCK TABLE "user" IN SHARE ROW EXCLUSIVE MODE')
     await upgrade_users(connection, columns)
+
+
+async def keys_missing(connection: Connection, columns: set[str]) -> bool:
+    """Tell whether the key column, or some user's key, is missing."""
+    if "username_key" not in columns:
+        return True
+    row = await connection.fetch_one('SELECT 1 FROM "user" WHERE username_key IS NULL LIMIT 1')
+    return row is not None
 
 
 async def column_names(connection: Connection, sql: str) -> set[str]:
