@@ -72,7 +72,8 @@ def verify_sync(stored: str | None, password: str) -> tuple[bool, bool]:
     matches, outdated = check_hash(hashed, normalized)
     if not matches and normalized != password:
         matches, outdated = check_hash(hashed, password)[0], True
-    return matches and stored is not None, outdated
+    matches = matches and stored is not None
+    return matches, matches and outdated
 
 
 def check_hash(stored: str, password: str) -> tuple[bool, bool]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 
+from flaskr_async import passwords
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import canonical_password
 from flaskr_async.identity import canonical_username
@@ -257,3 +258,45 @@ def test_canonical_password_is_idempotent(text: str) -> None:
         return
     assert canonical_password(canonical) == canonical
     assert canonical_password(nfd(text)) == canonical
+
+
+def count_hash_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each candidate password checked against a hash (the real check still runs)."""
+    checked: list[str] = []
+    real = passwords.check_hash
+
+    def counting(stored: str, password: str) -> tuple[bool, bool]:
+        checked.append(password)
+        return real(stored, password)
+
+    monkeypatch.setattr(passwords, "check_hash", counting)
+    return checked
+
+
+@pytest.mark.parametrize(
+    ("typed", "checks"),
+    [
+        ("wrong-ascii-password", 1),  # most wrong passwords: one hash, as before
+        (nfd("wröng-pässword"), 2),  # canonical form differs: the text as typed is tried too
+        ("wröng-pässword", 1),  # already canonical
+        ("bell\x07", 0),  # refused: nothing can match
+    ],
+)
+@pytest.mark.parametrize("known_user", [True, False], ids=["known", "unknown"])
+def test_a_wrong_password_costs_the_same_for_any_user(
+    monkeypatch: pytest.MonkeyPatch, typed: str, checks: int, known_user: bool
+) -> None:
+    stored = passwords.hash_sync("the-right-password") if known_user else None
+    checked = count_hash_checks(monkeypatch)
+    assert passwords.verify_sync(stored, typed) == (False, False)
+    assert len(checked) == checks
+
+
+def test_an_older_hash_of_the_text_as_typed_matches_and_is_redone() -> None:
+    typed = nfd("pässwort-lang")
+    older = passwords.HASHER.hash(typed)  # as hashed before passwords were normalized
+    assert passwords.verify_sync(older, typed) == (True, True)
+    assert passwords.verify_sync(older, "pässwort-lang") == (False, False)
+    current = passwords.hash_sync(typed)
+    assert passwords.verify_sync(current, typed) == (True, False)
+    assert passwords.verify_sync(current, "pässwort-lang") == (True, False)
