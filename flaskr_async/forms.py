@@ -21,8 +21,9 @@ from flaskr_async.identity import canonical_username
 USERNAME_MAX = 150  # of the canonical form, at registration: it protects storage
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024  # long passphrases are welcome; this only bounds hashing work
-# What a login accepts: it only bounds the work, so older (Flaskr) names of any length log in.
-LOGIN_USERNAME_MAX = 1024
+# The most a username field reads, as typed: it bounds the work. Logins check nothing more, so
+# older (Flaskr) names of any length log in; registration then limits the canonical form.
+USERNAME_INPUT_MAX = 1024
 TITLE_MAX = 200
 BODY_MAX_BYTES = 64 * 1024
 
@@ -71,7 +72,7 @@ class RegisterForm(QuartForm):
         validators=[
             DataRequired("Username is required."),
             # Bounds the normalization's work first; the stored limit applies to its result.
-            at_most("Username", LOGIN_USERNAME_MAX, shown=USERNAME_MAX),
+            at_most("Username", USERNAME_INPUT_MAX, shown=USERNAME_MAX),
             no_nul,
             canonical_name,
             at_most("Username", USERNAME_MAX),
@@ -98,7 +99,7 @@ class LoginForm(QuartForm):
         "Username",
         validators=[
             DataRequired("Username is required."),
-            at_most("Username", LOGIN_USERNAME_MAX),
+            at_most("Username", USERNAME_INPUT_MAX),
             no_nul,
         ],
     )

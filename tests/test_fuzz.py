@@ -24,10 +24,10 @@ from flaskr_async import DEFAULTS
 from flaskr_async import passwords
 from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
-from flaskr_async.forms import LOGIN_USERNAME_MAX
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import PASSWORD_MIN
 from flaskr_async.forms import TITLE_MAX
+from flaskr_async.forms import USERNAME_INPUT_MAX
 from flaskr_async.forms import USERNAME_MAX
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import canonical_password
@@ -168,7 +168,7 @@ async def post_form(client: QuartClient, path: str, form: dict[str, str]) -> tup
 def valid_login_name(username: str | None) -> bool:
     """Tell whether the login form accepts a username (it only bounds the work)."""
     return bool(username and username.strip()) and (
-        len(username or "") <= LOGIN_USERNAME_MAX and "\x00" not in (username or "")
+        len(username or "") <= USERNAME_INPUT_MAX and "\x00" not in (username or "")
     )
 
 

@@ -17,6 +17,7 @@ from flaskr_async.identity import canonical_password
 from flaskr_async.identity import canonical_username
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
+from flaskr_async.user_sessions import id_hash
 from tests.conftest import AuthActions
 from tests.conftest import fetch_one
 from tests.conftest import page_text
@@ -60,11 +61,16 @@ async def register(client: QuartClient, username: str, password: str = "a-long-p
     return (await page_text(response)).replace("&#39;", "'")
 
 
-async def logged_in_as(client: QuartClient) -> int | None:
-    """Return the user id of the client's session."""
+async def logged_in_as(app: Quart, client: QuartClient) -> int | None:
+    """Return the id of the user whose session the client holds, if any."""
     async with client.session_transaction() as current:
-        user_id: int | None = current.get("user_id")
-    return user_id
+        session_id = current.get("session_id")
+    if session_id is None:
+        return None
+    row = await fetch_one(
+        app, "SELECT user_id FROM user_session WHERE id_hash = ?", (id_hash(session_id),)
+    )
+    return None if row is None else int(row["user_id"])
 
 
 @pytest.mark.parametrize("spelling", JURGEN_SPELLINGS.values(), ids=JURGEN_SPELLINGS.keys())
@@ -84,7 +90,7 @@ async def test_every_spelling_of_a_name_is_one_account(
         app, 'SELECT id, username FROM "user" WHERE username_key = ?', ("jürgen",)
     )
     assert row is not None and row["username"] == "jürgen"
-    assert await logged_in_as(client) == row["id"]
+    assert await logged_in_as(app, client) == row["id"]
 
 
 async def test_names_are_shown_as_typed_and_stored_canonical(

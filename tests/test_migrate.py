@@ -29,6 +29,7 @@ from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
+from tests.test_identity import logged_in_as
 
 # Flask's Flaskr tutorial schema (examples/tutorial/flaskr/schema.sql), as its databases hold it.
 FLASKR_SCHEMA = """
@@ -123,9 +124,7 @@ async def logs_in_as(app: Quart, username: str, password: str) -> int | None:
     if response.status_code != 302:
         assert "Incorrect username or password." in await page_text(response)
         return None
-    async with client.session_transaction() as current:
-        user_id: int = current["user_id"]
-    return user_id
+    return await logged_in_as(app, client)
 
 
 async def test_a_flaskr_database_is_keyed_and_every_user_logs_in(
