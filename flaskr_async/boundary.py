@@ -29,17 +29,16 @@ HEADERS = [
 ]
 
 
-def trusted_names(hosts: Iterable[str] | str | None) -> frozenset[str] | None:
-    """Return the TRUSTED_HOSTS names in lower case; None (or empty) trusts every host.
+def trusted_names(hosts: Iterable[str] | None) -> frozenset[str] | None:
+    """Return the TRUSTED_HOSTS names in lower case; None trusts every host.
 
-    ".example.org" stays in the set as a suffix and adds example.org itself.
+    ".example.org" stays in the set as a suffix and adds example.org itself. The settings
+    check has already refused a bare string, an empty list and blank names.
     """
-    if isinstance(hosts, str):
-        # A bare string from the environment is one name, not a list of characters.
-        hosts = [hosts]
-    names = {name.strip().lower() for name in hosts or ()}
-    names |= {name[1:] for name in names if name.startswith(".")}
-    return frozenset(names - {"", "."}) or None
+    if hosts is None:
+        return None
+    names = {name.lower() for name in hosts}
+    return frozenset(names | {name[1:] for name in names if name.startswith(".")})
 
 
 def dots(name: str) -> Iterator[int]:
