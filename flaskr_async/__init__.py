@@ -13,6 +13,7 @@ from quart import Quart
 from flaskr_async import auth
 from flaskr_async import blog
 from flaskr_async import db
+from flaskr_async import devserver
 from flaskr_async import security
 from flaskr_async import templating
 
@@ -67,6 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
             app.logger.setLevel(logging.INFO)
 
     db.init_app(app)
+    devserver.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
     # "/" is the blog index; url_for("index") works as well as url_for("blog.index").

@@ -124,14 +124,19 @@ async def opened(
 async def serve_database() -> AsyncGenerator[None, None]:
     """Keep the app's database open while it serves (a Quart while_serving hook)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    async with opened(app.config) as database:
-        app.extensions[DB_KEY] = database
-        logger.info("Database opened: %s", database)
-        try:
-            yield
-        finally:
-            del app.extensions[DB_KEY]
-    logger.info("Database closed: %s", database)
+    # No `async with opened(...)` here: on a reload, Quart's development server closes every
+    # live async generator at once (loop.shutdown_asyncgens), the context manager's own one
+    # too, and this one's exit then finds that one already running. So close it by hand.
+    database = create_database(app.config)
+    await database.open()
+    app.extensions[DB_KEY] = database
+    logger.info("Database opened: %s", database)
+    try:
+        yield
+    finally:
+        del app.extensions[DB_KEY]
+        await database.close()
+        logger.info("Database closed: %s", database)
 
 
 def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[None]]) -> None:
