@@ -44,7 +44,7 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(MISSING_PACKAGES); \
 	fi
 
-# ruff and mypy once, then the whole suite once per Python, each in nox's own virtualenv
+# ruff once, then per Python mypy and the whole suite, each Python in nox's own virtualenv
 # filled from its lock. A Python that is not installed is skipped, except under CI=true.
 test: $(INSTALLED) system-deps
 	$(BIN)/nox --sessions lint $(addprefix tests-,$(PYTHONS))

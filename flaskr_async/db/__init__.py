@@ -123,7 +123,9 @@ async def opened(
 
 async def serve_database() -> AsyncGenerator[None, None]:
     """Keep the app's database open while it serves (a Quart while_serving hook)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # The app itself: a reload closes this generator outside any app context. Quart 0.23 types
+    # the proxy's _get_current_object, 0.22 does not: hence the unused-ignore.
+    app = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
     # No `async with opened(...)` here: on a reload, Quart's development server closes every
     # live async generator at once (loop.shutdown_asyncgens), the context manager's own one
     # too, and this one's exit then finds that one already running. So close it by hand.
