@@ -14,6 +14,7 @@ from flaskr_async import auth
 from flaskr_async import blog
 from flaskr_async import db
 from flaskr_async import devserver
+from flaskr_async import limits
 from flaskr_async import security
 from flaskr_async import templating
 
@@ -29,10 +30,17 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURE_WINDOW": 15 * 60,
     "LOGIN_MAX_FAILURES_PER_USERNAME": 10,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
+    "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
     "PROXY_FIX_TRUSTED_HOPS": 0,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: on unless debugging or testing
+    # The absolute lifetime of a login session, and how long it may go unused, both enforced
+    # on the server (flaskr_async/user_sessions.py).
     "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+    "SESSION_IDLE_TIMEOUT": 24 * 3600,
+    # The cookie keeps its expiry from login: no Set-Cookie on every response (nor on static files).
+    "SESSION_REFRESH_EACH_REQUEST": False,
     # One CSRF token per session, valid until the session ends: no 400s for a second tab.
     "WTF_CSRF_TIME_LIMIT": None,
 }
@@ -67,6 +75,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         if app.logger.level == logging.NOTSET:
             app.logger.setLevel(logging.INFO)
 
+    # First: bodies are bounded before anything (the CSRF check) parses them.
+    limits.init_app(app)
     db.init_app(app)
     devserver.init_app(app)
     app.register_blueprint(auth.bp)

@@ -15,14 +15,15 @@ from quart import g
 from quart import redirect
 from quart import render_template
 from quart import request
-from quart import session
 from quart import url_for
 from quart.typing import ResponseReturnValue
 
+from flaskr_async import devices
 from flaskr_async import throttle
+from flaskr_async import user_sessions
 from flaskr_async.db import IntegrityError
+from flaskr_async.db import Row
 from flaskr_async.db import get_db
-from flaskr_async.db import release_db
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
@@ -35,6 +36,9 @@ logger = logging.getLogger("flaskr_async")
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 P = ParamSpec("P")
+
+# Endpoints that never show a user, so their requests skip the session's database lookup.
+WITHOUT_USER = frozenset({"static", "hello"})
 
 
 View = Callable[P, Awaitable[ResponseReturnValue]]
@@ -60,12 +64,11 @@ async def limit_password_hashing() -> None:
 
 @bp.before_app_request
 async def load_logged_in_user() -> None:
-    """Load the user whose id is in the session, if any, into ``g.user``."""
-    user_id = session.get("user_id")
+    """Load the user of this request's session, if any, into ``g.user``."""
     g.user = None
-    if user_id is not None:
-        db = await get_db()
-        g.user = await db.fetch_one('SELECT id, username FROM "user" WHERE id = ?', (user_id,))
+    # Static files and /hello show no user: they touch neither the session nor the database.
+    if request.endpoint not in WITHOUT_USER:
+        g.user = await user_sessions.load_user()
 
 
 @bp.route("/register", methods=("GET", "POST"))
@@ -74,13 +77,11 @@ async def register() -> ResponseReturnValue:
     form = await RegisterForm.create_form()
     if await form.validate_on_submit():
         password_hash = await hash_password(form.password.data)
-        db = await get_db()
         try:
-            async with db.transaction():
-                await db.execute(
-                    'INSERT INTO "user" (username, password) VALUES (?, ?)',
-                    (form.username.data, password_hash),
-                )
+            await get_db().execute(
+                'INSERT INTO "user" (username, password) VALUES (?, ?)',
+                (form.username.data, password_hash),
+            )
         except IntegrityError:
             # The UNIQUE constraint on username: someone has it (perhaps just now).
             await flash(f"User {form.username.data} is already registered.")
@@ -102,39 +103,43 @@ async def login() -> ResponseReturnValue:
 
     username, password = form.username.data, form.password.data
     address = request.remote_addr or "unknown"
-    db = await get_db()
-    locked_for = await throttle.seconds_locked(db, username, address)
-    if locked_for:
-        await flash(f"Too many failed logins. Try again in {locked_for} seconds.")
+    db = get_db()
+    user: Row | None = None
+    # The attempt is counted before its password is checked, in one serialized transaction:
+    # a burst of guesses released together cannot all pass the check.
+    async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
+        reservation = await throttle.reserve(tx, username, address, devices.device_of(username))
+        if reservation.attempt_id is not None:
+            user = await tx.fetch_one(
+                'SELECT id, password FROM "user" WHERE username = ?', (username,)
+            )
+    if reservation.attempt_id is None:
+        await flash(f"Too many failed logins. Try again in {reservation.retry_after} seconds.")
         page = await render_template("auth/login.html", form=form)
-        return page, 429, {"Retry-After": str(locked_for)}
+        return page, 429, {"Retry-After": str(reservation.retry_after)}
 
-    user = await db.fetch_one('SELECT id, password FROM "user" WHERE username = ?', (username,))
-    # A hash takes tens of milliseconds, longer when queued behind the cap: hand the connection
-    # back meanwhile, or a burst of logins holds the whole pool while other pages wait for it.
-    await release_db()
+    # No connection is held while the hash runs (tens of milliseconds, more when queued).
     matches, outdated = await verify_password(user["password"] if user else None, password)
     if user is None or not matches:
-        await throttle.record_failure(await get_db(), username, address)
         logger.warning("Failed login for username %r from %s", username, address)
         # One message for unknown users and wrong passwords: no user enumeration.
         await flash("Incorrect username or password.")
         return await render_template("auth/login.html", form=form)
 
-    if outdated:
-        new_hash = await hash_password(password)
-        db = await get_db()
-        async with db.transaction():
-            await db.execute('UPDATE "user" SET password = ? WHERE id = ?', (new_hash, user["id"]))
-    # A fresh session on login: nothing from before (a planted value, an old token) survives.
-    session.clear()
-    session.permanent = True
-    session["user_id"] = user["id"]
-    return redirect(url_for("index"))
+    new_hash = await hash_password(password) if outdated else None
+    async with db.transaction() as tx:
+        await throttle.forget(tx, reservation.attempt_id)
+        if new_hash is not None:
+            await tx.execute('UPDATE "user" SET password = ? WHERE id = ?', (new_hash, user["id"]))
+        session_id = await user_sessions.create(tx, user["id"])
+    user_sessions.remember(session_id)
+    response = redirect(url_for("index"))
+    devices.remember(response, username)
+    return response
 
 
 @bp.route("/logout", methods=("POST",))
 async def logout() -> ResponseReturnValue:
-    """End the session (a POST, so no link or image can log anyone out)."""
-    session.clear()
+    """End the session on the server (a POST, so no link or image can log anyone out)."""
+    await user_sessions.end()
     return redirect(url_for("index"))

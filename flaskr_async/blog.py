@@ -14,8 +14,8 @@ from quart import url_for
 from quart.typing import ResponseReturnValue
 
 from flaskr_async.auth import login_required
-from flaskr_async.db import Connection
 from flaskr_async.db import Row
+from flaskr_async.db import Statements
 from flaskr_async.db import get_db
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
@@ -46,13 +46,13 @@ def cursor_arg(name: str) -> int | None:
     return int(value)
 
 
-async def post_exists(db: Connection, sql: str, post_id: int) -> bool:
+async def post_exists(db: Statements, sql: str, post_id: int) -> bool:
     """Tell whether any post lies beyond ``post_id`` in the direction ``sql`` names."""
     return await db.fetch_one(sql, (post_id,)) is not None
 
 
 async def page_of_posts(
-    db: Connection, before: int | None, after: int | None, size: int
+    db: Statements, before: int | None, after: int | None, size: int
 ) -> tuple[list[Row], int | None, int | None]:
     """Return one page of posts, newest first, with the cursors of the pages around it."""
     if after is not None:
@@ -80,9 +80,8 @@ async def page_of_posts(
 async def index() -> ResponseReturnValue:
     """Show one page of posts, newest first."""
     before, after = cursor_arg("before"), cursor_arg("after")
-    db = await get_db()
     posts, newer, older = await page_of_posts(
-        db, before, after, int(current_app.config["POSTS_PER_PAGE"])
+        get_db(), before, after, int(current_app.config["POSTS_PER_PAGE"])
     )
     return await render_template("blog/index.html", posts=posts, newer=newer, older=older)
 
@@ -93,8 +92,7 @@ async def get_post(id: int, check_author: bool = True) -> Row:
     Aborts with 404 if the post does not exist, and with 403 if ``check_author`` is set
     and the current user is not its author.
     """
-    db = await get_db()
-    post = await db.fetch_one(POST_COLUMNS + " WHERE p.id = ?", (id,))
+    post = await get_db().fetch_one(POST_COLUMNS + " WHERE p.id = ?", (id,))
     if post is None:
         abort(404, f"Post id {id} doesn't exist.")
     if check_author and post["author_id"] != g.user["id"]:
@@ -108,12 +106,10 @@ async def create() -> ResponseReturnValue:
     """Create a post by the current user."""
     form = await PostForm.create_form()
     if await form.validate_on_submit():
-        db = await get_db()
-        async with db.transaction():
-            await db.execute(
-                "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?)",
-                (form.title.data, form.body.data, g.user["id"]),
-            )
+        await get_db().execute(
+            "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?)",
+            (form.title.data, form.body.data, g.user["id"]),
+        )
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -127,12 +123,10 @@ async def update(id: int) -> ResponseReturnValue:
     post = await get_post(id)
     form = await PostForm.create_form(data={"title": post["title"], "body": post["body"]})
     if await form.validate_on_submit():
-        db = await get_db()
-        async with db.transaction():
-            await db.execute(
-                "UPDATE post SET title = ?, body = ? WHERE id = ?",
-                (form.title.data, form.body.data, id),
-            )
+        await get_db().execute(
+            "UPDATE post SET title = ?, body = ? WHERE id = ?",
+            (form.title.data, form.body.data, id),
+        )
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -144,7 +138,5 @@ async def update(id: int) -> ResponseReturnValue:
 async def delete(id: int) -> ResponseReturnValue:
     """Delete a post of the current user."""
     await get_post(id)
-    db = await get_db()
-    async with db.transaction():
-        await db.execute("DELETE FROM post WHERE id = ?", (id,))
+    await get_db().execute("DELETE FROM post WHERE id = ?", (id,))
     return redirect(url_for("blog.index"))

@@ -15,16 +15,38 @@ CREATE TABLE IF NOT EXISTS post (
   FOREIGN KEY (author_id) REFERENCES user (id) ON DELETE CASCADE
 );
 
--- Failed logins, kept in the database so every worker (and every host) sees them.
-CREATE TABLE IF NOT EXISTS login_failure (
+-- Login sessions: the signed cookie carries a random id, and this row makes the session real,
+-- so logout and expiry end it on the server (OWASP ASVS V3.3), for every worker and host.
+CREATE TABLE IF NOT EXISTS user_session (
+  id_hash TEXT PRIMARY KEY,  -- SHA-256 of the id: a copy of this table logs nobody in
+  user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+  created_at REAL NOT NULL,
+  last_seen_at REAL NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS user_session_user ON user_session (user_id);
+
+CREATE INDEX IF NOT EXISTS user_session_created_at ON user_session (created_at);
+
+CREATE INDEX IF NOT EXISTS user_session_last_seen_at ON user_session (last_seen_at);
+
+-- Login attempts, reserved before the password is checked and deleted when it matches: what
+-- remains are failures, shared by every worker (and every host) through the database.
+CREATE TABLE IF NOT EXISTS login_attempt (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   username TEXT NOT NULL,
   address TEXT NOT NULL,
-  failed_at REAL NOT NULL
+  device TEXT,  -- the id of a browser that has logged in as this user before, if it sent one
+  attempted_at REAL NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS login_failure_username ON login_failure (username, failed_at);
+CREATE INDEX IF NOT EXISTS login_attempt_username ON login_attempt (username, address, attempted_at);
 
-CREATE INDEX IF NOT EXISTS login_failure_address ON login_failure (address, failed_at);
+CREATE INDEX IF NOT EXISTS login_attempt_address ON login_attempt (address, attempted_at);
 
-CREATE INDEX IF NOT EXISTS login_failure_failed_at ON login_failure (failed_at);
+CREATE INDEX IF NOT EXISTS login_attempt_device ON login_attempt (device, attempted_at);
+
+CREATE INDEX IF NOT EXISTS login_attempt_attempted_at ON login_attempt (attempted_at);
+
+-- Replaced by login_attempt, whose rows also count attempts still being checked.
+DROP TABLE IF EXISTS login_failure;

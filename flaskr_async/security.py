@@ -7,7 +7,9 @@ from typing import Any
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart import Response
+from quart import g
 from quart import render_template
+from quart import session
 from quart_wtf import CSRFError
 from quart_wtf import CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -68,6 +70,17 @@ async def add_security_headers(response: Response) -> Response:
     return response
 
 
+async def forbid_shared_caching(response: Response) -> Response:
+    """Keep logged-in pages out of every cache, and any session's pages out of shared ones."""
+    if "Cache-Control" not in response.headers:
+        if g.get("user") is not None:
+            response.headers["Cache-Control"] = "no-store"
+        elif session.accessed or session.modified:
+            # The page carries this session's CSRF token: never hand it to another visitor.
+            response.headers["Cache-Control"] = "private"
+    return response
+
+
 async def render_error(error: HTTPException) -> Any:
     """Show an HTTP error as a short page in the site's layout."""
     description = FORM_EXPIRED if isinstance(error, CSRFError) else error.description
@@ -90,6 +103,7 @@ def init_app(app: Quart) -> None:
             raise InsecureSecretKey(problem)
 
     app.after_request(add_security_headers)
+    app.after_request(forbid_shared_caching)
     app.register_error_handler(HTTPException, render_error)
 
     hops = int(app.config["PROXY_FIX_TRUSTED_HOPS"])

@@ -19,6 +19,7 @@ import pytest
 from quart import Quart
 from quart import Response as TestResponse
 from quart.testing import QuartClient
+from quart.typing import TestClientProtocol
 
 from flaskr_async import create_app
 from flaskr_async.db import Row
@@ -186,10 +187,14 @@ def client(app: Quart) -> QuartClient:
     return test_client
 
 
+# app.test_client() is typed as the protocol; the client fixture as Quart's own class.
+AnyClient = QuartClient | TestClientProtocol
+
+
 class AuthActions:
     """Log the test client in and out."""
 
-    def __init__(self, client: QuartClient) -> None:
+    def __init__(self, client: AnyClient) -> None:
         self.client = client
 
     async def login(self, username: str = "test", password: str = "test") -> TestResponse:
@@ -212,6 +217,13 @@ def auth(client: QuartClient) -> AuthActions:
 async def page_text(response: TestResponse) -> str:
     """Return a response body as text."""
     return await response.get_data(as_text=True)
+
+
+def set_cookie_of(response: TestResponse, name: str = "session") -> str:
+    """Return the Set-Cookie header a response gives for one cookie."""
+    headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
+    assert len(headers) == 1, f"expected one Set-Cookie for {name!r}, got {headers}"
+    return headers[0]
 
 
 def csrf_token_of(page: str) -> str:

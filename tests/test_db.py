@@ -12,21 +12,21 @@ import pytest
 from quart import Quart
 
 from flaskr_async import create_app
-from flaskr_async.db import Database
 from flaskr_async.db import IntegrityError
+from flaskr_async.db import Pool
 from flaskr_async.db import create_database
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
 from flaskr_async.db import opened
 
 
-def database_of(app: Quart) -> Database:
+def database_of(app: Quart) -> Pool:
     """Return the open database of a serving app."""
-    database: Database = app.extensions["flaskr_async.db"]
+    database: Pool = app.extensions["flaskr_async.db"]
     return database
 
 
-async def titles(database: Database) -> list[str]:
+async def titles(database: Pool) -> list[str]:
     """Return the post titles in id order."""
     async with database.lease() as db:
         return [row["title"] for row in await db.fetch_all("SELECT title FROM post ORDER BY id")]
@@ -47,13 +47,19 @@ def count_rows(config: dict[str, Any], table: str) -> int:
     return asyncio.run(count())
 
 
-async def test_get_db_is_one_lease_per_request(app_config: dict[str, Any]) -> None:
+async def test_each_statement_leases_and_gives_back(app_config: dict[str, Any]) -> None:
     app = create_app({**app_config, "DATABASE_POOL_SIZE": 1})
-    async with app.test_app():
-        for _ in range(2):  # with one connection, a lease not given back would hang here
-            async with app.test_request_context("/"):
-                db = await get_db()
-                assert db is await get_db()
+    async with app.test_app(), app.test_request_context("/"):
+        db = get_db()
+        # With one connection, a statement or transaction that kept its lease would hang here.
+        for _ in range(3):
+            assert await db.fetch_one("SELECT count(*) AS n FROM post") is not None
+            assert await db.fetch_all("SELECT id FROM post") == []
+            assert await db.execute("DELETE FROM post") == 0
+            async with db.transaction() as tx:
+                assert await tx.execute("DELETE FROM post") == 0
+            async with db.transaction(serialize="a queue") as tx:
+                assert await tx.fetch_one("SELECT 1 AS one") is not None
 
 
 async def test_created_is_an_aware_datetime(app: Quart) -> None:
@@ -76,7 +82,7 @@ async def test_serving_creates_missing_tables(app_config: dict[str, Any]) -> Non
     app = create_app(app_config)
     async with app.test_app():
         async with database_of(app).lease() as db:
-            for table in ("user", "post", "login_failure"):
+            for table in ("user", "post", "login_attempt", "user_session"):
                 assert await db.fetch_all(f'SELECT * FROM "{table}"') == []
 
 

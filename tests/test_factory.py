@@ -114,7 +114,6 @@ async def test_proxy_fix_sets_the_client_address(
             scope_base={"client": ("127.0.0.1", 5000)},
         )
         async with app.app_context():
-            async with current_database().lease() as db:
-                row = await db.fetch_one("SELECT address FROM login_failure")
+            row = await current_database().fetch_one("SELECT address FROM login_attempt")
     assert row is not None
     assert row["address"] == expected

@@ -33,6 +33,7 @@ from tests.conftest import load_test_data
 from tests.conftest import page_text
 from tests.conftest import row_count
 from tests.conftest import serving
+from tests.conftest import set_cookie_of
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port
@@ -186,8 +187,7 @@ async def session_cookie_of(app: Quart) -> str:
         response = await app.test_client().post(
             "/auth/login", form={"username": "test", "password": "test"}
         )
-    cookie = response.headers["Set-Cookie"]
-    return cookie.split(";")[0].split("=", 1)[1]
+    return set_cookie_of(response).split(";")[0].split("=", 1)[1]
 
 
 async def logged_in(app: Quart, cookie: str) -> bool:
@@ -223,7 +223,7 @@ async def test_session_cookie_flags(
         response = await app.test_client().post(
             "/auth/login", form={"username": "test", "password": "test"}
         )
-    cookie = response.headers["Set-Cookie"]
+    cookie = set_cookie_of(response)
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert ("Secure" in cookie) is secure

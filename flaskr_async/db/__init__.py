@@ -11,7 +11,6 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from contextlib import AsyncExitStack
 from contextlib import asynccontextmanager
 from typing import Any
 from typing import Protocol
@@ -19,7 +18,6 @@ from typing import Protocol
 import click
 from quart import Quart
 from quart import current_app
-from quart import g
 from quart.cli import ScriptInfo
 from quart.cli import pass_script_info
 
@@ -44,8 +42,8 @@ class IntegrityError(Exception):
     """A write broke a constraint (a duplicate username, say), whichever backend ran it."""
 
 
-class Connection(Protocol):
-    """One leased connection: statements, rows and a write transaction."""
+class Statements(Protocol):
+    """Run statements and read rows, the SQL wording of every backend."""
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
 
@@ -53,19 +51,34 @@ class Connection(Protocol):
 
     async def execute(self, sql: str, params: Params = ()) -> int: ...
 
+
+class Connection(Statements, Protocol):
+    """One leased connection: statements, and a write transaction on it."""
+
     def transaction(self) -> AbstractAsyncContextManager[None]: ...
 
+    async def serialize(self, key: str) -> None: ...
 
-class Database(Protocol):
-    """A pool of connections to one database, opened and closed with the app."""
 
-    pool_size: int  # connections opened at start-up, each leased to one request at a time
+class Database(Statements, Protocol):
+    """What views use: each statement leases a pooled connection for itself alone.
+
+    ``fetch_one``/``fetch_all``/``execute`` lease a connection for that one statement
+    (autocommit); ``async with db.transaction() as tx:`` leases one for the block and commits
+    at its end (rolls back on any exception, cancellation included). Nothing is held between
+    units of work, so a request that waits on its client or on a password hash holds no
+    connection.
+    """
+
+    pool_size: int  # connections opened at start-up, each leased to one unit of work at a time
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    def lease(self) -> AbstractAsyncContextManager[Connection]: ...
+    def transaction(self, serialize: str | None = None) -> AbstractAsyncContextManager[Statements]:
+        """Lease a connection for one transaction; ``serialize`` names a queue it waits in."""
+        ...
 
     async def reset_schema(self) -> None: ...
 
@@ -74,7 +87,48 @@ class Database(Protocol):
     def __str__(self) -> str: ...  # names the database in log lines, without secrets
 
 
-def create_database(config: Mapping[str, Any], pool_size: int | None = None) -> Database:
+class Pool(Database, Protocol):
+    """A backend's pool: the connection lease beneath the per-statement methods."""
+
+    def lease(self) -> AbstractAsyncContextManager[Connection]: ...
+
+
+class PooledDatabase:
+    """The per-unit-of-work methods of ``Database``, built on a backend's ``lease``."""
+
+    def lease(self) -> AbstractAsyncContextManager[Connection]:
+        """Lend one connection exclusively to the block (each backend defines it)."""
+        raise NotImplementedError  # pragma: no cover - every backend overrides it
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query on a connection leased for it alone; return its first row, if any."""
+        async with self.lease() as connection:
+            return await connection.fetch_one(sql, params)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query on a connection leased for it alone; return all its rows."""
+        async with self.lease() as connection:
+            return await connection.fetch_all(sql, params)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement in its own transaction; return how many rows it changed."""
+        async with self.lease() as connection:
+            return await connection.execute(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self, serialize: str | None = None) -> AsyncIterator[Statements]:
+        """Lease a connection for the block and run the block in one transaction on it.
+
+        Transactions that name the same ``serialize`` key run one after another, on every
+        worker and host: a read-check-write block (counting login attempts) cannot be raced.
+        """
+        async with self.lease() as connection, connection.transaction():
+            if serialize is not None:
+                await connection.serialize(serialize)
+            yield connection
+
+
+def create_database(config: Mapping[str, Any], pool_size: int | None = None) -> Pool:
     """Build the backend that the DATABASE setting names; nothing is opened yet."""
     # Imported here: each backend imports this module for the seam's types.
     if str(config["DATABASE"]).startswith(("postgresql://", "postgres://")):
@@ -86,32 +140,18 @@ def create_database(config: Mapping[str, Any], pool_size: int | None = None) -> 
     return SQLiteDatabase.from_config(config, pool_size)
 
 
-def current_database() -> Database:
+def current_database() -> Pool:
     """Return the serving app's open database."""
     return current_app.extensions[DB_KEY]  # type: ignore[no-any-return]
 
 
-async def get_db() -> Connection:
-    """Return this request's connection, leased from the app's pool on first use."""
-    if "db" not in g:
-        stack = AsyncExitStack()
-        g.db = await stack.enter_async_context(current_database().lease())
-        g.db_release = stack
-    return g.db  # type: ignore[no-any-return]
-
-
-async def release_db(_exc: BaseException | None = None) -> None:
-    """Give this request's connection back to the pool; an open transaction is rolled back."""
-    g.pop("db", None)
-    stack: AsyncExitStack | None = g.pop("db_release", None)
-    if stack is not None:
-        await stack.aclose()
+def get_db() -> Database:
+    """Return the serving app's database; each statement or transaction leases for itself."""
+    return current_database()
 
 
 @asynccontextmanager
-async def opened(
-    config: Mapping[str, Any], pool_size: int | None = None
-) -> AsyncIterator[Database]:
+async def opened(config: Mapping[str, Any], pool_size: int | None = None) -> AsyncIterator[Pool]:
     """Open the configured database for a block, closing it however the block ends."""
     database = create_database(config, pool_size)
     await database.open()
@@ -141,7 +181,7 @@ async def serve_database() -> AsyncGenerator[None, None]:
         logger.info("Database closed: %s", database)
 
 
-def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[None]]) -> None:
+def run_with_database(info: ScriptInfo, action: Callable[[Pool], Awaitable[None]]) -> None:
     """Load the app and run one async action on its database, from a sync CLI command."""
     app = info.load_app()
 
@@ -155,7 +195,7 @@ def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[N
         raise click.ClickException(str(error)) from error
 
 
-async def keep_schema(_database: Database) -> None:
+async def keep_schema(_database: Pool) -> None:
     """Do nothing more: opening the database already created what was missing."""
 
 
@@ -186,8 +226,7 @@ def backup_command(info: ScriptInfo, path: str) -> None:
 
 
 def init_app(app: Quart) -> None:
-    """Open the database while the app serves, lease per request, add the CLI commands."""
+    """Open the database while the app serves and add the CLI commands."""
     app.while_serving(serve_database)
-    app.teardown_appcontext(release_db)
     app.cli.add_command(init_db_command)
     app.cli.add_command(backup_command)

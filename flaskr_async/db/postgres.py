@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import shutil
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import asyncpg
 from flaskr_async.db import DatabaseUnavailable
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import Params
+from flaskr_async.db import PooledDatabase
 from flaskr_async.db import Row
 from flaskr_async.db import logger
 from flaskr_async.db.sqlite import TABLES
@@ -35,6 +37,12 @@ def numbered_placeholders(sql: str) -> str:
     parts = sql.split("?")
     # The app's SQL has no "?" inside string literals, so every "?" is a placeholder.
     return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+def advisory_lock_id(key: str) -> int:
+    """Map a lock name to PostgreSQL's signed 64-bit advisory lock id, the same on every host."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def redacted(url: str) -> str:
@@ -81,8 +89,12 @@ class PostgresConnection:
         async with self.raw.transaction():
             yield
 
+    async def serialize(self, key: str) -> None:
+        """Wait for, then hold until commit, the advisory lock that ``key`` names."""
+        await self.raw.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_id(key))
 
-class PostgresDatabase:
+
+class PostgresDatabase(PooledDatabase):
     """A pool of connections to one PostgreSQL database."""
 
     def __init__(self, url: str, *, pool_size: int) -> None:

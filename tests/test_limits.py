@@ -1,0 +1,137 @@
+"""Every form's body is bounded, in bytes and in fields, before anything parses it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from quart import Quart
+
+from flaskr_async.forms import BODY_MAX_BYTES
+from flaskr_async.forms import LoginForm
+from flaskr_async.forms import PostForm
+from flaskr_async.forms import RegisterForm
+from flaskr_async.limits import FORM_LIMITS
+from tests.conftest import AuthActions
+from tests.conftest import page_text
+from tests.conftest import row_count
+from tests.conftest import serving
+
+pytestmark = pytest.mark.sqlite_only  # no database work happens before a refusal
+
+PATHS = {
+    "auth.register": "/auth/register",
+    "auth.login": "/auth/login",
+    "auth.logout": "/auth/logout",
+    "blog.create": "/create",
+    "blog.update": "/1/update",
+    "blog.delete": "/1/delete",
+}
+URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_every_post_route_has_a_limit(app: Quart) -> None:
+    posted = {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
+    assert posted == set(FORM_LIMITS) == set(PATHS)
+
+
+async def test_each_limit_counts_the_forms_fields(csrf_config: dict[str, Any]) -> None:
+    async with serving(csrf_config) as app, app.test_request_context("/", method="POST"):
+        for endpoint, form_class in (
+            ("auth.register", RegisterForm),
+            ("auth.login", LoginForm),
+            ("blog.create", PostForm),
+            ("blog.update", PostForm),
+        ):
+            form = await form_class.create_form()
+            assert FORM_LIMITS[endpoint].max_fields == len(form._fields), endpoint
+        for endpoint in ("auth.logout", "blog.delete"):  # a CSRF token and nothing else
+            assert FORM_LIMITS[endpoint].max_fields == 1
+
+
+async def post_raw(app: Quart, path: str, body: bytes, headers: dict[str, str]) -> Any:
+    """Post a raw body as a logged-in user (logout, create, update, delete need one)."""
+    client = app.test_client()
+    await AuthActions(client).login()
+    return await client.post(path, data=body, headers=headers)
+
+
+@pytest.mark.parametrize("endpoint", PATHS)
+async def test_a_body_over_the_forms_size_is_413(app: Quart, endpoint: str) -> None:
+    size = FORM_LIMITS[endpoint].max_bytes + 1
+    response = await post_raw(app, PATHS[endpoint], b"a=" + b"x" * (size - 2), URLENCODED)
+    assert response.status_code == 413
+    assert "at most" in await page_text(response)
+
+
+@pytest.mark.parametrize("endpoint", PATHS)
+async def test_more_fields_than_the_form_has_is_413(app: Quart, endpoint: str) -> None:
+    fields = FORM_LIMITS[endpoint].max_fields + 1
+    body = "&".join(f"f{n}=" for n in range(fields)).encode()
+    response = await post_raw(app, PATHS[endpoint], body, URLENCODED)
+    assert response.status_code == 413
+    assert "fields" in await page_text(response)
+
+
+@pytest.mark.parametrize("endpoint", PATHS)
+async def test_too_many_multipart_parts_is_413(app: Quart, endpoint: str) -> None:
+    parts = FORM_LIMITS[endpoint].max_fields + 1
+    body = "".join(
+        f'--b\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\nx\r\n' for n in range(parts)
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    response = await post_raw(app, PATHS[endpoint], (body + "--b--\r\n").encode(), headers)
+    assert response.status_code == 413
+
+
+async def test_the_many_field_attack_is_refused_before_parsing(app: Quart) -> None:
+    body = "&".join(f"f{n}=" for n in range(100_000)).encode()  # ~0.9 MB, as measured
+    client = app.test_client()
+    response = await client.post("/auth/login", data=body, headers=URLENCODED)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/auth/register", {"username": "𝕏" * 150, "password": "𝕏" * 1024}),
+        ("/create", {"title": "𝕏" * 200, "body": "𝕏" * (BODY_MAX_BYTES // 4)}),
+        ("/1/update", {"title": "𝕏" * 200, "body": "𝕏" * (BODY_MAX_BYTES // 4)}),
+    ],
+)
+async def test_the_largest_valid_forms_fit(app: Quart, path: str, form: dict[str, str]) -> None:
+    # Each character is 4 bytes of UTF-8, each byte sent as %XX: the widest a form can be.
+    client = app.test_client()
+    await AuthActions(client).login()
+    body = urlencode({**form, "csrf_token": "t" * 90}).encode()
+    response = await client.post(path, data=body, headers=URLENCODED)
+    assert response.status_code == 302, response.status_code
+
+
+async def test_a_refused_form_writes_nothing(app: Quart) -> None:
+    users = await row_count(app, "user")
+    body = urlencode({"username": "new", "password": "a-long-password", "extra": "1", "more": "2"})
+    response = await app.test_client().post(
+        "/auth/register", data=body.encode(), headers=URLENCODED
+    )
+    assert response.status_code == 413
+    assert await row_count(app, "user") == users
+
+
+async def test_a_lower_max_content_length_still_applies(app_config: dict[str, Any]) -> None:
+    async with serving({**app_config, "MAX_CONTENT_LENGTH": 100}) as app:
+        body = urlencode({"username": "u" * 100, "password": "p"}).encode()
+        client = app.test_client()
+        response = await client.post("/auth/login", data=body, headers=URLENCODED)
+        assert response.status_code == 413
+
+
+async def test_other_body_types_are_not_read_as_forms(app: Quart) -> None:
+    response = await app.test_client().post(
+        "/auth/login",
+        data=b"username=test&password=test&a&b&c",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 200
+    assert "Username is required." in await page_text(response)
