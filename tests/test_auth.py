@@ -205,12 +205,16 @@ async def before_request(app: Quart) -> None:
         await app.ensure_async(hook)()
 
 
-async def test_hello_and_static_files_skip_the_session(app: Quart, auth: AuthActions) -> None:
-    await auth.login()
-    async with app.test_request_context("/hello"):
+@pytest.mark.parametrize("path", ["/hello", "/static/style.css"])
+async def test_hello_and_static_files_skip_the_session(app: Quart, path: str) -> None:
+    async with app.test_request_context(path):
+        # Quart 0.23 counts any read through the proxy as an access (this one too), so
+        # clear the flag on the session itself and read it there afterwards.
+        current = session._get_current_object()  # type: ignore[attr-defined, unused-ignore]
+        current.accessed = False
         await before_request(app)
+        assert not current.accessed
         assert g.user is None
-        assert not session.accessed
 
 
 LOCAL = "<local>"  # the Quart test client's remote address
