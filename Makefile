@@ -10,10 +10,12 @@ INSTALLED := $(VENV)/.installed
 PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 LOCK = requirements/py$(PYTHON_VERSION).txt
 
-# Debian packages the tests drive: Chromium (browser test) and the PostgreSQL server.
+# Debian packages the tests drive: Chromium (browser test), the PostgreSQL server and nginx
+# (the shipped deploy/nginx.conf in front of the app).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
-	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql)
+	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
+	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
 .PHONY: run test lint lock system-deps bench clean
 

@@ -1,5 +1,10 @@
 """The ASGI entry point: ``hypercorn asgi:app``."""
 
 from flaskr_async import create_app
+from flaskr_async.settings import InvalidSetting
 
-app = create_app()
+try:
+    app = create_app()
+except InvalidSetting as error:
+    # One line, not a traceback, from the server's worker process; hypercorn 0.18 still exits 0.
+    raise SystemExit(f"Start-up failed: {error}") from None

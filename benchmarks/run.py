@@ -282,6 +282,7 @@ class Bench:
         self.rss: dict[str, float] = {}
         self.startups: dict[str, list[float]] = {}
         self.logins: list[str] = []
+        self.floods: list[str] = []
         self.db: dict[str, Path] = {}
         self.password_hash = ""
         self.postgres_labels: list[str] = []
@@ -494,6 +495,31 @@ class Bench:
             print(f"  {out.strip()}", flush=True)
         self.rss["full under logins"] = server.peak_rss_mb()
 
+    def flood_phase(self) -> None:
+        """/hello p50/p99 at 1 connection, quiet and while 4 clients post 100,000-field forms."""
+        print("\n[3b] /hello c1 while 4 clients post 100,000-field login bodies", flush=True)
+        server = self.serve("full-flood", self.hypercorn("asgi:app"), self.env(self.db["logins"]))
+        self.warm(server, "/hello")
+        for rep in range(self.args.reps):
+            print(f" repetition {rep + 1}/{self.args.reps}", flush=True)
+            self.measure("hello full c1 (quiet, flood)", server, "/hello", 1, self.args.duration)
+            flood = subprocess.Popen(
+                [
+                    self.python,
+                    str(HERE / "field_flood.py"),
+                    server.url,
+                    "4",
+                    str(self.args.duration + 2),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(1)
+            self.measure("hello full c1 under field flood", server, "/hello", 1, self.args.duration)
+            out, _ = flood.communicate(timeout=60)
+            self.floods.append(out.strip())
+            print(f"  {out.strip()}", flush=True)
+
     def startup_phase(self) -> None:
         """Goal 4: spawn to first 200 on /hello, the full app and plain Quart, interleaved."""
         print("\n[4] start-up to the first 200 (spawn, poll /hello every 5 ms)", flush=True)
@@ -672,6 +698,8 @@ class Bench:
             )
         if self.logins:
             print("\nLogin storm per repetition: " + "; ".join(self.logins))
+        if self.floods:
+            print("\nField flood per repetition: " + "; ".join(self.floods))
         if self.postgres_labels:
             self.postgres_report()
 
@@ -712,6 +740,18 @@ class Bench:
                     p99 < 15 and rss < 150,
                 )
             )
+        if "hello full c1 under field flood" in s:
+            flooded = s["hello full c1 under field flood"]
+            quiet = s["hello full c1 (quiet, flood)"]
+            goals.append(
+                (
+                    "3b /hello c1 under a 100,000-field flood",
+                    f"p50 {flooded.median('p50_ms'):.2f} ms vs {quiet.median('p50_ms'):.2f} ms"
+                    f" quiet; p99 {flooded.median('p99_ms'):.2f} ms vs"
+                    f" {quiet.median('p99_ms'):.2f} ms",
+                    flooded.median("p99_ms") < 15,
+                )
+            )
         if "full" in self.startups:
             median = statistics.median(self.startups["full"])
             value = f"{median:.3f} s (< 0.6 s) with hypercorn asgi:app"
@@ -749,6 +789,8 @@ class Bench:
                 self.index_phase()
             if "logins" in phases:
                 self.login_phase()
+            if "flood" in phases:
+                self.flood_phase()
             if "postgres" in phases:
                 self.postgres_phase()
         finally:
@@ -849,9 +891,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--phases",
-        default="hello,index,logins,startup,postgres",
+        default="hello,index,logins,flood,startup,postgres",
         type=lambda value: value.split(","),
-        help="comma-separated subset of hello,index,logins,startup,postgres",
+        help="comma-separated subset of hello,index,logins,flood,startup,postgres",
     )
     parser.add_argument(
         "--pg-duration", type=float, default=4, help="seconds per run of the postgres phase"

@@ -12,10 +12,13 @@ from quart import Quart
 
 from flaskr_async import auth
 from flaskr_async import blog
+from flaskr_async import boundary
+from flaskr_async import cli
 from flaskr_async import db
 from flaskr_async import devserver
 from flaskr_async import limits
 from flaskr_async import security
+from flaskr_async import settings
 from flaskr_async import templating
 
 DEFAULTS: dict[str, Any] = {
@@ -30,9 +33,14 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURE_WINDOW": 15 * 60,
     "LOGIN_MAX_FAILURES_PER_USERNAME": 10,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    # Failures for one username from browsers not known to it, all addresses together.
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
+    # A known browser's own failures.
     "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
     "PROXY_FIX_TRUSTED_HOPS": 0,
+    # Host names served (port ignored; ".example.org" adds its subdomains); any other Host
+    # gets 400. None serves every host. Loopback stays listed for checks on the server.
+    "TRUSTED_HOSTS": ["localhost", "127.0.0.1", "[::1]"],
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: on unless debugging or testing
     # The absolute lifetime of a login session, and how long it may go unused, both enforced
@@ -46,10 +54,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
-    """Create and configure an instance of the app."""
-    app = Quart(__name__, instance_relative_config=True)
-    templating.init_app(app)
+def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> list[str]:
+    """Fill the app's config from every source, unchecked; return what the environment got wrong."""
     app.config.from_mapping(
         SECRET_KEY="dev",
         DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),
@@ -60,9 +66,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.from_mapping(test_config)
-    app.config.from_prefixed_env("FLASKR")
+    return settings.apply_environment(app.config, os.environ)
 
-    os.makedirs(app.instance_path, exist_ok=True)
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
+    """Create and configure an instance of the app; raise InvalidSetting for a bad setting."""
+    app = Quart(__name__, instance_relative_config=True)
+    templating.init_app(app)
+    unreadable = load_settings(app, test_config)
+    config_file = os.path.join(app.instance_path, "config.py")
+    settings.check(app.config, os.environ, unreadable, config_file)
+
+    # As in Flask's tutorial: a read-only install still starts when every setting points
+    # elsewhere; what writes here (the serve command's key, the default SQLite file) says so.
+    try:
+        os.makedirs(app.instance_path, exist_ok=True)
+    except OSError:
+        pass
 
     @app.route("/hello")
     async def hello() -> str:
@@ -79,10 +99,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     limits.init_app(app)
     db.init_app(app)
     devserver.init_app(app)
+    cli.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
     # "/" is the blog index; url_for("index") works as well as url_for("blog.index").
     app.add_url_rule("/", endpoint="index")
+    # Before security.init_app, so that its ProxyFix wraps this check (see boundary.init_app).
+    boundary.init_app(app)
     # After the blueprints: the user is loaded before the CSRF check, so even its 400
     # page shows a logged-in user's navigation.
     security.init_app(app)

@@ -16,9 +16,13 @@ from collections.abc import Sequence
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.run import run
+from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
+import flaskr_async
 from flaskr_async import create_app
+from flaskr_async import load_settings
+from flaskr_async.settings import InvalidSetting
 
 
 def ensure_secret_key(app: Quart) -> bool:
@@ -26,13 +30,28 @@ def ensure_secret_key(app: Quart) -> bool:
     if app.config["SECRET_KEY"] != "dev":
         return False
     path = os.path.join(app.instance_path, "config.py")
-    # 0o600: the key signs every session, so only the owner may read it.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.makedirs(app.instance_path, exist_ok=True)
+        # 0o600: the key signs every session, so only the owner may read it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as error:
+        raise InvalidSetting(
+            f"cannot write SECRET_KEY to {path}: {error.strerror}; set FLASKR_SECRET_KEY"
+            f" or make {app.instance_path} writable"
+        ) from error
     with os.fdopen(descriptor, "a") as config:
         config.write("\n# Written by `python -m flaskr_async serve`; keep it secret.\n")
         config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
     app.logger.warning("Wrote a new random SECRET_KEY to %s", path)
     return True
+
+
+def configured_app() -> Quart:
+    """Create the app, first writing a random SECRET_KEY if no source sets one."""
+    unchecked = Quart(flaskr_async.__name__, instance_relative_config=True)
+    load_settings(unchecked)
+    ensure_secret_key(unchecked)
+    return create_app()
 
 
 def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
@@ -48,7 +67,11 @@ def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
 
 async def check_startup(app: Quart) -> None:
     """Start the app and stop it again, so that a broken set-up fails before workers fork."""
-    await app.startup()
+    try:
+        await app.startup()
+    except Exception as error:
+        # Logged already, as hypercorn's lifespan failure is: say so the same way.
+        raise LifespanFailureError("startup", str(error)) from error
     await app.shutdown()
 
 
@@ -67,17 +90,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
     args = parser.parse_args(argv)
 
-    app = create_app()
-    if ensure_secret_key(app):
-        app = create_app()
+    try:
+        app = configured_app()
+    except InvalidSetting as error:
+        # One line, no traceback: the message names the setting and what it must be.
+        print(f"Start-up failed: {error}", file=sys.stderr)
+        return 1
     config = hypercorn_config(args.config, args.bind)
     try:
         if config.workers > 1:
             asyncio.run(check_startup(app))
             return run(config)
         return asyncio.run(serve_until_stopped(app, config))
-    # Whatever stops start-up (a LifespanFailureError from hypercorn, or the app's own
-    # error from the preflight), the caller must see a non-zero status.
+    # Whatever stops start-up, the caller must see a non-zero status. The app's own failure
+    # was logged where it happened (one line naming the setting, or Quart's traceback).
+    except LifespanFailureError:
+        app.logger.error("Start-up failed: the reason is logged above.")
+        return 1
     except Exception as error:
         app.logger.error("Start-up failed: %s", error)
         return 1

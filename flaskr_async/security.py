@@ -1,7 +1,8 @@
-"""Secure defaults: secret-key check, session cookie, CSRF, headers, proxy, error pages."""
+"""Secure defaults: session cookie, CSRF, headers, proxy, error pages."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from hypercorn.middleware import ProxyFixMiddleware
@@ -12,9 +13,11 @@ from quart import render_template
 from quart import session
 from quart_wtf import CSRFError
 from quart_wtf import CSRFProtect
+from quart_wtf.const import REFERRER_HEADER
+from quart_wtf.const import REFERRER_HOST
 from werkzeug.exceptions import HTTPException
 
-MIN_SECRET_KEY_BYTES = 32
+from flaskr_async.db import DatabaseUnavailable
 
 SECURITY_HEADERS = {
     # No inline script or style anywhere, so the policy can be this strict.
@@ -28,28 +31,32 @@ SECURITY_HEADERS = {
 }
 
 FORM_EXPIRED = "The form has expired. Go back, reload the page and try again."
+# Over HTTPS the CSRF check also wants a Referer from this site; reloading never brings one back.
+REFERER_MISSING = (
+    "The form was sent without a Referer header, which this site needs over HTTPS to tell its"
+    " own forms from another site's. Allow your browser (or its privacy extension) to send the"
+    " Referer to this site: the site itself only asks for it on its own pages (Referrer-Policy:"
+    " same-origin). Then send the form again."
+)
+REFERER_FOREIGN = (
+    "The form was sent from a page that is not on this site's address (its Referer header names"
+    " another host or port). Open the form from this site's own address and send it again."
+)
+CSRF_MESSAGES = {REFERRER_HEADER: REFERER_MISSING, REFERRER_HOST: REFERER_FOREIGN}
 
 csrf = CSRFProtect()
 
 
-class InsecureSecretKey(RuntimeError):
-    """SECRET_KEY is the development default or too short to serve with."""
+class LoggedAtTheSource(logging.Filter):
+    """Drop Quart's traceback of a start-up failure whose cause already logged one clear line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the traceback of an unusable database."""
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, DatabaseUnavailable)
 
 
-def secret_key_problem(app: Quart) -> str | None:
-    """Say what is wrong with SECRET_KEY for serving, if anything."""
-    if app.debug or app.testing:
-        return None
-    key = app.config["SECRET_KEY"]
-    size = len(key.encode() if isinstance(key, str) else key or b"")
-    if key == "dev" or size < MIN_SECRET_KEY_BYTES:
-        return (
-            f"SECRET_KEY is the development default or shorter than {MIN_SECRET_KEY_BYTES}"
-            " bytes. Set it in instance/config.py (SECRET_KEY = '...') or in the environment"
-            " (FLASKR_SECRET_KEY), for example to the output of"
-            ' python -c "import secrets; print(secrets.token_hex())".'
-        )
-    return None
+LOGGED_AT_THE_SOURCE = LoggedAtTheSource()  # one instance: adding it again is a no-op
 
 
 def resolve_defaults(app: Quart) -> None:
@@ -83,7 +90,9 @@ async def forbid_shared_caching(response: Response) -> Response:
 
 async def render_error(error: HTTPException) -> Any:
     """Show an HTTP error as a short page in the site's layout."""
-    description = FORM_EXPIRED if isinstance(error, CSRFError) else error.description
+    description = error.description
+    if isinstance(error, CSRFError):
+        description = CSRF_MESSAGES.get(str(description), FORM_EXPIRED)
     page = await render_template(
         "error.html", code=error.code, name=error.name, description=description
     )
@@ -91,16 +100,11 @@ async def render_error(error: HTTPException) -> Any:
 
 
 def init_app(app: Quart) -> None:
-    """Check the secret at start-up, protect forms, add headers, trust the configured proxies."""
+    """Protect forms, add headers, trust the configured proxies."""
     resolve_defaults(app)
     csrf.init_app(app)
-
-    @app.before_serving
-    async def refuse_insecure_secret_key() -> None:
-        problem = secret_key_problem(app)
-        if problem is not None:
-            app.logger.error(problem)
-            raise InsecureSecretKey(problem)
+    # The logger by name: app.logger would add Quart's handler now, before logging is set up.
+    logging.getLogger(app.name).addFilter(LOGGED_AT_THE_SOURCE)
 
     app.after_request(add_security_headers)
     app.after_request(forbid_shared_caching)

@@ -71,8 +71,8 @@ def backend() -> str:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """Yield the admin URL of a PostgreSQL server: FLASKR_TEST_DATABASE_URL, or a private one."""
-    url = os.environ.get("FLASKR_TEST_DATABASE_URL")
+    """Yield the admin URL of a PostgreSQL server: TEST_DATABASE_URL, or a private one."""
+    url = os.environ.get("TEST_DATABASE_URL")
     if url:
         yield url
         return

@@ -1,11 +1,10 @@
-"""The database seam, on every backend: lifecycle, leases, transactions, commands."""
+"""The database seam, on every backend: lifecycle, leases, transactions."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from flaskr_async.db import Pool
 from flaskr_async.db import create_database
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
-from flaskr_async.db import opened
 
 
 def database_of(app: Quart) -> Pool:
@@ -30,21 +28,6 @@ async def titles(database: Pool) -> list[str]:
     """Return the post titles in id order."""
     async with database.lease() as db:
         return [row["title"] for row in await db.fetch_all("SELECT title FROM post ORDER BY id")]
-
-
-def count_rows(config: dict[str, Any], table: str) -> int:
-    """Count a table's rows from a sync test, through the seam."""
-
-    async def count() -> int:
-        async with (
-            opened(create_app(config).config, pool_size=1) as database,
-            database.lease() as db,
-        ):
-            row = await db.fetch_one(f'SELECT COUNT(*) AS n FROM "{table}"')
-        assert row is not None
-        return int(row["n"])
-
-    return asyncio.run(count())
 
 
 async def test_each_statement_leases_and_gives_back(app_config: dict[str, Any]) -> None:
@@ -188,55 +171,6 @@ async def test_leases_are_exclusive(app_config: dict[str, Any]) -> None:
         release.set()
         await asyncio.gather(first, second)
     assert order == ["first leased", "first released", "second leased", "second released"]
-
-
-async def add_user(config: dict[str, Any]) -> None:
-    """Register one user straight through the seam."""
-    async with opened(create_app(config).config, pool_size=1) as database:
-        async with database.lease() as db, db.transaction():
-            await db.execute('INSERT INTO "user" (username, password) VALUES (?, ?)', ("a", "b"))
-
-
-def test_init_db_command(app_config: dict[str, Any]) -> None:
-    runner = create_app(app_config).test_cli_runner()
-    result = runner.invoke(args=["init-db"])
-    assert result.exit_code == 0, result.output
-    assert "Initialized the database." in result.output
-    assert count_rows(app_config, "post") == 0
-
-
-def test_init_db_drops_old_rows(app_config: dict[str, Any]) -> None:
-    runner = create_app(app_config).test_cli_runner()
-    runner.invoke(args=["init-db"])
-
-    asyncio.run(add_user(app_config))
-    assert count_rows(app_config, "user") == 1
-    assert runner.invoke(args=["init-db"]).exit_code == 0
-    assert count_rows(app_config, "user") == 0
-
-
-def test_init_db_if_missing_keeps_rows(app_config: dict[str, Any]) -> None:
-    runner = create_app(app_config).test_cli_runner()
-    runner.invoke(args=["init-db"])
-
-    asyncio.run(add_user(app_config))
-    result = runner.invoke(args=["init-db", "--if-missing"])
-    assert result.exit_code == 0, result.output
-    assert "The database has every table." in result.output
-    assert count_rows(app_config, "user") == 1
-
-
-def test_backup_command(tmp_path: Path, app_config: dict[str, Any]) -> None:
-    runner = create_app(app_config).test_cli_runner()
-    runner.invoke(args=["init-db"])
-    target = tmp_path / "copy.backup"
-    result = runner.invoke(args=["backup", str(target)])
-    assert result.exit_code == 0, result.output
-    assert f"Backed up the database to {target}." in result.output
-    assert target.stat().st_size > 0
-    again = runner.invoke(args=["backup", str(target)])
-    assert again.exit_code == 1
-    assert "already exists" in again.output
 
 
 async def test_current_database_is_the_serving_one(app: Quart) -> None:

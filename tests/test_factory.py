@@ -16,6 +16,7 @@ from flaskr_async.db import current_database
 from flaskr_async.passwords import LIMIT_KEY
 from tests.conftest import load_test_data
 from tests.conftest import serving
+from tests.servers import TEST_SECRET_KEY
 
 
 @pytest.fixture
@@ -27,12 +28,12 @@ def instance_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_config(instance_path: Path) -> None:
-    assert not create_app().testing
+    assert not create_app({"SECRET_KEY": TEST_SECRET_KEY}).testing
     assert create_app({"TESTING": True}).testing
 
 
 def test_defaults(instance_path: Path) -> None:
-    app = create_app()
+    app = create_app({"TESTING": True})
     assert app.config["SECRET_KEY"] == "dev"
     assert app.config["DATABASE"] == str(instance_path / "flaskr.sqlite")
     assert app.config["POSTS_PER_PAGE"] == 20
@@ -44,9 +45,22 @@ def test_instance_folder_is_created(instance_path: Path) -> None:
     assert instance_path.is_dir()
 
 
+def test_an_instance_folder_that_cannot_be_created_is_tolerated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No one, root included, creates folders in /proc: a read-only install, as root sees it.
+    folder = "/proc/flaskr_async-instance"
+    monkeypatch.setattr(Quart, "auto_find_instance_path", lambda self: folder)
+    app = create_app({"TESTING": True})
+    assert app.instance_path == folder
+    assert not Path(folder).exists()
+
+
 def test_instance_config_is_read_unless_testing(instance_path: Path) -> None:
     instance_path.mkdir()
-    (instance_path / "config.py").write_text("POSTS_PER_PAGE = 7\n")
+    (instance_path / "config.py").write_text(
+        f"POSTS_PER_PAGE = 7\nSECRET_KEY = {TEST_SECRET_KEY!r}\n"
+    )
     assert create_app().config["POSTS_PER_PAGE"] == 7
     assert create_app({"TESTING": True}).config["POSTS_PER_PAGE"] == 20
 
@@ -56,7 +70,7 @@ def test_prefixed_environment_comes_last(
 ) -> None:
     monkeypatch.setenv("FLASKR_POSTS_PER_PAGE", "5")
     monkeypatch.setenv("FLASKR_SECRET_KEY", "from-the-environment")
-    app = create_app({"POSTS_PER_PAGE": 9, "SECRET_KEY": "from-test-config"})
+    app = create_app({"TESTING": True, "POSTS_PER_PAGE": 9, "SECRET_KEY": "from-test-config"})
     assert app.config["POSTS_PER_PAGE"] == 5
     assert app.config["SECRET_KEY"] == "from-the-environment"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -30,12 +31,12 @@ def two_hosts(database_url: str) -> Iterator[tuple[Server, Server]]:
     """Serve the same app from two processes on two addresses, sharing one database."""
     with ExitStack() as stack:
         servers = []
+        # Each host serves its own address as Host, as behind a balancer that probes addresses.
+        env = server_env(database_url, TRUSTED_HOSTS=json.dumps(HOSTS))
         for host in HOSTS:
             port = free_port()
             command = hypercorn_command(port, host=host)
-            servers.append(
-                stack.enter_context(running(command, server_env(database_url), port, host))
-            )
+            servers.append(stack.enter_context(running(command, env, port, host)))
         yield servers[0], servers[1]
 
 

@@ -1,4 +1,4 @@
-"""The wheel: installed outside the source tree, `hypercorn asgi:app` serves pages and files."""
+"""The wheel: built from a fresh clone, versioned by git, serving from outside the source tree."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 from tests.servers import ROOT
 from tests.servers import free_port
@@ -60,15 +63,74 @@ def builds_offline() -> bool:
     return all(installed(requirement) for requirement in [*requires, "setuptools>=70.1"])
 
 
-def build_wheel(tmp_path: Path) -> Path:
-    """Build the project's wheel from a clean copy, leaving no build/ or egg-info in the tree."""
-    source = tmp_path / "clone"
-    shutil.copytree(ROOT, source, ignore=NOT_IN_A_CLONE)
+def git(*args: str, cwd: Path) -> str:
+    """Run a git command as a throwaway committer."""
+    return run("git", "-c", "user.name=test", "-c", "user.email=test@invalid", *args, cwd=cwd)
+
+
+def build_wheel(source: Path, dist: Path) -> Path:
+    """Build the project's wheel from a source tree into ``dist``, as the guide does."""
     isolation = ["--no-build-isolation"] if builds_offline() else []
-    dist = tmp_path / "dist"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-w", dist, source)
     (wheel,) = dist.glob("flaskr_async-*.whl")
     return wheel
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a git repository of the tree as it is now, uncommitted changes included."""
+    source = tmp_path_factory.mktemp("repository")
+    shutil.copytree(ROOT, source, ignore=NOT_IN_A_CLONE, dirs_exist_ok=True)
+    git("init", "--quiet", cwd=source)
+    git("add", "--all", cwd=source)
+    git("commit", "--quiet", "--message", "one", cwd=source)
+    # A clone used before: setuptools' build/ still holds a template deleted since.
+    stale = source / "build" / "lib" / "flaskr_async" / "templates" / "deleted.html"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("deleted from the tree, still in build/")
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel as the guide says: in a fresh clone, never in a used one."""
+    folder = tmp_path_factory.mktemp("build")
+    git("clone", "--quiet", str(repository), "clone", cwd=folder)
+    return build_wheel(folder / "clone", folder / "dist")
+
+
+def version_of(wheel: Path) -> Version:
+    """Return the version in a wheel's file name."""
+    return Version(wheel.name.split("-")[1])
+
+
+def package_files(wheel: Path) -> set[str]:
+    """Return the files of the flaskr_async package in a wheel, relative to the package."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    return {
+        name.removeprefix("flaskr_async/") for name in names if name.startswith("flaskr_async/")
+    }
+
+
+def test_the_wheel_holds_exactly_the_package_files_of_the_tree(wheel: Path) -> None:
+    tree = {
+        path.relative_to(ROOT / "flaskr_async").as_posix()
+        for path in (ROOT / "flaskr_async").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert package_files(wheel) == tree  # templates and static files too; no deleted.html
+
+
+def test_the_version_comes_from_git_and_counts_the_commits(repository: Path, wheel: Path) -> None:
+    version = version_of(wheel)
+    # No tag yet: counted from the last version before git gave them, so above it; the dev
+    # number is the number of commits (one here), so every commit builds a higher version.
+    assert version > Version("1.0.0")
+    assert (version.base_version, version.dev) == ("1.0.1", 1)
+    assert version.local is not None
+    head = git("rev-parse", "HEAD", cwd=repository).strip()
+    assert head.startswith(version.local.removeprefix("g"))  # the commit it was built from
 
 
 def package_data(package: Path) -> set[str]:
@@ -82,9 +144,10 @@ def package_data(package: Path) -> set[str]:
     }
 
 
-def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(tmp_path: Path) -> None:
+def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(
+    tmp_path: Path, wheel: Path
+) -> None:
     site = tmp_path / "site"
-    wheel = build_wheel(tmp_path)
     run(sys.executable, "-m", "pip", "install", "--no-deps", "--target", site, wheel)
     assert (site / "asgi.py").is_file()
     assert package_data(ROOT / "flaskr_async") <= package_data(site / "flaskr_async")
@@ -109,5 +172,5 @@ def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(tmp_path: P
         assert style.status_code == 200
         assert style.content == (ROOT / "flaskr_async" / "static" / "style.css").read_bytes()
         # The lifespan created the schema from the installed schema.sql.
-        assert {"user", "post", "login_failure"} <= tables_in(database)
+        assert {"user", "post", "login_attempt", "user_session"} <= tables_in(database)
         assert server.stop() == 0

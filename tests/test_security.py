@@ -19,13 +19,17 @@ import httpx
 import pytest
 from itsdangerous import TimestampSigner
 from itsdangerous import URLSafeTimedSerializer
+from markupsafe import escape
 from quart import Quart
 from quart import typing as quart_typing
 
 from flaskr_async import create_app
 from flaskr_async import passwords
 from flaskr_async.security import FORM_EXPIRED
+from flaskr_async.security import REFERER_FOREIGN
+from flaskr_async.security import REFERER_MISSING
 from flaskr_async.security import SECURITY_HEADERS
+from flaskr_async.settings import InvalidSetting
 from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import csrf_token_of
 from tests.conftest import fetch_one
@@ -117,6 +121,36 @@ async def test_every_form_refuses_bad_csrf_tokens(
         assert response.status_code in (302, 303)
 
 
+@pytest.mark.parametrize(
+    ("referer", "message"),
+    [
+        (None, REFERER_MISSING),
+        ("", REFERER_MISSING),
+        ("https://evil.example/auth/login", REFERER_FOREIGN),
+        ("https://localhost:8443/auth/login", REFERER_FOREIGN),  # another port: another origin
+        ("http://localhost/auth/login", REFERER_FOREIGN),  # the form was on plain HTTP
+    ],
+)
+async def test_a_refused_referer_over_https_says_what_to_do(
+    csrf_app: Quart, referer: str | None, message: str
+) -> None:
+    client = csrf_app.test_client()
+    token = await token_from(client)
+    form = {"username": "test", "password": "test", "csrf_token": token}
+    headers = {} if referer is None else {"Referer": referer}
+    response = await client.post("/auth/login", form=form, headers=headers, scheme="https")
+    assert response.status_code == 400
+    page = await page_text(response)
+    assert str(escape(message)) in page  # as Jinja escapes it
+    assert FORM_EXPIRED not in page  # reloading would not help
+    # The same form with this site's Referer gets through; with a bad token it has expired.
+    good = {"Referer": "https://localhost/auth/login"}
+    bad_token = await client.post("/auth/login", form={**form, "csrf_token": "x"}, headers=good)
+    assert FORM_EXPIRED in await page_text(bad_token)
+    response = await client.post("/auth/login", form=form, headers=good, scheme="https")
+    assert response.headers["Location"] == "/"
+
+
 async def test_one_token_serves_every_form_of_the_session(
     csrf_app: Quart, csrf_config: dict[str, Any]
 ) -> None:
@@ -157,25 +191,26 @@ async def test_bodies_over_the_limit_are_413(client: Client, app: Quart) -> None
         ({"SECRET_KEY": "dev"}, True),
         ({"SECRET_KEY": "x" * 31}, True),
         ({"SECRET_KEY": b"x" * 31}, True),
+        ({"SECRET_KEY": "é" * 15}, True),  # 30 bytes in UTF-8, though 15 characters
         ({"SECRET_KEY": "x" * 32}, False),
+        ({"SECRET_KEY": "é" * 16}, False),
         ({"SECRET_KEY": "dev", "DEBUG": True}, False),
         ({"SECRET_KEY": "dev", "TESTING": True}, False),
     ],
 )
-async def test_serving_refuses_a_weak_secret_key(
-    app_config: dict[str, Any],
-    settings: dict[str, Any],
-    refused: bool,
-    caplog: pytest.LogCaptureFixture,
+async def test_create_app_refuses_a_weak_secret_key(
+    app_config: dict[str, Any], settings: dict[str, Any], refused: bool
 ) -> None:
-    app = create_app({**app_config, "TESTING": False, **settings})
+    config = {**app_config, "TESTING": False, **settings}
     if refused:
-        with pytest.raises(Exception, match="SECRET_KEY"):
-            async with app.test_app():
-                pass  # pragma: no cover - start-up fails
-        assert "FLASKR_SECRET_KEY" in caplog.text
-        assert "secrets.token_hex()" in caplog.text
+        with pytest.raises(InvalidSetting, match="^SECRET_KEY = ") as error:
+            create_app(config)
+        assert "FLASKR_SECRET_KEY" in str(error.value)
+        assert "secrets.token_hex()" in str(error.value)
+        # The instance folder this app reads (the clone's here; installed: under sys.prefix).
+        assert f"set it in {ROOT / 'instance' / 'config.py'} (" in str(error.value)
     else:
+        app = create_app(config)
         async with app.test_app():
             assert (await app.test_client().get("/hello")).status_code == 200
 
@@ -405,8 +440,9 @@ def test_shipped_hypercorn_config(tmp_path: Path) -> None:
         assert response.status_code == 200
         assert "server" not in response.headers
         assert get("127.0.0.1:8000").status_code == 200
-        assert get("evil.example").status_code == 404
-        assert get("localhost:8000.evil.example").status_code == 404
+        # The app's TRUSTED_HOSTS, not hypercorn's server_names (see tests/test_boundary.py).
+        assert get("evil.example").status_code == 400
+        assert get("localhost:8000.evil.example").status_code == 400
     finally:
         assert server.stop() == 0
     output = server.output()

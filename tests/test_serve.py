@@ -19,6 +19,8 @@ from quart import Quart
 
 from flaskr_async import __main__ as entry_point
 from flaskr_async import create_app
+from flaskr_async import load_settings
+from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -72,8 +74,10 @@ def test_serve_exits_non_zero_on_an_unusable_database(tmp_path: Path, make_unusa
     server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], server_env(database), port)
     assert server.process.wait(30) == 1
     output = server.output()
-    assert f"Cannot use DATABASE {str(database)!r}" in output
-    assert "Start-up failed" in output
+    # One line says why, once: no second copy from the entry point, no traceback.
+    assert output.count(f"Cannot use DATABASE {str(database)!r}") == 1, output
+    assert "Start-up failed: the reason is logged above." in output
+    assert "Traceback" not in output
 
 
 def test_plain_hypercorn_hides_a_failed_start_up(tmp_path: Path) -> None:
@@ -90,8 +94,10 @@ def test_serve_refuses_the_development_secret_key(tmp_path: Path) -> None:
     server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], env, port)
     assert server.process.wait(30) == 1
     output = server.output()
-    assert "SECRET_KEY is the development default or shorter than 32 bytes" in output
+    assert "Start-up failed: SECRET_KEY = '<redacted, 9 bytes>' (from FLASKR_SECRET_KEY)" in output
+    assert f"set it in {ROOT / 'instance' / 'config.py'} (SECRET_KEY" in output  # the clone's
     assert "FLASKR_SECRET_KEY" in output
+    assert "Traceback" not in output
 
 
 @pytest.fixture
@@ -168,16 +174,22 @@ def test_main_writes_a_secret_key_on_first_run_and_serves(
     assert not wal_of(serve_environment).exists()
 
 
+def unchecked_app(test_config: dict[str, str] | None = None) -> Quart:
+    """Return a bare app holding the loaded settings, as the serve command reads them."""
+    app = Quart("flaskr_async", instance_relative_config=True)
+    load_settings(app, test_config)
+    return app
+
+
 def test_ensure_secret_key_keeps_a_configured_key(instance_path: Path) -> None:
-    app = create_app({"SECRET_KEY": TEST_SECRET_KEY})
-    assert entry_point.ensure_secret_key(app) is False
+    assert entry_point.ensure_secret_key(unchecked_app({"SECRET_KEY": TEST_SECRET_KEY})) is False
     assert not (instance_path / "config.py").exists()
 
 
 def test_ensure_secret_key_appends_to_an_existing_config(instance_path: Path) -> None:
     instance_path.mkdir()
     (instance_path / "config.py").write_text("POSTS_PER_PAGE = 7\n")
-    assert entry_point.ensure_secret_key(create_app()) is True
+    assert entry_point.ensure_secret_key(unchecked_app()) is True
     app = create_app()
     assert app.config["POSTS_PER_PAGE"] == 7
     assert app.config["SECRET_KEY"] != "dev"
@@ -207,8 +219,20 @@ def test_main_checks_start_up_before_forking_workers(
     config = tmp_path / "hypercorn.toml"
     config.write_text(f'bind = ["127.0.0.1:{free_port()}"]\nworkers = 2\n')
     assert entry_point.main(["serve", "--config", str(config)]) == 1
-    assert f"Cannot use DATABASE {str(tmp_path)!r}" in caplog.text
-    assert "Start-up failed" in caplog.text
+    assert caplog.text.count(f"Cannot use DATABASE {str(tmp_path)!r}") == 1
+    assert "Start-up failed: the reason is logged above." in caplog.text
+    assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_main_reports_a_failure_outside_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FLASKR_SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("FLASKR_DATABASE", str(tmp_path / "flaskr.sqlite"))
+    # A listening socket that is not there (hypercorn leaks the socket of a failed bind).
+    assert entry_point.main(["serve", "--bind", "fd://987654"]) == 1
+    # Nothing in the app logged this one: the entry point's line carries the reason.
+    assert "Start-up failed: [Errno 9] Bad file descriptor" in caplog.text
 
 
 def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
@@ -224,6 +248,8 @@ def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
 def test_shipped_hypercorn_config_is_valid() -> None:
     config = entry_point.hypercorn_config(str(Path(__file__).parent.parent / "hypercorn.toml"), [])
     assert config.include_server_header is False
+    # The app checks Host (TRUSTED_HOSTS): hypercorn's own check leaks connections.
+    assert config.server_names == []
     assert config.accesslog is not None
     assert config.graceful_timeout > 0
 

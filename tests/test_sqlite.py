@@ -10,6 +10,7 @@ from quart import Quart
 from quart.testing.app import LifespanError
 
 from flaskr_async import create_app
+from flaskr_async.db import DatabaseUnavailable
 from flaskr_async.db.sqlite import SQLiteDatabase
 from flaskr_async.db.sqlite import database_path
 
@@ -121,3 +122,13 @@ def test_command_reports_unusable_database(tmp_path: Path, app_config: dict[str,
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 1
     assert f"Cannot use DATABASE {str(tmp_path)!r}" in result.output
+
+
+async def test_backup_failures_are_database_unavailable(app: Quart, tmp_path: Path) -> None:
+    # The command checks the target first; the seam refuses alike (for a target made since, a
+    # full disk), so no caller sees a raw sqlite3 error.
+    with pytest.raises(DatabaseUnavailable, match="Cannot back up to .*unable to open database"):
+        await sqlite_of(app).backup(str(tmp_path / "gone" / "copy.sqlite"))
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(DatabaseUnavailable, match="already exists"):
+        await sqlite_of(app).backup(str(tmp_path / "taken"))

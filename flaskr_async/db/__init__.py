@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
-from collections.abc import Awaitable
-from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -15,11 +12,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 from typing import Protocol
 
-import click
 from quart import Quart
 from quart import current_app
-from quart.cli import ScriptInfo
-from quart.cli import pass_script_info
 
 logger = logging.getLogger("flaskr_async")
 
@@ -181,52 +175,6 @@ async def serve_database() -> AsyncGenerator[None, None]:
         logger.info("Database closed: %s", database)
 
 
-def run_with_database(info: ScriptInfo, action: Callable[[Pool], Awaitable[None]]) -> None:
-    """Load the app and run one async action on its database, from a sync CLI command."""
-    app = info.load_app()
-
-    async def main() -> None:
-        async with app.app_context(), opened(app.config, pool_size=1) as database:
-            await action(database)
-
-    try:
-        asyncio.run(main())
-    except DatabaseUnavailable as error:
-        raise click.ClickException(str(error)) from error
-
-
-async def keep_schema(_database: Pool) -> None:
-    """Do nothing more: opening the database already created what was missing."""
-
-
-@click.command("init-db")
-@click.option(
-    "--if-missing",
-    is_flag=True,
-    help="Only create missing tables, dropping nothing: safe on every deploy, from every host.",
-)
-@pass_script_info
-def init_db_command(info: ScriptInfo, if_missing: bool) -> None:
-    """Drop all data and create the tables afresh."""
-    if if_missing:
-        run_with_database(info, keep_schema)
-        click.echo("The database has every table.")
-    else:
-        run_with_database(info, lambda database: database.reset_schema())
-        click.echo("Initialized the database.")
-
-
-@click.command("backup")
-@click.argument("path", type=click.Path(dir_okay=False, writable=True))
-@pass_script_info
-def backup_command(info: ScriptInfo, path: str) -> None:
-    """Write a consistent copy of the database to PATH, safe while the app serves."""
-    run_with_database(info, lambda database: database.backup(path))
-    click.echo(f"Backed up the database to {path}.")
-
-
 def init_app(app: Quart) -> None:
-    """Open the database while the app serves and add the CLI commands."""
+    """Open the database while the app serves."""
     app.while_serving(serve_database)
-    app.cli.add_command(init_db_command)
-    app.cli.add_command(backup_command)

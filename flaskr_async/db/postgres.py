@@ -177,6 +177,7 @@ class PostgresDatabase(PooledDatabase):
             f"--file={target}",
             f"--dbname={self.url}",
             stderr=asyncio.subprocess.PIPE,
+            umask=0o077,  # the dump holds password hashes: 0600, whatever our umask
         )
         _, errors = await process.communicate()
         if process.returncode != 0:

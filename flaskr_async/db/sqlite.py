@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
@@ -134,6 +135,9 @@ class SQLiteDatabase(PooledDatabase):
         except (sqlite3.Error, OSError) as error:
             await self.close()
             message = f"Cannot use DATABASE {self.path!r}: {error}"
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if not os.access(folder, os.W_OK):  # a read-only install's default, say
+                message += f"; set DATABASE, or make {folder} exist and be writable by this user"
             logger.error(message)
             raise DatabaseUnavailable(message) from error
         except BaseException:
@@ -211,8 +215,15 @@ class SQLiteDatabase(PooledDatabase):
         """Write a consistent, compacted copy to a new file while others keep writing."""
         if Path(target).exists():
             raise DatabaseUnavailable(f"Backup target {target!r} already exists.")
+        # VACUUM INTO fills an empty file as it finds it: create it 0600 whatever the umask,
+        # since the copy holds password hashes.
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.chmod(target, 0o600)
         async with self.lease() as connection:
-            await connection.execute("VACUUM INTO ?", (target,))
+            try:
+                await connection.execute("VACUUM INTO ?", (target,))
+            except sqlite3.Error as error:  # a full disk, a folder gone since the command checked
+                raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error}") from error
 
 
 def split_statements(script: str) -> list[str]:

@@ -1,0 +1,430 @@
+"""The boundary: malformed requests and foreign hosts get a 4xx and a close, never a 5xx."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import event
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from quart import Quart
+from werkzeug.datastructures import Headers
+
+from flaskr_async import DEFAULTS
+from flaskr_async.boundary import host_problem
+from flaskr_async.boundary import trusted_names
+from flaskr_async.security import SECURITY_HEADERS
+from tests.conftest import serving
+from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
+
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "flaskr-async-hypothesis")
+)
+
+KEEP_ALIVE = 2  # seconds; hypercorn's default is 5, lowered to keep the tests short
+STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})")
+
+
+class Watched:
+    """A running server whose output a thread collects as it arrives."""
+
+    def __init__(self, server: Server, port: int) -> None:
+        self.server = server
+        self.port = port
+        self.chunks: list[bytes] = []
+        assert server.process.stdout is not None
+        stdout = server.process.stdout
+        self.reader = threading.Thread(target=self.collect, args=(stdout,), daemon=True)
+        self.reader.start()
+
+    def collect(self, stdout: Any) -> None:
+        """Keep the pipe drained, so a chatty server never blocks on it."""
+        for line in iter(stdout.readline, b""):
+            self.chunks.append(line)
+
+    def output(self) -> str:
+        """Return what the server has written so far."""
+        return b"".join(self.chunks).decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
+    """Serve the default settings with hypercorn on loopback, for the whole module."""
+    port = free_port()
+    env = server_env(tmp_path_factory.mktemp("boundary") / "flaskr.sqlite")
+    command = hypercorn_command(port, "--keep-alive", str(KEEP_ALIVE))
+    with running(command, env, port) as served:
+        yield Watched(served, port)
+
+
+def exchange(port: int, request: bytes, linger: float | None = 0.5) -> tuple[int | None, bool]:
+    """Send raw bytes; return the status answered and whether the server closed within linger."""
+    status = None
+    with socket.create_connection(("127.0.0.1", port), timeout=KEEP_ALIVE + 3) as sock:
+        sock.sendall(request)
+        reply = b""
+        try:
+            while b"\r\n\r\n" not in reply and (chunk := sock.recv(65536)):
+                reply += chunk
+            status = int(match[1]) if (match := STATUS.match(reply)) else None
+            if linger is None:
+                return status, False
+            # The body of a kept-alive answer is short; what follows is the close, if any.
+            sock.settimeout(linger)
+            while sock.recv(65536):
+                pass
+        except TimeoutError:
+            return status, False
+        except ConnectionResetError:
+            status = int(match[1]) if (match := STATUS.match(reply)) else None
+    return status, True
+
+
+def request(target: bytes = b"/hello", *headers: bytes, version: bytes = b"1.1") -> bytes:
+    """Return a request head: a request line and header lines."""
+    lines = [b"GET " + target + b" HTTP/" + version, *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+HOST = b"Host: 127.0.0.1"
+WEBSOCKET = (
+    b"Upgrade: websocket",
+    b"Connection: Upgrade",
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    b"Sec-WebSocket-Version: 13",
+)
+
+# (what, raw request, status). Every refusal also closes the connection.
+ODDITIES = [
+    ("empty path", request(b"?x", HOST), 400),
+    ("asterisk", request(b"*", HOST), 400),
+    ("OPTIONS *", b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+    ("HEAD, empty path", b"HEAD ?x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+    ("absolute-form", request(b"http://127.0.0.1/hello", HOST), 400),
+    ("absolute-form, foreign", request(b"http://evil.example/hello", HOST), 400),
+    ("authority-form", b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+    ("NUL", request(b"/hel\x00lo", HOST), 400),
+    ("DEL", request(b"/hel\x7flo", HOST), 400),
+    ("non-ASCII byte", request(b"/\xff", HOST), 400),
+    ("invalid escape", request(b"/%zz", HOST), 400),
+    ("truncated escape", request(b"/hello%2", HOST), 400),
+    ("escaped NUL", request(b"/%00", HOST), 400),
+    ("escaped CR LF", request(b"/%0d%0aSet-Cookie:%20x=1", HOST), 400),
+    ("escaped NUL in a real route", request(b"/hello%00", HOST), 400),
+    ("overlong target", request(b"/" + b"a" * 70_000, HOST), 431),
+    ("overlong header", request(b"/hello", HOST, b"X-A: " + b"a" * 70_000), 431),
+    ("duplicate Host", request(b"/hello", HOST, HOST), 400),
+    ("missing Host, HTTP/1.1", request(b"/hello"), 400),
+    ("missing Host, HTTP/1.0", request(b"/hello", version=b"1.0"), 400),
+    ("empty Host", request(b"/hello", b"Host: "), 400),
+    ("foreign Host", request(b"/hello", b"Host: evil.example"), 400),
+    ("trusted name as a prefix", request(b"/hello", b"Host: localhost.evil.example"), 400),
+    ("trusted name with port as a prefix", request(b"/", b"Host: localhost:8000.evil"), 400),
+    ("malformed Host", request(b"/hello", b"Host: local_host"), 400),
+    ("Host with user info", request(b"/hello", b"Host: evil@127.0.0.1"), 400),
+    ("Host port out of range", request(b"/hello", b"Host: 127.0.0.1:65536"), 400),
+    ("foreign IPv6 literal", request(b"/hello", b"Host: [::2]"), 400),
+    ("Host with port", request(b"/hello", b"Host: 127.0.0.1:8000"), 200),
+    ("IPv6 literal", request(b"/hello", b"Host: [::1]:8000"), 200),
+    ("upper-case host", request(b"/hello", b"Host: LOCALHOST"), 200),
+    ("HTTP/1.0 with Host", request(b"/hello", HOST, version=b"1.0"), 200),
+    (
+        "Content-Length and Transfer-Encoding",
+        b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        # RFC 9112 6.1 says 501 for a coding the server does not know: h11 answers and closes.
+        "unknown Transfer-Encoding",
+        b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    ),
+    ("WebSocket handshake", request(b"/hello", HOST, *WEBSOCKET), 403),
+    ("WebSocket handshake, empty path", request(b"?x", HOST, *WEBSOCKET), 403),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"), [case[1:] for case in ODDITIES], ids=[case[0] for case in ODDITIES]
+)
+def test_request_oddities(server: Watched, raw: bytes, status: int) -> None:
+    answered, closed = exchange(server.port, raw)
+    assert answered == status
+    # A refusal closes at once; a served request keeps its connection for the next one,
+    # except over HTTP/1.0 (h11 has no 1.0 keep-alive).
+    assert closed == (status != 200 or b" HTTP/1.0\r\n" in raw)
+    assert "Traceback" not in server.output()
+
+
+def test_a_request_smuggled_behind_ambiguous_framing_is_never_read(server: Watched) -> None:
+    """Content-Length and Transfer-Encoding together: one 400, then the connection closes."""
+    smuggled = request(b"/hello", HOST)
+    head = b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+    raw = head + b"Content-Length: %d\r\n\r\n0\r\n\r\n" % (5 + len(smuggled)) + smuggled
+    with socket.create_connection(("127.0.0.1", server.port), timeout=KEEP_ALIVE + 3) as sock:
+        sock.sendall(raw)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400 ") and reply.count(b"HTTP/1.1 ") == 1
+
+
+def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> None:
+    response = httpx.get(
+        f"http://127.0.0.1:{server.port}/hello", headers={"Host": "evil.example"}, timeout=5
+    )
+    assert response.status_code == 400
+    assert response.text == "400 Bad Request: a Host this site does not serve.\n"
+    assert response.headers["connection"] == "close"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+
+
+def test_http2_refusals_end_the_stream_only(server: Watched) -> None:
+    """HTTP/2 forbids Connection: the refusal goes without it, and other streams go on."""
+    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+        base = f"http://127.0.0.1:{server.port}"
+        refused = client.get(base + "/hello", headers={"Host": "evil.example"})
+        served = client.get(base + "/hello")
+    assert (refused.http_version, refused.status_code) == ("HTTP/2", 400)
+    assert "connection" not in refused.headers
+    assert served.status_code == 200
+
+
+def test_foreign_host_sockets_are_all_closed(server: Watched) -> None:
+    """Thirty clients send one foreign-Host request each and then sit idle."""
+    sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(30)]
+    sent = time.monotonic()
+    try:
+        for sock in sockets:
+            sock.sendall(request(b"/hello", b"Host: evil.example"))
+        times = []
+        for sock in sockets:
+            sock.settimeout(max(0.01, sent + KEEP_ALIVE + 1 - time.monotonic()))
+            try:
+                while sock.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            times.append(time.monotonic() - sent)
+    finally:
+        for sock in sockets:
+            sock.close()
+    # recv raises TimeoutError (failing the test) for a socket still open past the deadline.
+    print(f"30 foreign-Host sockets closed by the server, the last after {max(times):.3f} s")
+    assert len(times) == 30 and max(times) < KEEP_ALIVE
+
+
+def test_hypercorn_server_names_leaks_the_connection(tmp_path: Path) -> None:
+    """Why the app checks Host itself: hypercorn 0.18's own check never closes (or times out)."""
+    port = free_port()
+    options = ("--keep-alive", "1", "--server-name", f"127.0.0.1:{port}")
+    with running(hypercorn_command(port, *options), server_env(tmp_path / "f.sqlite"), port):
+        status, closed = exchange(port, request(b"/hello", b"Host: evil.example"), linger=2)
+    assert (status, closed) == (404, False)
+
+
+def mostly(usual: list[bytes], odd: list[bytes]) -> st.SearchStrategy[bytes]:
+    """Draw mostly from the usual choices, so that most requests get past the parser."""
+    return st.sampled_from(usual * 5 + odd)
+
+
+# Each part is usually one the parser takes, now and then one it refuses, so that most heads
+# reach the app with something odd in them and some test the server's own refusals.
+ROUTES = [b"/", b"/hello", b"/auth/login", b"/auth/register", b"/create", b"/1/update", b"/static/"]
+PIECES = [b"/", b"a", b".", b"..", b"?", b"&", b"=", b"#", b"%", b"%00", b"%zz", b"%2", b"%ff"]
+PIECES += [b"%2f", b"%0a", b"%D9%A1", b"%25", b"1", b"-1", b"9" * 30, b"*", b":", b"@", b";"]
+PIECES += [b"\\", b"[", b"~", b"'", b'"', b"<", b"{", b"|", b"style.css"]
+ROUTED = st.tuples(
+    mostly(ROUTES, [b"", b"*", b"//evil.example", b"http://evil.example/x", b"a"]),
+    st.lists(mostly(PIECES, [b"\x00", b"\x7f", b"\xff", b" "]), max_size=6),
+).map(lambda parts: parts[0] + b"".join(parts[1]))
+# One in ten is any bytes at all (one_of would merge repeated branches, so draw a number).
+TARGETS = st.integers(0, 9).flatmap(lambda n: st.binary(max_size=30) if n == 0 else ROUTED)
+METHODS = mostly([b"GET", b"HEAD", b"POST", b"OPTIONS", b"PUT"], [b"G\x00T", b"GET\t"])
+VERSIONS = mostly([b"HTTP/1.1", b"HTTP/1.0"], [b"HTTP/2.0", b"HTTP/1.1x", b""])
+HOSTS = [b"127.0.0.1", b"localhost:1", b"[::1]", b"LOCALHOST", b"evil.example", b"", b"a b"]
+HOSTS += [b"\xff", b"[::1", b"127.0.0.1:0", b"127.0.0.1.", b"localhost, evil"]
+NAMES = [b"Content-Length", b"Content-Type", b"Connection", b"Expect", b"Cookie", b"Upgrade"]
+NAMES += [b"X-Forwarded-Host", b"X-Forwarded-For", b"Transfer-Encoding", b"host", b"Range"]
+VALUES = [b"0", b"5", b"-1", b"chunked", b"close", b"100-continue", b"websocket", b"session=x"]
+VALUES += [b"application/x-www-form-urlencoded", b"\xff", b"9" * 30, b"", b"bytes=0-0,-1"]
+HEADERS = st.tuples(
+    # Mostly one Host the app serves, now and then another, none, or a malformed one.
+    mostly([b"127.0.0.1"] * 3, HOSTS + [b"none"]).map(
+        lambda host: [] if host == b"none" else [(b"Host", host)]
+    ),
+    st.lists(
+        st.tuples(mostly(NAMES, [b"X-\x00", b"A B"]), mostly(VALUES, [b"a\x00b"])), max_size=3
+    ),
+).map(lambda parts: parts[0] + parts[1])
+
+
+def raw_request(method: bytes, target: bytes, version: bytes, headers: list[Any]) -> bytes:
+    """Assemble a request head from its parts, however malformed."""
+    lines = [b" ".join(part for part in (method, target, version) if part)]
+    lines += [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(method=METHODS, target=TARGETS, version=VERSIONS, headers=HEADERS)
+def test_fuzzed_request_heads_never_get_a_5xx(
+    server: Watched, method: bytes, target: bytes, version: bytes, headers: list[Any]
+) -> None:
+    status, _ = exchange(server.port, raw_request(method, target, version, headers), linger=None)
+    event(f"status {status}")
+    # None: the server closed without a word or still waits for a body (its timeouts run).
+    # h11 answers a transfer coding it does not know with 501, as RFC 9112 6.1 says to.
+    codings = {value for name, value in headers if name.lower() == b"transfer-encoding"}
+    assert status is None or status < 500 or (status == 501 and codings - {b"chunked"})
+    assert "Traceback" not in server.output()
+
+
+async def test_websockets_are_refused_in_process(tmp_path: Path) -> None:
+    # Through the ASGI interface itself: Quart 0.22's test client raises on the close, 0.23's
+    # waits for ever.
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": "/hello",
+        "raw_path": b"/hello",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async with serving(app_settings(tmp_path)) as app:
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    assert [(message["type"], message.get("code")) for message in sent] == [
+        ("websocket.close", 1008)
+    ]
+
+
+def app_settings(tmp_path: Path, **settings: Any) -> dict[str, Any]:
+    """Return test settings on a SQLite file, with overrides."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "DATABASE": str(tmp_path / "flaskr.sqlite"),
+        **settings,
+    }
+
+
+@pytest.fixture
+async def hosts_app(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Quart]:
+    """Serve an app with the TRUSTED_HOSTS (and proxy hops) of the test's parameters."""
+    trusted, hops = request.param
+    settings = app_settings(tmp_path, TRUSTED_HOSTS=trusted, PROXY_FIX_TRUSTED_HOPS=hops)
+    async with serving(settings) as app:
+        yield app
+
+
+DEFAULT = DEFAULTS["TRUSTED_HOSTS"]
+# (TRUSTED_HOSTS, Host header, status)
+HOST_TABLE = [
+    (DEFAULT, "localhost", 200),
+    (DEFAULT, "localhost:5000", 200),
+    (DEFAULT, "127.0.0.1:8000", 200),
+    (DEFAULT, "[::1]", 200),
+    (DEFAULT, "[::1]:8000", 200),
+    (DEFAULT, "LocalHost", 200),
+    (DEFAULT, "example.org", 400),
+    (DEFAULT, "localhost.example.org", 400),
+    (DEFAULT, "localhost:0", 400),
+    (DEFAULT, "localhost:99999", 400),
+    (DEFAULT, "[::2]", 400),
+    (DEFAULT, "local host", 400),
+    (DEFAULT, "", 400),
+    (["example.org"], "example.org", 200),
+    (["example.org"], "www.example.org", 400),
+    (["example.org"], "localhost", 400),
+    ([".example.org"], "example.org", 200),
+    ([".example.org"], "www.example.org:443", 200),
+    ([".example.org"], "wwwexample.org", 400),
+    ([".example.org"], "example.org.evil", 400),
+    ([" Example.ORG", ""], "example.org", 200),
+    ("example.org", "example.org", 200),  # a bare string from the environment is one name
+    ("example.org", "e", 400),
+    (None, "any.example", 200),
+    (None, "bad host", 400),  # malformed even with no allow-list
+    ([], "any.example", 200),  # empty, as in werkzeug: no allow-list
+]
+
+
+@pytest.mark.parametrize(
+    ("hosts_app", "host", "status"),
+    [((trusted, 0), host, status) for trusted, host, status in HOST_TABLE],
+    indirect=["hosts_app"],
+)
+async def test_trusted_hosts(hosts_app: Quart, host: str, status: int) -> None:
+    response = await hosts_app.test_client().get("/hello", headers={"Host": host})
+    assert response.status_code == status
+    assert ("Connection" in response.headers) == (status == 400)
+
+
+@pytest.mark.parametrize("hosts_app", [(DEFAULT, 0)], indirect=True)
+async def test_other_refusals_in_process(hosts_app: Quart) -> None:
+    client = hosts_app.test_client()
+    framing = {"Content-Length": "5", "Transfer-Encoding": "chunked"}
+    assert (await client.post("/auth/login", headers=framing, data=b"x")).status_code == 400
+    twice = Headers([("Host", "localhost"), ("Host", "localhost")])
+    assert (await client.get("/hello", headers=twice)).status_code == 400
+    response = await client.get("/hello", headers={"Host": "evil"}, http_version="2")
+    assert response.status_code == 400 and "Connection" not in response.headers
+    for target in ("*", "/%zz", "/%00", "/a\x7f"):
+        assert (await client.get(target)).status_code == 400, target
+
+
+@pytest.mark.parametrize(
+    ("hosts_app", "forwarded", "status"),
+    [
+        ((["example.org"], 1), "example.org", 200),  # the Host the app uses is the proxy's
+        ((["example.org"], 1), "evil.example", 400),
+        ((DEFAULT, 1), "example.org", 400),
+        ((DEFAULT, 0), "example.org", 200),  # no trusted proxy: the header means nothing
+    ],
+    indirect=["hosts_app"],
+)
+async def test_the_host_checked_is_the_one_a_trusted_proxy_forwards(
+    hosts_app: Quart, forwarded: str, status: int
+) -> None:
+    headers = {"Host": "localhost", "X-Forwarded-Host": forwarded}
+    response = await hosts_app.test_client().get("/hello", headers=headers)
+    assert response.status_code == status
+
+
+def test_host_problems() -> None:
+    assert host_problem([], None) is None  # HTTP/1.0 with no Host, when any host is served
+    assert host_problem([], trusted_names(DEFAULT)) == "no Host header"
+    assert trusted_names(None) is None

@@ -1,0 +1,320 @@
+"""The shipped deploy/nginx.conf, run by a real nginx in front of a real hypercorn."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from markupsafe import escape
+
+from flaskr_async.security import REFERER_MISSING
+from tests.conftest import csrf_token_of
+from tests.servers import ROOT
+from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
+
+SITE = ROOT / "deploy" / "nginx.conf"
+GUIDE = ROOT / "docs" / "deployment.md"
+HOST = "example.org"
+CLIENT = "127.0.0.2"  # the client's own loopback address: nginx and the app use 127.0.0.1
+FORGED = "203.0.113.9"  # what the client claims to be in X-Forwarded-For
+
+# The rest of nginx.conf, with every path in the test's folder: nothing of the system's is used.
+MAIN = """\
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/other.access.log;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    include {site};
+}}
+"""
+
+
+def nginx_binary() -> str:
+    """Return nginx's path; skip the test without it (fail under CI=true)."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    if found is None:
+        message = "nginx tests skipped: no nginx (apt-get install nginx, or make system-deps)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+BOOTSTRAP_SED = "sed '/^# HTTPS/,$d'"  # the guide's step 1: the file up to its HTTPS part
+
+
+def bootstrap_part() -> str:
+    """Return the part of the site file the guide installs before there is a certificate."""
+    done = subprocess.run(
+        [*shlex.split(BOOTSTRAP_SED), str(SITE)], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def rendered(site: str, replacements: dict[str, str]) -> str:
+    """Substitute the test's paths and ports, failing if the shipped file lost one of them."""
+    for old, new in replacements.items():
+        assert old in site, f"deploy/nginx.conf no longer has {old!r}"
+        site = site.replace(old, new)
+    return site
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """Make a certificate for example.org standing in for Let's Encrypt's; return it and its key."""
+    certificate, key = folder / "fullchain.pem", folder / "privkey.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-nodes", "-days", "1", "-subj", f"/CN={HOST}"),
+            *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-keyout", str(key), "-out", str(certificate)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return certificate, key
+
+
+def nginx_files(tmp: Path, site: str) -> Path:
+    """Write the site and a main config around it into ``tmp``; return the main config."""
+    site_path = tmp / "site.conf"
+    site_path.write_text(site)
+    # As root, nginx's workers would run as nobody, who cannot enter pytest's 0700 folders.
+    user = "user root;" if os.geteuid() == 0 else ""
+    main = tmp / "nginx.conf"
+    main.write_text(MAIN.format(user=user, tmp=tmp, site=site_path))
+    return main
+
+
+def nginx_command(nginx: str, tmp: Path, main: Path, *options: str) -> list[str]:
+    """Return an nginx command line using only files in ``tmp``."""
+    return [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(main), *options]
+
+
+@contextmanager
+def nginx_running(command: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run nginx in the foreground for the block, stopped gracefully however it ends."""
+    process = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, process.communicate()[1].decode()
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+        yield process
+    finally:
+        process.send_signal(signal.SIGQUIT)  # graceful: the access log is complete
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - only if nginx hangs
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def hypercorn_log_format() -> str:
+    """Return the access_log_format line the guide gives for hypercorn.toml."""
+    match = re.search(r"access_log_format = '[^']+'", GUIDE.read_text())
+    assert match is not None, "the guide no longer gives an access_log_format"
+    return match.group(0)
+
+
+def form_post(
+    client: httpx.Client, path: str, fields: dict[str, str], **headers: str
+) -> httpx.Response:
+    """Post a form of this site with its CSRF token, as a browser on the form's page would."""
+    token = csrf_token_of(client.get(path).text)
+    return client.post(path, data={**fields, "csrf_token": token}, headers=headers)
+
+
+def test_the_bootstrap_part_starts_without_a_certificate(tmp_path: Path) -> None:
+    nginx = nginx_binary()
+    webroot = tmp_path / "letsencrypt"
+    port = free_port()
+    bootstrap = rendered(
+        bootstrap_part(),
+        {
+            "listen 80;": f"listen 127.0.0.1:{port};",
+            "listen [::]:80;": "",
+            "/var/www/letsencrypt": str(webroot),
+        },
+    )
+    assert "ssl_certificate" not in bootstrap
+    assert "return 301 https://$host$request_uri;" in bootstrap
+    main = nginx_files(tmp_path, bootstrap)
+    checked = subprocess.run(
+        nginx_command(nginx, tmp_path, main, "-t"), capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stderr
+    # What certbot's webroot plugin does: a token file, fetched by Let's Encrypt over port 80.
+    challenge = webroot / ".well-known" / "acme-challenge"
+    challenge.mkdir(parents=True)
+    (challenge / "token-1").write_text("token-1.thumbprint")
+    with nginx_running(nginx_command(nginx, tmp_path, main), port):
+        url = f"http://127.0.0.1:{port}/.well-known/acme-challenge/token-1"
+        response = httpx.get(url, headers={"Host": HOST})
+        assert response.status_code == 200
+        assert response.text == "token-1.thumbprint"
+        assert response.headers["content-type"] == "text/plain"
+        assert response.headers["server"] == "nginx"  # server_tokens off: no version
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Server]:
+    """Serve the app with hypercorn as the unit does behind nginx: one trusted proxy hop."""
+    port = free_port()
+    env = server_env(
+        tmp_path / "flaskr.sqlite",
+        PROXY_FIX_TRUSTED_HOPS="1",
+        SESSION_COOKIE_SECURE="true",
+        # The deployment guide's setting: the domain, and loopback for checks on the server.
+        TRUSTED_HOSTS=f'["{HOST}", "localhost", "127.0.0.1", "[::1]"]',
+    )
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f'accesslog = "-"\n{hypercorn_log_format()}\n')
+    with running(hypercorn_command(port, "--config", str(config)), env, port) as server:
+        yield server
+
+
+def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server) -> None:
+    nginx = nginx_binary()
+    certificate, key = self_signed_certificate(tmp_path)
+    webroot = tmp_path / "letsencrypt"
+    (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+    (webroot / ".well-known" / "acme-challenge" / "t0k3n").write_text("t0k3n.key")
+    http_port, https_port = free_port(), free_port()
+    access_log = tmp_path / "flaskr-async.access.log"
+    site = rendered(
+        SITE.read_text(),
+        {
+            "listen 80;": f"listen 127.0.0.1:{http_port};",
+            "listen [::]:80;": "",
+            "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
+            "listen [::]:443 ssl http2;": "",
+            f"/etc/letsencrypt/live/{HOST}/fullchain.pem": str(certificate),
+            f"/etc/letsencrypt/live/{HOST}/privkey.pem": str(key),
+            "/var/www/letsencrypt": str(webroot),
+            "/var/log/nginx/flaskr-async.access.log": str(access_log),
+            "proxy_pass http://127.0.0.1:8000;": f"proxy_pass {upstream.url};",
+        },
+    )
+    main = nginx_files(tmp_path, site)
+    plain = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Host": HOST})
+    secure = httpx.Client(
+        base_url=f"https://127.0.0.1:{https_port}",
+        headers={"Host": HOST},
+        transport=httpx.HTTPTransport(verify=False, local_address=CLIENT),
+    )
+    with nginx_running(nginx_command(nginx, tmp_path, main), http_port), plain, secure:
+        # Port 80: the ACME challenge from the webroot, everything else to HTTPS.
+        challenge = plain.get("/.well-known/acme-challenge/t0k3n")
+        assert (challenge.status_code, challenge.text) == (200, "t0k3n.key")
+        redirect = plain.get("/hello?x=1")
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == f"https://{HOST}/hello?x=1"
+        assert redirect.headers["server"] == "nginx"
+
+        # HTTPS: the app's page, with HSTS and no nginx version, errors included.
+        hello = secure.get("/hello")
+        assert hello.text == "Hello, World!"
+        for response in (hello, secure.get("/no-such-page")):
+            assert response.headers["strict-transport-security"] == "max-age=31536000"
+            assert response.headers["server"] == "nginx"
+
+        # Host and scheme reach the app: its HTTPS-strict CSRF check accepts this site's
+        # Referer, and the session cookie it sets is Secure.
+        referer = {"Referer": f"https://{HOST}/auth/register"}
+        credentials = {"username": "newcomer", "password": "a-long-password"}
+        registered = form_post(secure, "/auth/register", credentials, **referer)
+        assert registered.headers["location"] == "/auth/login"
+        # The client's address reaches it: this failure is logged from CLIENT (below).
+        wrong = {**credentials, "password": "wrong-password"}
+        forged = {"X-Forwarded-For": FORGED, "X-Real-IP": FORGED}
+        login = {"Referer": f"https://{HOST}/auth/login", **forged}
+        assert form_post(secure, "/auth/login", wrong, **login).status_code == 200
+        logged_in = form_post(secure, "/auth/login", credentials, **login)
+        assert logged_in.headers["location"] == "/"
+        assert "; Secure" in logged_in.headers["set-cookie"]  # a new session, over HTTPS only
+        # A form sent without a Referer is refused with the message that says why.
+        refused = form_post(secure, "/auth/login", credentials)
+        assert refused.status_code == 400
+        assert str(escape(REFERER_MISSING)) in refused.text
+
+        # A body over client_max_body_size: nginx answers 413 without asking the app.
+        too_big = secure.post("/auth/login", content=b"x" * (1024 * 1024 + 1))
+        assert too_big.status_code == 413
+        assert "<center>nginx</center>" in too_big.text
+    assert upstream.stop() == 0
+    app_output = upstream.output()
+
+    # The app saw the client's address, neither nginx's nor the forged one.
+    assert f"Failed login for username 'newcomer' from {CLIENT}" in app_output
+    # The access logs start with the client's address: nginx's own, and hypercorn's in the
+    # guide's format (X-Real-IP, which nginx sets from the connection).
+    for line in access_log.read_text().splitlines():
+        assert line.startswith(f"{CLIENT} - "), line
+    upstream_lines = [line for line in app_output.splitlines() if '"POST /auth/login' in line]
+    assert len(upstream_lines) == 3  # the 413 never reached it
+    # After hypercorn's own "[time] [pid] [INFO] " prefix: the client, then nginx's address.
+    assert all(f"[INFO] {CLIENT} 127.0.0.1:" in line for line in upstream_lines), upstream_lines
+    assert "413" not in " ".join(upstream_lines)
+
+    # Streaming: buffered by default; a streaming response opts out with X-Accel-Buffering,
+    # which nothing in the site tells nginx to ignore.
+    directives = "\n".join(line.split("#")[0] for line in site.splitlines())
+    assert "proxy_buffering" not in directives
+    assert "proxy_ignore_headers" not in directives
+
+
+def test_the_whole_file_needs_the_certificate(tmp_path: Path) -> None:
+    """Document why the guide installs the bootstrap part first: nginx -t refuses the rest."""
+    nginx = nginx_binary()
+    main = nginx_files(tmp_path, SITE.read_text().replace("/var/log/nginx", str(tmp_path)))
+    checked = subprocess.run(
+        nginx_command(nginx, tmp_path, main, "-t"), capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode != 0
+    assert "cannot load certificate" in checked.stderr
+
+
+def test_the_guide_gives_the_certbot_steps_in_order() -> None:
+    guide = GUIDE.read_text()
+    steps = [
+        "apt-get install nginx certbot",
+        f"{BOOTSTRAP_SED} /path/to/flaskr-async/deploy/nginx.conf",
+        "install -d /var/www/letsencrypt",
+        "nginx -t && systemctl reload nginx",
+        "certbot certonly --webroot -w /var/www/letsencrypt -d your.domain",
+        "--deploy-hook 'systemctl reload nginx'",
+        "cp /path/to/flaskr-async/deploy/nginx.conf /etc/nginx/sites-available/flaskr-async",
+        "nginx -t && systemctl reload nginx\ncertbot renew --dry-run",
+    ]
+    where = [guide.find(step) for step in steps]
+    assert -1 not in where, [step for step, at in zip(steps, where, strict=True) if at == -1]
+    assert where == sorted(where)

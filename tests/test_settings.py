@@ -1,0 +1,360 @@
+"""Settings are input: every one is checked when the app is created, from any source."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flaskr_async import DEFAULTS
+from flaskr_async import create_app
+from flaskr_async.settings import CONFIG_FILE
+from flaskr_async.settings import MAX_INT
+from flaskr_async.settings import SETTINGS
+from flaskr_async.settings import InvalidSetting
+from tests.servers import ROOT
+from tests.servers import TEST_SECRET_KEY
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import server_env
+from tests.servers import start
+
+OLD_KEY = "an-old-secret-key-still-accepted-for-a-while"
+POSITIVE = ([1, 20, MAX_INT], [0, -1, True, False, 1.5, 20.0, "20", None, MAX_INT + 1])
+BOOLEAN = ([True, False], ["true", "False", 0, 1, None])
+
+# Every setting: (values accepted, values refused). Outside debug and testing.
+CASES: dict[str, tuple[list[Any], list[Any]]] = {
+    "SECRET_KEY": (
+        [TEST_SECRET_KEY, b"k" * 32, "é" * 16],
+        ["dev", "x" * 31, b"x" * 31, "é" * 15, "", None, 12345678901234567890, [TEST_SECRET_KEY]],
+    ),
+    "SECRET_KEY_FALLBACKS": (
+        [None, [], [OLD_KEY], (OLD_KEY, TEST_SECRET_KEY), [b"k" * 32]],
+        # A bare string: Quart would make every character a key, and "o" would sign cookies.
+        [OLD_KEY, ["o"], [OLD_KEY, "x" * 31], ["dev"], [None], {"key": OLD_KEY}, 5],
+    ),
+    "DATABASE": (
+        [
+            "/var/lib/flaskr/flaskr.sqlite",
+            "flaskr.sqlite",
+            "sqlite:///relative.sqlite",
+            "sqlite:////var/lib/flaskr/flaskr.sqlite",
+            "postgresql://flaskr:secret@db.internal:5432/flaskr",
+            "postgres://db.internal/flaskr",
+            "postgresql://postgres:@/postgres?host=/tmp/pg",
+            Path("/var/lib/flaskr/flaskr.sqlite"),
+        ],
+        [
+            "postgresql:/x",
+            "postgresql:db.internal/flaskr",
+            "mysql://flaskr@db.internal/flaskr",
+            "sqlite://flaskr.sqlite",
+            "sqlite:///",
+            "file:flaskr.sqlite",
+            "",
+            " ",
+            ":memory:",
+            "sqlite:///:memory:",
+            "flaskr\0.sqlite",
+            None,
+            5,
+        ],
+    ),
+    "DATABASE_POOL_SIZE": ([None, 1, 8], [0, -1, True, 2.0, "4", MAX_INT + 1]),
+    "SQLITE_BUSY_TIMEOUT": (
+        [0.5, 5, 5.0, 86400],
+        [0, -1, True, "5", float("nan"), float("inf"), 86401, None],
+    ),
+    "SQLITE_SYNCHRONOUS": (
+        ["NORMAL", "full", "Off", "EXTRA"],
+        ["SOMETIMES", "", "NORMAL; DROP TABLE post", 1, None],
+    ),
+    "POSTS_PER_PAGE": POSITIVE,
+    "MAX_CONTENT_LENGTH": POSITIVE,
+    "PASSWORD_HASH_CONCURRENCY": POSITIVE,
+    "LOGIN_FAILURE_WINDOW": POSITIVE,
+    "LOGIN_MAX_FAILURES_PER_USERNAME": POSITIVE,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": POSITIVE,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": POSITIVE,
+    "LOGIN_MAX_FAILURES_PER_DEVICE": POSITIVE,
+    "PROXY_FIX_TRUSTED_HOPS": ([0, 1, 2], [-1, True, "1", 1.0, None]),
+    "TRUSTED_HOSTS": (
+        [None, ["example.org"], [".example.org", "localhost:8000", "127.0.0.1", "[::1]"]],
+        ["example.org", [], [""], ["a b"], [5], ["http://example.org/"], [None]],
+    ),
+    "SESSION_IDLE_TIMEOUT": POSITIVE,
+    "SESSION_COOKIE_SECURE": ([True, False, None], ["False", "true", 0, 1]),
+    "SESSION_COOKIE_SAMESITE": (
+        ["Lax", "Strict", "None", "lax"],
+        ["", "Loose", "Lax; Secure", None],
+    ),
+    "SESSION_COOKIE_HTTPONLY": BOOLEAN,
+    "SESSION_REFRESH_EACH_REQUEST": BOOLEAN,
+    "PERMANENT_SESSION_LIFETIME": (
+        [timedelta(days=14), 3600, MAX_INT],
+        [0, -1, True, 3600.0, "14 days", None, timedelta(0), timedelta(seconds=-1)]
+        + [timedelta(days=100_000), MAX_INT + 1],
+    ),
+    "WTF_CSRF_ENABLED": BOOLEAN,
+    "WTF_CSRF_TIME_LIMIT": ([None, 3600], [0, -5, True, "3600", 1.5]),
+    "PROPAGATE_EXCEPTIONS": ([None, True, False], ["no", 0]),
+    "TESTING": BOOLEAN,
+    "DEBUG": BOOLEAN,
+}
+
+
+def cases(accepted: bool, environment: bool = False) -> list[Any]:
+    """Return one pytest param per (setting, value) of the table; environment: as text."""
+    return [
+        pytest.param(
+            name,
+            environment_text(name, value) if environment else value,
+            id=f"{name}={value!r:.40}",
+        )
+        for name, (good, bad) in CASES.items()
+        for value in (good if accepted else bad)
+        if not environment or environment_text(name, value) is not None
+    ]
+
+
+def environment_text(name: str, value: Any) -> str | None:
+    """Write a value as an environment variable would hold it; None if it cannot."""
+    if SETTINGS[name].text:
+        return value if isinstance(value, str) and "\0" not in value else None
+    try:
+        return json.dumps(value)
+    except TypeError:  # bytes, timedelta, Path: config.py only
+        return None
+
+
+def expected(name: str, value: Any) -> Any:
+    """Return what the config holds after create_app for a setting given this value."""
+    if name == "SESSION_COOKIE_SECURE" and value is None:
+        return True  # None: on, unless debugging or testing
+    return value
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start each test with no FLASKR_ variable set by the caller's shell."""
+    for name in [name for name in os.environ if name.startswith("FLASKR_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> dict[str, Any]:
+    """Return valid serving settings (not debug, not testing) of a test app."""
+    return {"SECRET_KEY": TEST_SECRET_KEY, "DATABASE": str(tmp_path / "flaskr.sqlite")}
+
+
+def test_every_default_and_every_setting_is_declared_and_tested() -> None:
+    assert set(DEFAULTS) | {"SECRET_KEY", "DATABASE"} <= set(SETTINGS)
+    assert set(CASES) == set(SETTINGS)
+
+
+def test_the_defaults_pass(base: dict[str, Any]) -> None:
+    app = create_app(base)
+    for name, value in DEFAULTS.items():
+        assert app.config[name] == expected(name, value)
+
+
+@pytest.mark.parametrize(("name", "value"), cases(accepted=True))
+def test_a_good_value_is_accepted(base: dict[str, Any], name: str, value: Any) -> None:
+    assert (
+        create_app({**base, name: value}).config[name] == value or name == "SESSION_COOKIE_SECURE"
+    )
+
+
+@pytest.mark.parametrize(("name", "value"), cases(accepted=False))
+def test_a_bad_value_is_refused(base: dict[str, Any], name: str, value: Any) -> None:
+    with pytest.raises(InvalidSetting) as error:
+        create_app({**base, name: value})
+    message = str(error.value)
+    assert message.startswith(f"{name} = ")
+    # The hints name the config.py of this app's instance folder (the clone's, in the tests).
+    must_be = SETTINGS[name].must_be.replace(CONFIG_FILE, str(ROOT / "instance" / "config.py"))
+    assert f" is invalid: must be {must_be}" in message
+    if SETTINGS[name].secret and isinstance(value, str) and len(value) > 3:
+        assert value not in message
+        assert "<redacted, " in message
+
+
+@pytest.mark.parametrize(("name", "text"), cases(accepted=True, environment=True))
+def test_a_good_value_is_accepted_from_the_environment(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str, text: str
+) -> None:
+    monkeypatch.setenv(f"FLASKR_{name}", text)
+    value = text if SETTINGS[name].text else json.loads(text)
+    assert create_app(base).config[name] == expected(name, value)
+
+
+@pytest.mark.parametrize(("name", "text"), cases(accepted=False, environment=True))
+def test_a_bad_value_is_refused_from_the_environment(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str, text: str
+) -> None:
+    monkeypatch.setenv(f"FLASKR_{name}", text)
+    with pytest.raises(InvalidSetting, match=f"^{name} = .* \\(from FLASKR_{name}\\) is invalid"):
+        create_app(base)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("SESSION_COOKIE_SECURE", "False"),  # from_prefixed_env kept this truthy string
+        ("SECRET_KEY_FALLBACKS", OLD_KEY),  # and this one, split into one key per character
+        ("POSTS_PER_PAGE", "ten"),
+        ("POSTS_PER_PAGE", ""),
+        ("TRUSTED_HOSTS", "example.org"),
+        ("DATABASE_POOL_SIZE", "None"),
+        ("WTF_CSRF_ENABLED", "yes"),
+    ],
+)
+def test_environment_text_that_is_not_json_is_refused(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str, text: str
+) -> None:
+    monkeypatch.setenv(f"FLASKR_{name}", text)
+    with pytest.raises(InvalidSetting) as error:
+        create_app(base)
+    message = str(error.value)
+    assert message.startswith(f"FLASKR_{name} = ")
+    assert f"must be {SETTINGS[name].must_be}, written as JSON, e.g. FLASKR_{name}='" in message
+    if SETTINGS[name].secret:
+        assert text not in message
+        assert f"'<redacted, {len(text)} bytes>'" in message
+
+
+def test_measured_fallback_key_without_brackets_is_refused(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a fallback key written without the JSON brackets let the key "o" sign sessions."""
+    monkeypatch.setenv("FLASKR_SECRET_KEY_FALLBACKS", OLD_KEY)
+    with pytest.raises(
+        InvalidSetting, match="^FLASKR_SECRET_KEY_FALLBACKS = '<redacted, 44 bytes>'"
+    ):
+        create_app(base)
+    monkeypatch.delenv("FLASKR_SECRET_KEY_FALLBACKS")
+    # Debug and testing do not relax the type: a bare string is refused there too.
+    for relaxed in ({"TESTING": True}, {"DEBUG": True}):
+        with pytest.raises(InvalidSetting, match="^SECRET_KEY_FALLBACKS = '<redacted"):
+            create_app({**base, **relaxed, "SECRET_KEY_FALLBACKS": OLD_KEY})
+
+
+def test_measured_zero_posts_per_page_is_refused_at_creation(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: FLASKR_POSTS_PER_PAGE=0 served, and the index was a 500 once a post existed."""
+    monkeypatch.setenv("FLASKR_POSTS_PER_PAGE", "0")
+    with pytest.raises(InvalidSetting) as error:
+        create_app(base)
+    assert str(error.value) == (
+        "POSTS_PER_PAGE = 0 (from FLASKR_POSTS_PER_PAGE) is invalid:"
+        f" must be a positive integer (at most {MAX_INT})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("FLASKR_POSTS_PER_PAG", "did you mean FLASKR_POSTS_PER_PAGE?"),
+        ("FLASKR_SECRET_KEYS", "did you mean FLASKR_SECRET_KEY?"),
+        ("FLASKR_TEST_DATABASE_URL", "did you mean FLASKR_DATABASE?"),
+        ("FLASKR_NONSENSE", "the settings are listed in README.md"),
+        ("FLASKR_SESSION__NESTED", "did you mean"),
+    ],
+)
+def test_an_unknown_environment_setting_is_refused(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch, variable: str, hint: str
+) -> None:
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(InvalidSetting) as error:
+        create_app(base)
+    assert str(error.value).startswith(f"{variable} is not a setting of this app: {hint}")
+
+
+def test_several_bad_settings_are_named_in_one_message(
+    base: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASKR_SESSION_COOKIE_SECURE", "False")
+    with pytest.raises(InvalidSetting) as error:
+        create_app({**base, "POSTS_PER_PAGE": 0, "SECRET_KEY": "short"})
+    message = str(error.value)
+    assert message.startswith("3 settings are invalid: FLASKR_SESSION_COOKIE_SECURE = 'False'")
+    assert "; SECRET_KEY = '<redacted, 5 bytes>' is invalid" in message
+    assert "; POSTS_PER_PAGE = 0 is invalid" in message
+
+
+@pytest.mark.parametrize("relaxed", [{"TESTING": True}, {"DEBUG": True}])
+def test_debug_and_testing_relax_only_the_key_strength(
+    base: dict[str, Any], relaxed: dict[str, Any]
+) -> None:
+    weak = {"SECRET_KEY": "dev", "SECRET_KEY_FALLBACKS": ["o"]}
+    assert create_app({**base, **relaxed, **weak}).config["SECRET_KEY"] == "dev"
+    with pytest.raises(InvalidSetting, match="^POSTS_PER_PAGE = 0 is invalid"):
+        create_app({**base, **relaxed, **weak, "POSTS_PER_PAGE": 0})
+    with pytest.raises(InvalidSetting, match="^SECRET_KEY = None is invalid"):
+        create_app({**base, **relaxed, "SECRET_KEY": None})
+
+
+def test_a_debug_flag_that_is_not_a_boolean_relaxes_nothing(base: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSetting) as error:
+        create_app({**base, "DEBUG": "yes", "SECRET_KEY": "dev"})
+    assert "DEBUG = 'yes' is invalid" in str(error.value)
+    assert "SECRET_KEY = 'dev' (the development default) is invalid" in str(error.value)
+
+
+def test_a_database_password_is_not_shown(base: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSetting) as error:
+        create_app({**base, "DATABASE": "postgresq://flaskr:hunter2@db/flaskr"})
+    assert "'postgresq://flaskr:***@db/flaskr' is invalid" in str(error.value)
+
+
+# The entry points, as real processes: each stops with the one line.
+SERVE = [sys.executable, "-m", "flaskr_async", "serve"]
+QUART = str(Path(sys.executable).with_name("quart"))
+ZERO_PAGE = "POSTS_PER_PAGE = 0 (from FLASKR_POSTS_PER_PAGE) is invalid: must be a positive integer"
+
+
+@pytest.fixture
+def bad_environment(tmp_path: Path) -> dict[str, str]:
+    """Return a server environment with POSTS_PER_PAGE=0."""
+    return server_env(tmp_path / "flaskr.sqlite", POSTS_PER_PAGE="0")
+
+
+def last_line(output: str) -> str:
+    """Return the last non-empty line a process wrote."""
+    return [line for line in output.splitlines() if line.strip()][-1]
+
+
+def test_serve_stops_with_one_line(bad_environment: dict[str, str]) -> None:
+    port = free_port()
+    server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], bad_environment, port)
+    assert server.process.wait(30) == 1
+    output = server.output()
+    assert output.strip().splitlines() == [f"Start-up failed: {ZERO_PAGE} (at most {MAX_INT})"]
+
+
+def test_hypercorn_stops_with_one_line(bad_environment: dict[str, str]) -> None:
+    port = free_port()
+    server = start(hypercorn_command(port), bad_environment, port)
+    # hypercorn 0.18 drops its worker's exit status (pgjones/hypercorn#269): the serve
+    # command above is the one that exits non-zero.
+    assert server.process.wait(30) == 0
+    output = server.output()
+    assert "Traceback" not in output
+    assert last_line(output) == f"Start-up failed: {ZERO_PAGE} (at most {MAX_INT})"
+
+
+def test_quart_run_stops_with_the_line_last(bad_environment: dict[str, str]) -> None:
+    port = free_port()
+    server = start(
+        [QUART, "--app", "flaskr_async", "run", "--port", str(port)], bad_environment, port
+    )
+    assert server.process.wait(30) == 1
+    # Quart's command shows the traceback of the factory; the message ends it.
+    assert last_line(server.output()).endswith(f"InvalidSetting: {ZERO_PAGE} (at most {MAX_INT})")
