@@ -86,5 +86,5 @@ def locks(session: nox.Session) -> None:
         session.run(
             *("uv", "pip", "compile", "--quiet", "--upgrade", "pyproject.toml"),
             *("--extra", "dev", "--extra", "bench", "--python-version", python),
-            *("--output-file", lock(python)),
+            *("--output-file", f"requirements/py{python}.txt"),  # relative: named in its header
         )

@@ -72,8 +72,8 @@ async def per_call(count: int, call: Callable[[], Awaitable[Any]]) -> float:
 
 async def seam_costs(config: Any, count: int) -> dict[str, float]:
     """Time the seam: a lease and its release, then statements on one leased connection."""
-    from flaskr_async.blog import MAX_ID
     from flaskr_async.blog import OLDER_POSTS
+    from flaskr_async.converters import MAX_ID
     from flaskr_async.db import opened
 
     async with opened(config, pool_size=1) as database:

@@ -27,6 +27,8 @@ from flaskr_async.db import get_db
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
+from flaskr_async.identity import lookup_key
+from flaskr_async.identity import username_key
 from flaskr_async.passwords import hash_password
 from flaskr_async.passwords import install_limit
 from flaskr_async.passwords import verify_password
@@ -79,11 +81,11 @@ async def register() -> ResponseReturnValue:
         password_hash = await hash_password(form.password.data)
         try:
             await get_db().execute(
-                'INSERT INTO "user" (username, password) VALUES (?, ?)',
-                (form.username.data, password_hash),
+                'INSERT INTO "user" (username, username_key, password) VALUES (?, ?, ?)',
+                (form.username.data, username_key(form.username.data), password_hash),
             )
         except IntegrityError:
-            # The UNIQUE constraint on username: someone has it (perhaps just now).
+            # The UNIQUE constraint on the name's key: someone has it, in some spelling.
             await flash(f"User {form.username.data} is already registered.")
         else:
             return redirect(url_for("auth.login"))
@@ -102,16 +104,21 @@ async def login() -> ResponseReturnValue:
         return await render_template("auth/login.html", form=form)
 
     username, password = form.username.data, form.password.data
+    key = lookup_key(username)  # every spelling of a name counts against one throttle
     address = request.remote_addr or "unknown"
     db = get_db()
     user: Row | None = None
     # The attempt is counted before its password is checked, in one serialized transaction:
     # a burst of guesses released together cannot all pass the check.
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
-        reservation = await throttle.reserve(tx, username, address, devices.device_of(username))
+        reservation = await throttle.reserve(tx, key, address, devices.device_of(key))
         if reservation.attempt_id is not None:
+            # Any spelling finds the name's key; an older name without a key (or sharing one)
+            # matches by its exact spelling, which wins over another account's key.
             user = await tx.fetch_one(
-                'SELECT id, password FROM "user" WHERE username = ?', (username,)
+                'SELECT id, password FROM "user" WHERE username = ? OR username_key = ?'
+                " ORDER BY username = ? DESC LIMIT 1",
+                (username, key, username),
             )
     if reservation.attempt_id is None:
         await flash(f"Too many failed logins. Try again in {reservation.retry_after} seconds.")
@@ -134,7 +141,7 @@ async def login() -> ResponseReturnValue:
         session_id = await user_sessions.create(tx, user["id"])
     user_sessions.remember(session_id)
     response = redirect(url_for("index"))
-    devices.remember(response, username)
+    devices.remember(response, key)
     return response
 
 

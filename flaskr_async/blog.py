@@ -14,6 +14,8 @@ from quart import url_for
 from quart.typing import ResponseReturnValue
 
 from flaskr_async.auth import login_required
+from flaskr_async.converters import MAX_ID
+from flaskr_async.converters import PostIdConverter
 from flaskr_async.db import Row
 from flaskr_async.db import Statements
 from flaskr_async.db import get_db
@@ -21,9 +23,10 @@ from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
 
 bp = Blueprint("blog", __name__)
+# Registered with the blueprint (before its routes are added), so create_app needs no line.
+bp.record_once(lambda state: state.app.url_map.converters.update(post_id=PostIdConverter))
 
-MAX_ID = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint
-POST_ID = f"<int(min=1, max={MAX_ID}):id>"
+POST_ID = "<post_id:id>"
 
 POST_COLUMNS = (
     "SELECT p.id, title, body, created, author_id, username"

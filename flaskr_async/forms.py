@@ -14,9 +14,16 @@ from wtforms.validators import DataRequired
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 
-USERNAME_MAX = 150
+from flaskr_async.identity import NotAllowed
+from flaskr_async.identity import canonical_password
+from flaskr_async.identity import canonical_username
+
+USERNAME_MAX = 150  # of the canonical form, at registration: it protects storage
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024  # long passphrases are welcome; this only bounds hashing work
+# The most a username field reads, as typed: it bounds the work. Logins check nothing more, so
+# older (Flaskr) names of any length log in; registration then limits the canonical form.
+USERNAME_INPUT_MAX = 1024
 TITLE_MAX = 200
 BODY_MAX_BYTES = 64 * 1024
 
@@ -33,24 +40,44 @@ def body_size(_form: Any, field: Field) -> None:
         raise ValidationError("Body must be at most 64 KiB.")
 
 
-def username_field() -> StringField:
-    """Return a required username field of bounded length."""
-    return StringField(
-        "Username",
-        validators=[
-            DataRequired("Username is required."),
-            Length(
-                max=USERNAME_MAX, message=f"Username must be at most {USERNAME_MAX} characters."
-            ),
-            no_nul,
-        ],
-    )
+def canonical_name(_form: Any, field: Field) -> None:
+    """Replace the username by its canonical form (PRECIS), refusing what it does not allow."""
+    try:
+        field.data = canonical_username(field.data)
+    except NotAllowed as error:
+        raise ValidationError("Username contains characters that are not allowed.") from error
+
+
+def allowed_password(_form: Any, field: Field) -> None:
+    """Refuse a password whose canonical form (OpaqueString) is refused or too short."""
+    try:
+        canonical = canonical_password(field.data)
+    except NotAllowed as error:
+        raise ValidationError("Password contains characters that are not allowed.") from error
+    # Counted after normalization: "é" typed as e + combining accent is one character.
+    if len(canonical) < PASSWORD_MIN:
+        raise ValidationError(f"Password must be at least {PASSWORD_MIN} characters.")
+
+
+def at_most(name: str, limit: int, shown: int | None = None) -> Length:
+    """Return a length limit whose message names the field and the limit users see."""
+    return Length(max=limit, message=f"{name} must be at most {shown or limit} characters.")
 
 
 class RegisterForm(QuartForm):
     """A new account: no composition rules, no truncation (NIST SP 800-63B)."""
 
-    username = username_field()
+    username = StringField(
+        "Username",
+        validators=[
+            DataRequired("Username is required."),
+            # Bounds the normalization's work first; the stored limit applies to its result.
+            at_most("Username", USERNAME_INPUT_MAX, shown=USERNAME_MAX),
+            no_nul,
+            canonical_name,
+            at_most("Username", USERNAME_MAX),
+        ],
+    )
     password = PasswordField(
         "Password",
         validators=[
@@ -58,10 +85,9 @@ class RegisterForm(QuartForm):
             Length(
                 min=PASSWORD_MIN, message=f"Password must be at least {PASSWORD_MIN} characters."
             ),
-            Length(
-                max=PASSWORD_MAX, message=f"Password must be at most {PASSWORD_MAX} characters."
-            ),
+            at_most("Password", PASSWORD_MAX),
             no_nul,
+            allowed_password,
         ],
     )
 
@@ -69,8 +95,18 @@ class RegisterForm(QuartForm):
 class LoginForm(QuartForm):
     """Credentials to check; any other problem is just a failed login."""
 
-    username = username_field()
-    password = PasswordField("Password", validators=[InputRequired("Password is required.")])
+    username = StringField(
+        "Username",
+        validators=[
+            DataRequired("Username is required."),
+            at_most("Username", USERNAME_INPUT_MAX),
+            no_nul,
+        ],
+    )
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Password is required."), at_most("Password", PASSWORD_MAX)],
+    )
 
 
 class PostForm(QuartForm):

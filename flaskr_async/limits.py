@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import TITLE_MAX
-from flaskr_async.forms import USERNAME_MAX
+from flaskr_async.forms import USERNAME_INPUT_MAX
 
 WIDEST_ENCODED_CHARACTER = 12  # 4 UTF-8 bytes, each percent-encoded as 3
 OVERHEAD = 1024  # field names, separators and the CSRF token (about 90 bytes)
@@ -34,8 +34,10 @@ class FormLimit:
     max_fields: int
 
 
+# The username as typed, not its canonical form: a login reads longer names than registration
+# stores, and a name typed decomposed (NFD) is longer than the form it is stored in.
 CREDENTIALS = FormLimit(
-    (USERNAME_MAX + PASSWORD_MAX) * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=3
+    (USERNAME_INPUT_MAX + PASSWORD_MAX) * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=3
 )
 POST = FormLimit(TITLE_MAX * WIDEST_ENCODED_CHARACTER + BODY_MAX_BYTES * 3 + OVERHEAD, max_fields=3)
 TOKEN_ONLY = FormLimit(OVERHEAD, max_fields=1)

@@ -1,4 +1,8 @@
-"""Password hashing off the event loop: argon2id, a cap on concurrent hashes, upgrades."""
+"""Password hashing off the event loop: argon2id, a cap on concurrent hashes, upgrades.
+
+Passwords are hashed in their RFC 8265 OpaqueString form, so the same password typed in
+another Unicode normalization form (or with a no-break space) still matches.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from quart import Quart
 from quart import current_app
 from quart.utils import run_sync
 from werkzeug.security import check_password_hash
+
+from flaskr_async.identity import NotAllowed
+from flaskr_async.identity import canonical_password
 
 LIMIT_KEY = "flaskr_async.password_limit"
 
@@ -44,15 +51,33 @@ async def run_limited(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -
 
 
 def hash_sync(password: str) -> str:
-    """Hash a password with the current parameters."""
-    return HASHER.hash(password)
+    """Hash a password's canonical form with the current parameters."""
+    return HASHER.hash(canonical_password(password))
 
 
 def verify_sync(stored: str | None, password: str) -> tuple[bool, bool]:
-    """Check a password against a stored hash: (matches, should be rehashed)."""
-    if stored is None:
-        verify_argon2(DUMMY_HASH, password)
+    """Check a password against a stored hash: (matches, should be rehashed).
+
+    Hashes made before passwords were normalized hold the text as typed: when the canonical
+    form fails and differs from it (rare: non-ASCII input), the text as typed is tried too and
+    a match asks for a rehash. An unknown user pays for the same checks, so timing tells nothing.
+    """
+    try:
+        normalized = canonical_password(password)
+    except NotAllowed:
+        # Registration refuses such text (a control character, say), so no current hash can
+        # match; skipping the hash tells nothing, as the refusal depends on the input alone.
         return False, False
+    hashed = DUMMY_HASH if stored is None else stored
+    matches, outdated = check_hash(hashed, normalized)
+    if not matches and normalized != password:
+        matches, outdated = check_hash(hashed, password)[0], True
+    matches = matches and stored is not None
+    return matches, matches and outdated
+
+
+def check_hash(stored: str, password: str) -> tuple[bool, bool]:
+    """Check one candidate against a stored hash: (matches, should be rehashed)."""
     if stored.startswith("$argon2"):
         return verify_argon2(stored, password), HASHER.check_needs_rehash(stored)
     # Hashes made by werkzeug (Flaskr's scrypt/pbkdf2) are accepted, then upgraded.

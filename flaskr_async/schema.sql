@@ -3,8 +3,13 @@
 CREATE TABLE IF NOT EXISTS user (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   username TEXT UNIQUE NOT NULL,
+  -- flaskr_async.identity.username_key(username): one account per name, however it is spelt.
+  -- NULL only for names from an older database that PRECIS refuses or that share a key.
+  username_key TEXT,
   password TEXT NOT NULL
 );
+
+CREATE UNIQUE INDEX IF NOT EXISTS user_username_key_unique ON user (username_key);
 
 CREATE TABLE IF NOT EXISTS post (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

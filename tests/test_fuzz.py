@@ -22,12 +22,19 @@ from quart.testing import QuartClient
 
 from flaskr_async import DEFAULTS
 from flaskr_async import passwords
-from flaskr_async.blog import MAX_ID
+from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import PASSWORD_MIN
 from flaskr_async.forms import TITLE_MAX
+from flaskr_async.forms import USERNAME_INPUT_MAX
 from flaskr_async.forms import USERNAME_MAX
+from flaskr_async.identity import NotAllowed
+from flaskr_async.identity import canonical_password
+from flaskr_async.identity import canonical_username
+from flaskr_async.identity import lookup_key
+from flaskr_async.identity import username_key
+from flaskr_async.limits import FORM_LIMITS
 from flaskr_async.security import FORM_EXPIRED
 from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import AuthActions
@@ -130,9 +137,21 @@ def present(**fields: str | None) -> dict[str, str]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def too_large(form: dict[str, str]) -> bool:
-    """Tell whether a form, encoded as the test client sends it, is over MAX_CONTENT_LENGTH."""
-    return len(urlencode(form).encode()) > MAX_CONTENT_LENGTH
+ENDPOINTS = {
+    "/auth/register": "auth.register",
+    "/auth/login": "auth.login",
+    "/auth/logout": "auth.logout",
+    "/create": "blog.create",
+    "/1/update": "blog.update",
+    "/1/delete": "blog.delete",
+}
+
+
+def too_large(path: str, form: dict[str, str]) -> bool:
+    """Tell whether a form, encoded as the test client sends it, is over its form's limit."""
+    limit = FORM_LIMITS[ENDPOINTS[path]]
+    size = len(urlencode(form).encode())
+    return size > min(limit.max_bytes, MAX_CONTENT_LENGTH) or len(form) > limit.max_fields
 
 
 def assert_no_raw_html(page: str, *values: str) -> None:
@@ -159,18 +178,31 @@ async def post_form(client: QuartClient, path: str, form: dict[str, str]) -> tup
     return response.status_code, page
 
 
-def valid_username(username: str | None) -> bool:
-    """Tell whether the register and login forms accept a username."""
+def valid_login_name(username: str | None) -> bool:
+    """Tell whether the login form accepts a username (it only bounds the work)."""
     return bool(username and username.strip()) and (
-        len(username or "") <= USERNAME_MAX and "\x00" not in (username or "")
+        len(username or "") <= USERNAME_INPUT_MAX and "\x00" not in (username or "")
     )
+
+
+def valid_username(username: str | None) -> bool:
+    """Tell whether the register form accepts a username: its canonical form, 150 at most."""
+    if not valid_login_name(username):
+        return False
+    try:
+        return len(canonical_username(username or "")) <= USERNAME_MAX
+    except NotAllowed:
+        return False
 
 
 def valid_new_password(password: str | None) -> bool:
     """Tell whether the register form accepts a password."""
-    return password is not None and (
-        PASSWORD_MIN <= len(password) <= PASSWORD_MAX and "\x00" not in password
-    )
+    if password is None or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        return False
+    try:
+        return "\x00" not in password and len(canonical_password(password)) >= PASSWORD_MIN
+    except NotAllowed:
+        return False
 
 
 def valid_title(title: str | None) -> bool:
@@ -223,20 +255,23 @@ async def test_register_takes_any_input(
 ) -> None:
     form = present(username=username, password=password)
     valid = valid_username(username) and valid_new_password(password)
+    key = username_key(username or "") if valid else None
     taken = valid and (
-        await fetch_one(app, 'SELECT 1 FROM "user" WHERE username = ?', (username,)) is not None
+        await fetch_one(app, 'SELECT 1 FROM "user" WHERE username_key = ?', (key,)) is not None
     )
     users = await row_count(app, "user")
 
     status, page = await post_form(client, "/auth/register", form)
 
-    if too_large(form):
+    if too_large("/auth/register", form):
         assert status == 413
     else:
         assert status == (302 if valid and not taken else 200)
     assert await row_count(app, "user") == users + (status == 302)
     if taken:
-        assert_shown_escaped(page, f"User {username} is already registered.")
+        assert_shown_escaped(
+            page, f"User {canonical_username(username or '')} is already registered."
+        )
 
 
 @fuzz(50)
@@ -250,12 +285,16 @@ async def test_login_takes_any_input(
 
     status, page = await post_form(client, "/auth/login", form)
 
-    if too_large(form):
+    if too_large("/auth/login", form):
         assert status == 413
-    elif not (valid_username(username) and password):
+    elif not (valid_login_name(username) and password and len(password) <= PASSWORD_MAX):
         assert status == 200
     elif status != 429:  # 429: too many failures from this client's address
-        fixture_user = (username, password) in (("test", "test"), ("other", "other"))
+        # Any spelling of a fixture name, with its password as typed.
+        fixture_user = (lookup_key(username or ""), password) in (
+            ("test", "test"),
+            ("other", "other"),
+        )
         assert status == (302 if fixture_user else 200)
         assert (status == 302) is ("Incorrect username or password." not in page)
 
@@ -274,7 +313,7 @@ async def test_create_takes_any_input(
 
     status, _ = await post_form(client, "/create", form)
 
-    if too_large(form):
+    if too_large("/create", form):
         assert status == 413
     else:
         # A body that is not sent is an empty one.
@@ -304,7 +343,7 @@ async def test_update_takes_any_input(
 
     status, _ = await post_form(client, "/1/update", form)
 
-    if too_large(form):
+    if too_large("/1/update", form):
         assert status == 413
     else:
         assert status == (302 if valid_title(new_title) and valid_body(new_body) else 200)
@@ -479,8 +518,9 @@ async def test_every_csrf_token_but_the_real_one_is_refused(
     client = csrf_app.test_client()
     assert isinstance(client, QuartClient)
     if needs_login:
-        async with client.session_transaction() as session:
-            session["user_id"] = 1
+        login_token = csrf_token_of(await page_text(await client.get("/auth/login")))
+        form = {"username": "test", "password": "test", "csrf_token": login_token}
+        assert (await client.post("/auth/login", form=form)).status_code == 302
     real = csrf_token_of(await page_text(await client.get("/auth/login")))
     token = data.draw(st.one_of(st.just(real), field(), tampered(real)), label="csrf_token")
     form = dict(fields) if token is None else {**fields, "csrf_token": token}
@@ -490,7 +530,7 @@ async def test_every_csrf_token_but_the_real_one_is_refused(
 
     if token == real:
         assert status not in (400, 413)
-    elif too_large(form):
+    elif too_large(path, form):
         assert status == 413
     else:
         assert status == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,19 @@ def test_command_reports_unusable_database(tmp_path: Path, app_config: dict[str,
 async def test_backup_failures_are_database_unavailable(app: Quart, tmp_path: Path) -> None:
     # The command checks the target first; the seam refuses alike (for a target made since, a
     # full disk), so no caller sees a raw sqlite3 error.
-    with pytest.raises(DatabaseUnavailable, match="Cannot back up to .*unable to open database"):
+    with pytest.raises(DatabaseUnavailable, match="Cannot back up to .*No such file or directory"):
         await sqlite_of(app).backup(str(tmp_path / "gone" / "copy.sqlite"))
     (tmp_path / "taken").write_text("")
     with pytest.raises(DatabaseUnavailable, match="already exists"):
         await sqlite_of(app).backup(str(tmp_path / "taken"))
+
+
+async def test_a_cancelled_backup_leaves_no_partial_copy(app: Quart, tmp_path: Path) -> None:
+    target = tmp_path / "copy.sqlite"
+    backup = asyncio.create_task(sqlite_of(app).backup(str(target)))
+    while not target.exists():
+        await asyncio.sleep(0)
+    backup.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await backup
+    assert not target.exists()

@@ -21,6 +21,7 @@ from flaskr_async.db import Params
 from flaskr_async.db import PooledDatabase
 from flaskr_async.db import Row
 from flaskr_async.db import logger
+from flaskr_async.db.migrate import migrate_postgres
 from flaskr_async.db.sqlite import TABLES
 from flaskr_async.db.sqlite import split_statements
 
@@ -152,6 +153,7 @@ class PostgresDatabase(PooledDatabase):
         script = resources.files("flaskr_async").joinpath("schema_postgres.sql").read_text()
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
+            await migrate_postgres(connection)
             for statement in split_statements(script):
                 await connection.execute(statement)
 
