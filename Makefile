@@ -1,8 +1,14 @@
 # `make run` serves the app; `make test` runs every check. Both set up everything they need.
 PYTHON ?= python3
+# The Pythons `make test` runs the suite on (`make test PYTHONS=3.13` for one); see noxfile.py.
+PYTHONS ?= 3.11 3.12 3.13
 VENV := .venv
 BIN := $(VENV)/bin
+SERVING := $(VENV)/.serving
 INSTALLED := $(VENV)/.installed
+# The stack tested with this Python, pinned: requirements/py3.X.txt (`make lock` refreshes them).
+PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LOCK = requirements/py$(PYTHON_VERSION).txt
 
 # Debian packages the tests drive: Chromium (browser test), the PostgreSQL server and nginx
 # (the shipped deploy/nginx.conf in front of the app).
@@ -11,15 +17,22 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test lint system-deps bench clean
+.PHONY: run test lint lock system-deps bench clean
 
-$(INSTALLED): pyproject.toml
+# What serving needs, nothing more (Debian: apt-get install python3-venv).
+$(SERVING): pyproject.toml $(wildcard requirements/*.txt)
+	@test -f $(LOCK) || { echo "No $(LOCK): supported Pythons are $(PYTHONS) (PYTHON=python3.13)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e .
+	touch $(SERVING)
+
+# The rest for development: pytest, ruff, mypy, Playwright, nox (which runs every Python).
+$(INSTALLED): $(SERVING)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(INSTALLED)
 
-run: $(INSTALLED)
+run: $(SERVING)
 	$(BIN)/python -m flaskr_async serve --config hypercorn.toml
 
 lint: $(INSTALLED)
@@ -33,16 +46,22 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(MISSING_PACKAGES); \
 	fi
 
-test: lint system-deps
-	$(BIN)/python -m pytest --cov --cov-report=term-missing
+# ruff once, then per Python mypy and the whole suite, each Python in nox's own virtualenv
+# filled from its lock. A Python that is not installed is skipped, except under CI=true.
+test: $(INSTALLED) system-deps
+	$(BIN)/nox --sessions lint $(addprefix tests-,$(PYTHONS))
+
+# Re-resolve requirements/py3.X.txt to the newest releases pyproject.toml allows.
+lock: $(INSTALLED)
+	$(BIN)/nox --sessions locks
 
 # Not part of `make test`: about 9 minutes of load on loopback, printing a table of ratios.
 # system-deps: the PostgreSQL phase starts its own server with initdb.
 bench: $(INSTALLED) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox .coverage .mypy_cache .ruff_cache

@@ -28,6 +28,13 @@ async def fetch_all_on_the_loop(self: SQLiteConnection, sql: str, params: Params
     return list(on_the_loop[id(self)].execute(sql, params).fetchall())
 
 
+@app.after_serving
+async def close_the_twins() -> None:
+    """Close the loop's connections with the app's own."""
+    while on_the_loop:
+        on_the_loop.popitem()[1].close()
+
+
 SQLiteConnection.fetch_all = fetch_all_on_the_loop  # type: ignore[method-assign]
 
 __all__ = ["app"]

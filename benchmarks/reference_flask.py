@@ -8,6 +8,7 @@ project tree whose templates are rendered.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sqlite3
 from datetime import UTC
@@ -66,6 +67,7 @@ def get_db() -> sqlite3.Connection:
     if REUSE_CONNECTION:
         if "db" not in shared:
             shared["db"] = connect()
+            atexit.register(shared["db"].close)  # the worker's connection lives until it exits
         return shared["db"]
     if "db" not in g:
         g.db = connect()

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
@@ -44,7 +45,8 @@ def init_template(tree: Path, database: Path | str) -> None:
 def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
     """Copy the empty database to ``path`` and add users and ``posts`` posts in one transaction."""
     shutil.copyfile(template, path)
-    with sqlite3.connect(path) as connection:
+    # closing() closes; the inner `with connection` commits (sqlite3's own context only commits).
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.executemany(
             'INSERT INTO "user" (username, password) VALUES (?, ?)', users(password_hash)
@@ -52,7 +54,6 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
         connection.executemany(
             "INSERT INTO post (author_id, title, body) VALUES (?, ?, ?)", post_rows(posts)
         )
-    connection.close()
     return path
 
 

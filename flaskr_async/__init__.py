@@ -15,6 +15,7 @@ from flaskr_async import blog
 from flaskr_async import boundary
 from flaskr_async import cli
 from flaskr_async import db
+from flaskr_async import devserver
 from flaskr_async import limits
 from flaskr_async import security
 from flaskr_async import settings
@@ -97,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     # First: bodies are bounded before anything (the CSRF check) parses them.
     limits.init_app(app)
     db.init_app(app)
+    devserver.init_app(app)
     cli.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)

@@ -57,24 +57,30 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 class LimitedBody(Body):
     """A request body whose size limit can be lowered once the route is known."""
 
-    too_large_description = RequestEntityTooLarge.description
+    received = 0  # bytes that have arrived (counted where Quart 0.23 feeds the body)
 
-    def lower_limit(self, max_bytes: int, description: str) -> None:
+    def lower_limit(self, max_bytes: int) -> None:
         """Refuse the body (413) once more than ``max_bytes`` have arrived, or already."""
-        # Body keeps its limit and buffer in private attributes; this is the check its own
-        # append() makes, applied to what is already buffered too.
-        self.too_large_description = description
+        # Body keeps its limit in a private attribute, checked as chunks arrive (Quart 0.22)
+        # or when the body is awaited (0.23): lowering it applies the form's own limit.
         if self._max_content_length is None or max_bytes < self._max_content_length:
             self._max_content_length = max_bytes
-        if len(self._data) > max_bytes:
-            self._must_raise = RequestEntityTooLarge(description)
-            self.set_complete()
+        # What Quart 0.22 buffered before now is never checked again; 0.23 checks at the await.
+        buffered = self._data
+        if isinstance(buffered, bytearray) and len(buffered) > max_bytes:
+            self._must_raise = RequestEntityTooLarge()  # pragma: no cover - Quart 0.22 alone
+            self.set_complete()  # pragma: no cover - Quart 0.22 alone
 
-    def append(self, data: bytes) -> None:
-        """Buffer a chunk; a body over its limit is refused with the form's own message."""
-        super().append(data)
-        if isinstance(self._must_raise, RequestEntityTooLarge):
-            self._must_raise.description = self.too_large_description
+    async def put(self, data: bytes) -> None:  # pragma: no cover - Quart 0.23 alone calls it
+        """Queue a chunk; past the limit, refuse the body and drop the rest as it arrives."""
+        # Quart 0.23 would queue a chunked body of any size and refuse it only when awaited.
+        self.received += len(data)
+        if self._max_content_length is not None and self.received > self._max_content_length:
+            if self._must_raise is None:
+                self._must_raise = RequestEntityTooLarge()
+                self.set_complete()
+            return
+        await super().put(data)  # type: ignore[misc, unused-ignore]
 
 
 class LimitedRequest(Request):
@@ -93,13 +99,24 @@ async def enforce_form_limits() -> None:
         abort(413, too_large)
     body = request.body
     assert isinstance(body, LimitedBody)
-    body.lower_limit(limit.max_bytes, too_large)
+    body.lower_limit(limit.max_bytes)
     # Both wait for the body; no connection or other scarce resource is held meanwhile.
+    # Quart raises a bare 413 for a body over the (lowered) limit; say which limit it was.
     if request.mimetype == "multipart/form-data":
         request.max_form_parts = limit.max_fields  # the parser counts parts as it goes
-        await request.form
+        try:
+            await request.form
+        except RequestEntityTooLarge:
+            abort(
+                413,
+                f"This form may carry at most {limit.max_bytes:,} bytes in "
+                f"{limit.max_fields} fields.",
+            )
     elif request.mimetype in FORM_TYPES:
-        data = await body
+        try:
+            data = await body
+        except RequestEntityTooLarge:
+            abort(413, too_large)
         if data.count(b"&") >= limit.max_fields:
             abort(413, f"This form has at most {limit.max_fields} fields.")
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from quart import Quart
 from quart import g
+from quart import session
 from quart.testing import QuartClient
 
 from flaskr_async import passwords
@@ -197,14 +198,23 @@ async def test_session_of_a_deleted_user_is_anonymous(
     assert "Log In" in page
 
 
-async def test_hello_and_static_files_skip_the_session(app: Quart, auth: AuthActions) -> None:
-    await auth.login()
-    async with app.test_request_context("/hello"):
-        await app.preprocess_request()
-        from quart import session
+async def before_request(app: Quart) -> None:
+    """Run the app's before-request hooks in the current request context."""
+    # What preprocess_request does, whose signature Quart 0.23 changed (it takes the context).
+    for hook in app.before_request_funcs[None]:
+        await app.ensure_async(hook)()
 
+
+@pytest.mark.parametrize("path", ["/hello", "/static/style.css"])
+async def test_hello_and_static_files_skip_the_session(app: Quart, path: str) -> None:
+    async with app.test_request_context(path):
+        # Quart 0.23 counts any read through the proxy as an access (this one too), so
+        # clear the flag on the session itself and read it there afterwards.
+        current = session._get_current_object()  # type: ignore[attr-defined, unused-ignore]
+        current.accessed = False
+        await before_request(app)
+        assert not current.accessed
         assert g.user is None
-        assert not session.accessed
 
 
 LOCAL = "<local>"  # the Quart test client's remote address

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
+import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -24,7 +28,9 @@ from tests.servers import server_env
 
 QUART = Path(sys.executable).with_name("quart")  # the console script beside this interpreter
 HELLO = 'return "Hello, World!"'
-RELOAD_DEADLINE = 20  # seconds: Quart checks for changes every second, then restarts
+# An upper bound, not a wait: Quart looks for changes every second, but a loaded machine
+# has been seen to take over 10 s to start the new process.
+RELOAD_DEADLINE = 60
 
 
 def copy_of_the_package(directory: Path) -> Path:
@@ -53,7 +59,7 @@ def wait_for_text(url: str, text: str, deadline: float) -> None:
     raise TimeoutError(f"{url} still says {body!r}, not {text!r}, after {deadline} s")
 
 
-def test_quart_run_debug_reloads_on_a_code_change(tmp_path: Path) -> None:
+def test_quart_run_debug_reloads_quietly_on_a_code_change(tmp_path: Path) -> None:
     init = copy_of_the_package(tmp_path)
     assert HELLO in init.read_text()
     database = tmp_path / "flaskr.sqlite"
@@ -64,17 +70,22 @@ def test_quart_run_debug_reloads_on_a_code_change(tmp_path: Path) -> None:
     command = [str(QUART), "--app", "flaskr_async", "run", "--debug", "--port", str(port)]
     # From the copy's folder: `--app flaskr_async` must import the copy, not the work tree.
     with running(command, env, port, cwd=tmp_path) as server:
-        assert httpx.get(server.url + "/hello").text == "Hello, World!"
-        init.write_text(init.read_text().replace(HELLO, 'return "Hello, reloaded!"'))
-        wait_for_text(server.url + "/hello", "Hello, reloaded!", RELOAD_DEADLINE)
-        assert server.stop(timeout=10) == 0
-        output = server.output()
+        wait_for_text(server.url + "/hello", "Hello, World!", RELOAD_DEADLINE)
+        # A connection still open (a request half sent) when the reload cancels its task.
+        with socket.create_connection(("127.0.0.1", port)) as pending:
+            pending.sendall(b"GET /hello HTTP/1.1\r\n")
+            init.write_text(init.read_text().replace(HELLO, 'return "Hello, reloaded!"'))
+            wait_for_text(server.url + "/hello", "Hello, reloaded!", RELOAD_DEADLINE)
+        # As systemd or `kill -TERM -PGID` would: Quart 0.23 serves from a child of the
+        # reloader, which SIGTERM kills outright, so the signal must reach the child too.
+        # The parent's status is not checked for that reason; the output shows the child's.
+        os.killpg(server.process.pid, signal.SIGTERM)
+        output = server.output()  # read until every process of the group has closed its end
     assert " * Debug mode: True" in output
-    # The reload re-ran the start-up in a fresh process. Quart's reloader cancels every task
-    # and execs without the lifespan shutdown, so only the final stop is sure to log a close.
-    assert output.count(f"Database opened: {database}") == 2, output
-    reopened = output.rindex(f"Database opened: {database}")
-    assert output.find(f"Database closed: {database}", reopened) > reopened, output
+    assert "Traceback" not in output and "Error" not in output, output
+    # The reload closed the database before the new process opened it; the stop closed it too.
+    events = re.findall(rf"Database (opened|closed): {re.escape(str(database))}$", output, re.M)
+    assert events == ["opened", "closed", "opened", "closed"], output
 
 
 @pytest.fixture

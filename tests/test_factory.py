@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,8 @@ async def test_two_apps_serve_side_by_side(tmp_path: Path, app_config: dict[str,
         first_page = await (await first.test_client().get("/")).get_data(as_text=True)
         assert "only in first" in first_page and "only in second" not in first_page
     for name, title in (("first", "only in first"), ("second", "only in second")):
-        with sqlite3.connect(tmp_path / f"{name}.sqlite") as connection:
+        with closing(sqlite3.connect(tmp_path / f"{name}.sqlite")) as connection:
             titles = {row[0] for row in connection.execute("SELECT title FROM post")}
-        connection.close()
         assert titles == {"test title", title}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
@@ -136,3 +137,61 @@ async def test_other_body_types_are_not_read_as_forms(app: Quart) -> None:
     )
     assert response.status_code == 200
     assert "Username is required." in await page_text(response)
+
+
+async def post_in_chunks(app: Quart, path: str, chunks: list[bytes]) -> tuple[int, str]:
+    """Post a urlencoded body in ASGI messages, with no Content-Length; return status, page."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", URLENCODED["Content-Type"].encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1}
+        for n, chunk in enumerate(chunks)
+    ]
+    sent: list[dict[str, Any]] = []
+    responded = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await responded.wait()  # as a server does: the client goes once answered
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            responded.set()
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, body.decode()
+
+
+@pytest.mark.parametrize("chunks", [3, 30])
+async def test_a_chunked_body_over_the_forms_size_is_413(app: Quart, chunks: int) -> None:
+    size = FORM_LIMITS["auth.login"].max_bytes + 1
+    piece = size // chunks + 1
+    status, page = await post_in_chunks(app, "/auth/login", [b"a=" + b"x" * piece] * chunks)
+    assert status == 413
+    assert "data may be at most" in page  # the form's own message, not Quart's bare 413
+
+
+async def test_a_chunked_body_within_the_forms_size_is_read(app: Quart) -> None:
+    status, page = await post_in_chunks(app, "/auth/login", [b"username=test", b"&password=x"])
+    assert status == 200
+    assert "Incorrect username or password." in page

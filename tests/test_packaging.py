@@ -24,7 +24,7 @@ from tests.servers import tables_in
 
 # What a clean clone does not have (.gitignore, plus .git): local state, caches, builds.
 NOT_IN_A_CLONE = shutil.ignore_patterns(
-    *(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "instance"),
+    *(".git", ".venv", ".nox", "__pycache__", "*.egg-info", "build", "dist", "instance"),
     *(".coverage*", "htmlcov", ".*_cache", ".hypothesis", "test-artifacts"),
 )
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -38,7 +39,7 @@ def wal_of(database: Path) -> Path:
 
 def post_count(database: Path) -> int:
     """Count the posts in a SQLite file the server has closed."""
-    with sqlite3.connect(database) as connection:
+    with closing(sqlite3.connect(database)) as connection:
         return int(connection.execute("SELECT count(*) FROM post").fetchone()[0])
 
 

@@ -157,15 +157,22 @@ async def opened(config: Mapping[str, Any], pool_size: int | None = None) -> Asy
 
 async def serve_database() -> AsyncGenerator[None, None]:
     """Keep the app's database open while it serves (a Quart while_serving hook)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    async with opened(app.config) as database:
-        app.extensions[DB_KEY] = database
-        logger.info("Database opened: %s", database)
-        try:
-            yield
-        finally:
-            del app.extensions[DB_KEY]
-    logger.info("Database closed: %s", database)
+    # The app itself: a reload closes this generator outside any app context. Quart 0.23 types
+    # the proxy's _get_current_object, 0.22 does not: hence the unused-ignore.
+    app = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
+    # No `async with opened(...)` here: on a reload, Quart's development server closes every
+    # live async generator at once (loop.shutdown_asyncgens), the context manager's own one
+    # too, and this one's exit then finds that one already running. So close it by hand.
+    database = create_database(app.config)
+    await database.open()
+    app.extensions[DB_KEY] = database
+    logger.info("Database opened: %s", database)
+    try:
+        yield
+    finally:
+        del app.extensions[DB_KEY]
+        await database.close()
+        logger.info("Database closed: %s", database)
 
 
 def init_app(app: Quart) -> None:

@@ -153,11 +153,17 @@ class SQLiteDatabase(PooledDatabase):
             isolation_level=None,
             detect_types=sqlite3.PARSE_DECLTYPES,
         )
+        connecting = asyncio.ensure_future(raw)
         try:
-            await raw
+            await asyncio.shield(connecting)
         except BaseException:
-            # A failed connect stops aiosqlite's worker thread without waiting for it;
-            # wait here, or the thread outlives the event loop it reports back to.
+            # Cancelled midway, aiosqlite drops the connection its thread goes on opening,
+            # unclosed (Python 3.13 warns): let the connect end, and close what it opened.
+            await asyncio.wait([connecting])
+            if connecting.exception() is None:
+                await raw.close()
+            # A failed connect stops the worker thread without waiting for it; wait here,
+            # or the thread outlives the event loop it reports back to.
             await asyncio.to_thread(raw._thread.join)
             raise
         try:

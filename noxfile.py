@@ -1,0 +1,90 @@
+"""Lint once, then type-check and run the whole suite on every supported Python, each with its lock.
+
+``nox`` runs them all (``make test`` calls it); ``nox -s tests-3.13`` runs one Python, and
+``nox -s tests-3.13 -- tests/test_db.py -x`` passes arguments to pytest instead of the coverage run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+PYTHONS = ["3.11", "3.12", "3.13"]  # keep in step with requires-python and requirements/
+NEWEST = PYTHONS[-1]
+ROOT = Path(__file__).parent
+
+nox.options.sessions = ["lint", "tests"]
+# uv creates and fills each virtualenv in seconds; --seed adds pip, which the packaging test runs.
+nox.options.default_venv_backend = "uv"
+# A missing Python is skipped with one line here, and is an error under CI=true. Never download
+# an interpreter: the machine's own Pythons are the ones the README promises.
+nox.options.error_on_missing_interpreters = os.environ.get("CI") == "true"
+nox.options.download_python = "never"
+
+
+def pyenv_pythons() -> list[str]:
+    """Return the bin folders of pyenv's installed Pythons, newest patch release first."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    folders = sorted((root / "versions").glob("3.*/bin"), key=patch_order, reverse=True)
+    return [str(folder) for folder in folders]
+
+
+def patch_order(folder: Path) -> tuple[int, ...]:
+    """Order ``versions/3.13.1/bin`` after ``3.13.0/bin``; folders not named by a version first."""
+    try:
+        return tuple(int(part) for part in folder.parent.name.split("."))
+    except ValueError:
+        return ()
+
+
+# pyenv's shims answer `python3.12` only for the version it has selected; its installed but
+# unselected Pythons are found through their own bin folders, after whatever PATH already has.
+os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *pyenv_pythons()])
+
+
+def lock(python: str) -> str:
+    """Return the constraints file that pins the whole stack for one Python."""
+    return str(ROOT / "requirements" / f"py{python}.txt")
+
+
+def install(session: nox.Session) -> None:
+    """Install the project with its development tools, at the versions locked for this Python."""
+    assert isinstance(session.python, str)
+    session.install("-c", lock(session.python), "-e", ".[dev]")
+
+
+@nox.session(python=NEWEST)
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff (the same on every Python, so once)."""
+    session.install("-c", lock(NEWEST), "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS, venv_params=["--seed"])
+def tests(session: nox.Session) -> None:
+    """Check types (strict) against this Python's stack, then run the whole suite.
+
+    Arguments after ``--`` go to pytest instead, without the coverage gate.
+    """
+    assert isinstance(session.python, str)
+    install(session)
+    if not session.posargs:
+        # Per Python: Quart 0.22 and 0.23 type some APIs differently.
+        session.run("mypy", "--python-version", session.python)
+    arguments = session.posargs or ["--cov", "--cov-report=term-missing"]
+    session.run("python", "-m", "pytest", *arguments)
+
+
+@nox.session(python=NEWEST)
+def locks(session: nox.Session) -> None:
+    """Re-resolve requirements/py3.X.txt: the newest releases pyproject.toml allows, per Python."""
+    session.install("-c", lock(NEWEST), "uv")
+    for python in PYTHONS:
+        session.run(
+            *("uv", "pip", "compile", "--quiet", "--upgrade", "pyproject.toml"),
+            *("--extra", "dev", "--extra", "bench", "--python-version", python),
+            *("--output-file", f"requirements/py{python}.txt"),  # relative: named in its header
+        )

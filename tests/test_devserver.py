@@ -1,0 +1,66 @@
+"""The development server's loop: a reload's cancellations are dropped, other errors still shown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flaskr_async import create_app
+from flaskr_async.devserver import drop_cancellations
+from tests.servers import TEST_SECRET_KEY
+
+
+@pytest.mark.parametrize("debug", [True, False])
+async def test_serving_in_debug_mode_alone_sets_the_loop_handler(
+    tmp_path: Path, debug: bool
+) -> None:
+    loop = asyncio.get_running_loop()
+    app = create_app(
+        {"SECRET_KEY": TEST_SECRET_KEY, "DATABASE": str(tmp_path / "db.sqlite"), "DEBUG": debug}
+    )
+    logger_level = logging.getLogger("flaskr_async").level
+    try:
+        async with app.test_app():
+            handler = loop.get_exception_handler()
+        assert (handler is not None) is debug
+    finally:
+        loop.set_exception_handler(None)
+        logging.getLogger("flaskr_async").setLevel(logger_level)
+
+
+@pytest.mark.parametrize(
+    ("exception", "passed_on"),
+    [
+        (asyncio.CancelledError(), False),  # a task the reload cancelled: noise
+        (RuntimeError("a real error"), True),
+        (None, True),  # a message without an exception
+    ],
+)
+@pytest.mark.parametrize("previous_set", [True, False])
+def test_drop_cancellations_passes_on_everything_else(
+    exception: BaseException | None,
+    passed_on: bool,
+    previous_set: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    context = {"message": "Exception in callback", "exception": exception}
+    loop = asyncio.new_event_loop()
+    try:
+        previous = (lambda _loop, context: seen.append(context)) if previous_set else None
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            drop_cancellations(previous, loop, context)
+    finally:
+        loop.close()
+    if previous_set:
+        assert seen == ([context] if passed_on else [])
+        assert not caplog.records
+    else:
+        # asyncio's default handler logs it.
+        assert [r.getMessage() for r in caplog.records] == (
+            ["Exception in callback"] if passed_on else []
+        )
