@@ -22,7 +22,6 @@ from flaskr_async import devices
 from flaskr_async import throttle
 from flaskr_async import user_sessions
 from flaskr_async.db import IntegrityError
-from flaskr_async.db import Row
 from flaskr_async.db import get_db
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import RegisterForm
@@ -38,6 +37,13 @@ logger = logging.getLogger("flaskr_async")
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 P = ParamSpec("P")
+
+# Any spelling finds the name's key; an older name without a key (or sharing one) matches by
+# its exact spelling, which wins over another account's key.
+USER_BY_NAME = (
+    'SELECT id, password FROM "user" WHERE username = ? OR username_key = ?'
+    " ORDER BY username = ? DESC LIMIT 1"
+)
 
 # Endpoints that never show a user, so their requests skip the session's database lookup.
 WITHOUT_USER = frozenset({"static", "hello"})
@@ -107,19 +113,12 @@ async def login() -> ResponseReturnValue:
     key = lookup_key(username)  # every spelling of a name counts against one throttle
     address = request.remote_addr or "unknown"
     db = get_db()
-    user: Row | None = None
     # The attempt is counted before its password is checked, in one serialized transaction:
     # a burst of guesses released together cannot all pass the check.
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
         reservation = await throttle.reserve(tx, key, address, devices.device_of(key))
-        if reservation.attempt_id is not None:
-            # Any spelling finds the name's key; an older name without a key (or sharing one)
-            # matches by its exact spelling, which wins over another account's key.
-            user = await tx.fetch_one(
-                'SELECT id, password FROM "user" WHERE username = ? OR username_key = ?'
-                " ORDER BY username = ? DESC LIMIT 1",
-                (username, key, username),
-            )
+        allowed = reservation.attempt_id is not None
+        user = await tx.fetch_one(USER_BY_NAME, (username, key, username)) if allowed else None
     if reservation.attempt_id is None:
         await flash(f"Too many failed logins. Try again in {reservation.retry_after} seconds.")
         page = await render_template("auth/login.html", form=form)

@@ -195,3 +195,15 @@ async def test_a_chunked_body_within_the_forms_size_is_read(app: Quart) -> None:
     status, page = await post_in_chunks(app, "/auth/login", [b"username=test", b"&password=x"])
     assert status == 200
     assert "Incorrect username or password." in page
+
+
+@pytest.mark.parametrize("endpoint", PATHS)
+async def test_a_declared_length_over_the_limit_is_refused_unread(
+    app: Quart, endpoint: str
+) -> None:
+    # The Content-Length alone decides: the body is never waited for.
+    declared = str(FORM_LIMITS[endpoint].max_bytes + 1)
+    headers = {**URLENCODED, "Content-Length": declared}
+    response = await post_raw(app, PATHS[endpoint], b"a=b", headers)
+    assert response.status_code == 413
+    assert "at most" in await page_text(response)

@@ -167,3 +167,10 @@ async def test_idle_timeout_is_a_setting(app_config: dict[str, Any]) -> None:
         await AuthActions(client).login()
         await run(app, "UPDATE user_session SET last_seen_at = ?", (time.time() - 61,))
         assert not await is_logged_in(client)
+
+
+async def test_logging_out_without_a_session_is_harmless(app: Quart) -> None:
+    client = app.test_client()
+    response = await client.post("/auth/logout")
+    assert response.headers["Location"] == "/"
+    assert not await is_logged_in(client)

@@ -147,3 +147,14 @@ async def test_success_deletes_its_own_reservation(app: Quart) -> None:
     async with app.app_context():
         rows = await current_database().fetch_all("SELECT id FROM login_attempt")
     assert rows == []
+
+
+async def test_a_signed_cookie_of_another_shape_is_an_unknown_browser(app: Quart) -> None:
+    client = app.test_client()
+    await add_failures(app, 10, ATTACKER[0])
+    async with app.test_request_context("/"):
+        shapes = [devices.serializer().dumps(value) for value in ({"test": "x"}, "test", 7)]
+        shapes.append(devices.serializer().dumps([["test"], "odd", ["a", "b", "c"]]))
+    for value in shapes:
+        client.set_cookie("localhost", devices.COOKIE_NAME, value, path="/auth/login")
+        assert await log_in(client, ATTACKER) == 429
