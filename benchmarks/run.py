@@ -467,58 +467,40 @@ class Bench:
         for name, server in servers.items():
             self.rss[f"{name} index"] = server.peak_rss_mb()
 
+    def hello_beside(
+        self, server: Server, labels: tuple[str, str], load: Sequence[str], outputs: list[str]
+    ) -> None:
+        """Measure /hello at 1 connection quiet, then beside a load script; keep its line."""
+        quiet, loaded = labels
+        self.warm(server, "/hello")
+        for rep in range(self.args.reps):
+            print(f" repetition {rep + 1}/{self.args.reps}", flush=True)
+            self.measure(quiet, server, "/hello", 1, self.args.duration)
+            command = [self.python, *load, str(self.args.duration + 2)]
+            clients = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            time.sleep(1)  # let the clients get going (the logins reach the hashing)
+            self.measure(loaded, server, "/hello", 1, self.args.duration)
+            out, _ = clients.communicate(timeout=60)
+            outputs.append(out.strip())
+            print(f"  {out.strip()}", flush=True)
+
     def login_phase(self) -> None:
         """Goal 3: /hello p99 at 1 connection while 2 clients hammer POST /auth/login."""
         print("\n[3] /hello c1 while 2 clients log in (real CSRF tokens), full app", flush=True)
         server = self.serve("full-logins", self.hypercorn("asgi:app"), self.env(self.db["logins"]))
-        self.warm(server, "/hello")
-        for rep in range(self.args.reps):
-            print(f" repetition {rep + 1}/{self.args.reps}", flush=True)
-            self.measure("hello full c1 (quiet)", server, "/hello", 1, self.args.duration)
-            storm = subprocess.Popen(
-                [
-                    self.python,
-                    str(HERE / "login_storm.py"),
-                    server.url,
-                    seed.BENCH_USER,
-                    seed.BENCH_PASSWORD,
-                    "2",
-                    str(self.args.duration + 2),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(1)  # let both clients reach the hashing
-            self.measure("hello full c1 under logins", server, "/hello", 1, self.args.duration)
-            out, _ = storm.communicate(timeout=60)
-            self.logins.append(out.strip())
-            print(f"  {out.strip()}", flush=True)
+        storm = [str(HERE / "login_storm.py"), server.url, seed.BENCH_USER, seed.BENCH_PASSWORD]
+        labels = ("hello full c1 (quiet)", "hello full c1 under logins")
+        self.hello_beside(server, labels, [*storm, "2"], self.logins)
         self.rss["full under logins"] = server.peak_rss_mb()
 
     def flood_phase(self) -> None:
         """/hello p50/p99 at 1 connection, quiet and while 4 clients post 100,000-field forms."""
         print("\n[3b] /hello c1 while 4 clients post 100,000-field login bodies", flush=True)
         server = self.serve("full-flood", self.hypercorn("asgi:app"), self.env(self.db["logins"]))
-        self.warm(server, "/hello")
-        for rep in range(self.args.reps):
-            print(f" repetition {rep + 1}/{self.args.reps}", flush=True)
-            self.measure("hello full c1 (quiet, flood)", server, "/hello", 1, self.args.duration)
-            flood = subprocess.Popen(
-                [
-                    self.python,
-                    str(HERE / "field_flood.py"),
-                    server.url,
-                    "4",
-                    str(self.args.duration + 2),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(1)
-            self.measure("hello full c1 under field flood", server, "/hello", 1, self.args.duration)
-            out, _ = flood.communicate(timeout=60)
-            self.floods.append(out.strip())
-            print(f"  {out.strip()}", flush=True)
+        labels = ("hello full c1 (quiet, flood)", "hello full c1 under field flood")
+        self.hello_beside(
+            server, labels, [str(HERE / "field_flood.py"), server.url, "4"], self.floods
+        )
 
     def startup_phase(self) -> None:
         """Goal 4: spawn to first 200 on /hello, the full app and plain Quart, interleaved."""

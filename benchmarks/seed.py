@@ -32,7 +32,8 @@ BODY = (
 def init_template(tree: Path, database: Path | str) -> None:
     """Create the empty schema (a SQLite file, or a PostgreSQL URL's tables) with ``init-db``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLASKR_")}
-    env.update(FLASKR_DATABASE=str(database), PYTHONPATH=str(tree))
+    # Every command checks every setting: init-db needs a serving-strength key too.
+    env.update(FLASKR_DATABASE=str(database), PYTHONPATH=str(tree), FLASKR_SECRET_KEY="s" * 32)
     subprocess.run(
         [sys.executable, "-m", "quart", "--app", "flaskr_async", "init-db"],
         cwd=tree,
@@ -49,7 +50,8 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.executemany(
-            'INSERT INTO "user" (username, password) VALUES (?, ?)', users(password_hash)
+            'INSERT INTO "user" (username, username_key, password) VALUES (?, ?, ?)',
+            users(password_hash),
         )
         connection.executemany(
             "INSERT INTO post (author_id, title, body) VALUES (?, ?, ?)", post_rows(posts)
@@ -57,9 +59,11 @@ def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
     return path
 
 
-def users(password_hash: str) -> list[tuple[str, str]]:
-    """Return the users' rows: the benchmark user (id 1), then the other authors."""
-    return [(BENCH_USER, password_hash)] + [(f"author{n}", "not-a-hash") for n in range(1, AUTHORS)]
+def users(password_hash: str) -> list[tuple[str, str, str]]:
+    """Return the users' rows (name, key, hash): the benchmark user (id 1), then the authors."""
+    # Lower-case ASCII names are their own key (flaskr_async.identity.username_key).
+    names = [BENCH_USER] + [f"author{n}" for n in range(1, AUTHORS)]
+    return [(name, name, password_hash if name == BENCH_USER else "not-a-hash") for name in names]
 
 
 def post_rows(posts: int) -> list[tuple[int, str, str]]:
@@ -89,7 +93,8 @@ def seed_postgres(tree: Path, url: str, posts: int, password_hash: str) -> str:
         try:
             async with connection.transaction():
                 await connection.executemany(
-                    'INSERT INTO "user" (username, password) VALUES ($1, $2)', users(password_hash)
+                    'INSERT INTO "user" (username, username_key, password) VALUES ($1, $2, $3)',
+                    users(password_hash),
                 )
                 await connection.copy_records_to_table(
                     "post",
