@@ -10,7 +10,6 @@ from quart import Quart
 from quart import Response
 from quart import g
 from quart import render_template
-from quart import session
 from quart_wtf import CSRFError
 from quart_wtf import CSRFProtect
 from quart_wtf.const import REFERRER_HEADER
@@ -82,8 +81,10 @@ async def forbid_shared_caching(response: Response) -> Response:
     if "Cache-Control" not in response.headers:
         if g.get("user") is not None:
             response.headers["Cache-Control"] = "no-store"
-        elif session.accessed or session.modified:
-            # The page carries this session's CSRF token: never hand it to another visitor.
+        elif "csrf_token" in g:
+            # The page carries this session's CSRF token (quart-wtf keeps the one it rendered
+            # in g): never hand it to another visitor. Not session.accessed: Quart 0.23 marks
+            # every request's session accessed.
             response.headers["Cache-Control"] = "private"
     return response
 

@@ -174,3 +174,8 @@ async def test_logging_out_without_a_session_is_harmless(app: Quart) -> None:
     response = await client.post("/auth/logout")
     assert response.headers["Location"] == "/"
     assert not await is_logged_in(client)
+
+
+@pytest.mark.parametrize("path", ["/", "/hello", "/no/such/page"])
+async def test_anonymous_pages_without_a_form_may_be_cached(client: AnyClient, path: str) -> None:
+    assert "Cache-Control" not in (await client.get(path)).headers
