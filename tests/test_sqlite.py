@@ -144,3 +144,7 @@ async def test_a_cancelled_backup_leaves_no_partial_copy(app: Quart, tmp_path: P
     with pytest.raises(asyncio.CancelledError):
         await backup
     assert not target.exists()
+    # Nor does the copy reappear: the connection's thread had finished with it.
+    async with sqlite_of(app).lease() as db:
+        await db.fetch_one("SELECT 1")
+    assert not target.exists()

@@ -223,15 +223,24 @@ class SQLiteDatabase(PooledDatabase):
             raise DatabaseUnavailable(f"Backup target {target!r} already exists.") from error
         except OSError as error:  # a folder gone since the command checked, no permission
             raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error.strerror}") from error
+        os.chmod(target, 0o600)
+        # The copy runs in a connection's thread, which a cancellation does not stop: shielded,
+        # so that a cancelled command waits for it to end before removing what it wrote.
+        copying = asyncio.ensure_future(self.vacuum_into(target))
         try:
-            os.chmod(target, 0o600)
-            async with self.lease() as connection:
-                await connection.execute("VACUUM INTO ?", (target,))
+            await asyncio.shield(copying)
         except BaseException as error:  # a full disk, a cancelled command: no partial copy
+            await asyncio.wait({copying})
+            copying.cancelled() or copying.exception()  # retrieved: the caller hears of `error`
             os.unlink(target)
             if isinstance(error, sqlite3.Error):  # pragma: no cover - needs a full disk
                 raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error}") from error
             raise
+
+    async def vacuum_into(self, target: str) -> None:
+        """Copy the database into the empty file ``target`` (SQLite's VACUUM INTO)."""
+        async with self.lease() as connection:
+            await connection.execute("VACUUM INTO ?", (target,))
 
 
 def split_statements(script: str) -> list[str]:
