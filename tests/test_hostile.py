@@ -193,3 +193,33 @@ async def test_a_burst_of_guesses_verifies_at_most_the_limit(database_url: str) 
     assert re.search(r"(?i)retry-after: \d+", right[1])
     # Every password check of a wrong guess is logged: none was verified without a reservation.
     assert log.count("Failed login for username 'alice'") == len(verified)
+
+
+def browser_from(url: str, address: str) -> httpx.AsyncClient:
+    """Return a client whose connections come from one loopback address."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=url, timeout=10, transport=transport)
+
+
+async def login_status(client: httpx.AsyncClient, password: str) -> int:
+    """Load the login form, post alice's name with a password; return the status."""
+    token = csrf_token_of((await client.get("/auth/login")).text)
+    form = {"username": "alice", "password": password, "csrf_token": token}
+    return (await client.post("/auth/login", data=form)).status_code
+
+
+async def test_failures_from_elsewhere_never_lock_out_a_known_browser(database_url: str) -> None:
+    port = free_port()
+    with running(hypercorn_command(port), server_env(database_url), port) as server:
+        async with logged_in_browser(server.url) as alice:  # from 127.0.0.1: now a known browser
+            await alice.client.post("/auth/logout", data={"csrf_token": alice.token})
+            async with browser_from(server.url, "127.0.0.2") as attacker:
+                statuses = [await login_status(attacker, f"guess {n}") for n in range(50)]
+                assert statuses == [200] * 10 + [429] * 40
+                assert await login_status(attacker, CREDENTIALS["password"]) == 429
+            assert await login_status(alice.client, CREDENTIALS["password"]) == 302
+        # A new browser: from another address it may try; from the attacker's it may not.
+        async with browser_from(server.url, "127.0.0.3") as elsewhere:
+            assert await login_status(elsewhere, CREDENTIALS["password"]) == 302
+        async with browser_from(server.url, "127.0.0.2") as beside_the_attacker:
+            assert await login_status(beside_the_attacker, CREDENTIALS["password"]) == 429
