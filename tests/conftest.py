@@ -172,6 +172,22 @@ async def fetch_one(app: Quart, sql: str, params: tuple[Any, ...] = ()) -> Row |
             return await db.fetch_one(sql, params)
 
 
+def failure_rows(count: int, username: str, address: str, age: float = 0) -> list[tuple[Any, ...]]:
+    """Return failed-login rows made ``age`` seconds ago, from browsers unknown to the user."""
+    return [(username, address, time.time() - age)] * count
+
+
+async def add_failures(app: Quart, rows: list[tuple[Any, ...]]) -> None:
+    """Record failed logins directly, as earlier requests would have."""
+    async with app.app_context():
+        async with current_database().transaction() as tx:
+            for row in rows:
+                await tx.execute(
+                    "INSERT INTO login_attempt (username, address, attempted_at) VALUES (?, ?, ?)",
+                    row,
+                )
+
+
 async def row_count(app: Quart, table: str) -> int:
     """Count a table's rows, re-read from the database."""
     row = await fetch_one(app, f'SELECT count(*) AS n FROM "{table}"')

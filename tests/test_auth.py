@@ -17,7 +17,9 @@ from flaskr_async import passwords
 from flaskr_async.db import current_database
 from flaskr_async.user_sessions import id_hash
 from tests.conftest import AuthActions
+from tests.conftest import add_failures
 from tests.conftest import csrf_token_of
+from tests.conftest import failure_rows
 from tests.conftest import fetch_one
 from tests.conftest import page_text
 from tests.conftest import row_count
@@ -218,22 +220,6 @@ async def test_hello_and_static_files_skip_the_session(app: Quart, path: str) ->
 
 
 LOCAL = "<local>"  # the Quart test client's remote address
-
-
-def failure_rows(count: int, username: str, address: str, age: float = 0) -> list[tuple[Any, ...]]:
-    """Return failed-login rows made ``age`` seconds ago, from browsers unknown to the user."""
-    return [(username, address, time.time() - age)] * count
-
-
-async def add_failures(app: Quart, rows: list[tuple[Any, ...]]) -> None:
-    """Record failed logins directly, as earlier requests would have."""
-    async with app.app_context():
-        async with current_database().transaction() as tx:
-            for row in rows:
-                await tx.execute(
-                    "INSERT INTO login_attempt (username, address, attempted_at) VALUES (?, ?, ?)",
-                    row,
-                )
 
 
 async def test_ten_failures_for_a_username_throttle_it(auth: AuthActions) -> None:

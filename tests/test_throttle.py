@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from itsdangerous import URLSafeSerializer
@@ -13,6 +12,8 @@ from flaskr_async import devices
 from flaskr_async import passwords
 from flaskr_async.db import current_database
 from tests.conftest import AnyClient
+from tests.conftest import add_failures
+from tests.conftest import failure_rows
 from tests.conftest import set_cookie_of
 
 ATTACKER = ("198.51.100.66", 4000)
@@ -35,18 +36,6 @@ async def log_in(
     return response.status_code
 
 
-async def add_failures(app: Quart, count: int, address: str, device: str | None = None) -> None:
-    """Record failed logins for "test" as if they had just been made."""
-    async with app.app_context():
-        async with current_database().transaction() as tx:
-            for _ in range(count):
-                await tx.execute(
-                    "INSERT INTO login_attempt (username, address, device, attempted_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    ("test", address, device, time.time()),
-                )
-
-
 async def known_browser(app: Quart) -> AnyClient:
     """Return a browser that has logged in as "test" before (and logged out)."""
     client = app.test_client()
@@ -60,7 +49,9 @@ async def test_failures_from_elsewhere_never_lock_out_a_known_browser(app: Quart
     attacker = app.test_client()
     for _ in range(10):
         assert await log_in(attacker, ATTACKER, "wrong") == 200
-    await add_failures(app, 40, ATTACKER[0])  # 50 failures in all, from one address
+    await add_failures(
+        app, failure_rows(40, "test", ATTACKER[0])
+    )  # 50 failures in all, from one address
     assert await log_in(attacker, ATTACKER) == 429
     # From alice's own address, and even from the attacker's: her browser is known.
     assert await log_in(alice, ALICE_HOME) == 302
@@ -68,7 +59,7 @@ async def test_failures_from_elsewhere_never_lock_out_a_known_browser(app: Quart
 
 
 async def test_a_new_browser_meets_the_per_address_rule(app: Quart) -> None:
-    await add_failures(app, 50, ATTACKER[0])
+    await add_failures(app, failure_rows(50, "test", ATTACKER[0]))
     # Another address has made no failures for the username: it may try.
     assert await log_in(app.test_client(), ELSEWHERE) == 302
     # The attacker's address is locked for every unknown browser.
@@ -78,7 +69,7 @@ async def test_a_new_browser_meets_the_per_address_rule(app: Quart) -> None:
 async def test_an_account_ceiling_bounds_guessing_from_many_addresses(app: Quart) -> None:
     alice = await known_browser(app)
     for n in range(10):
-        await add_failures(app, 10, f"198.51.100.{n}")
+        await add_failures(app, failure_rows(10, "test", f"198.51.100.{n}"))
     assert await log_in(app.test_client(), ELSEWHERE) == 429  # 100 from unknown browsers
     assert await log_in(alice, ELSEWHERE) == 302
 
@@ -94,7 +85,7 @@ async def test_a_known_browser_has_its_own_limit(app: Quart) -> None:
 
 async def test_a_forged_device_cookie_is_an_unknown_browser(app: Quart) -> None:
     client = app.test_client()
-    await add_failures(app, 10, ATTACKER[0])
+    await add_failures(app, failure_rows(10, "test", ATTACKER[0]))
     for forged in ("not-signed", "W10.invalid", URLSafeSerializer("x" * 32).dumps([])):
         client.set_cookie("localhost", devices.COOKIE_NAME, forged, path="/auth/login")
         assert await log_in(client, ATTACKER) == 429
@@ -151,7 +142,7 @@ async def test_success_deletes_its_own_reservation(app: Quart) -> None:
 
 async def test_a_signed_cookie_of_another_shape_is_an_unknown_browser(app: Quart) -> None:
     client = app.test_client()
-    await add_failures(app, 10, ATTACKER[0])
+    await add_failures(app, failure_rows(10, "test", ATTACKER[0]))
     async with app.test_request_context("/"):
         shapes = [devices.serializer().dumps(value) for value in ({"test": "x"}, "test", 7)]
         shapes.append(devices.serializer().dumps([["test"], "odd", ["a", "b", "c"]]))
