@@ -50,12 +50,12 @@ REPORT_LUA = HERE / "report.lua"
 BACKENDS = ("sqlite", "postgresql")
 ENDPOINTS = {"index": "/", "create": "/create"}
 # The index's server table (goal 5): the references, the app as shipped, the other servers.
-SERVER_TABLE = ("flaskr", "flask-reuse", "full", "full-uvloop", "uvicorn", "granian")
+SERVER_TABLE = ("flaskr", "flask-reuse", "full", "full-asyncio", "uvicorn", "granian")
 SERVER_NAMES = {
     "flaskr": "Flask + sqlite3, gunicorn sync, connection per request (Flaskr-style)",
     "flask-reuse": "Flask + sqlite3, gunicorn sync, reused connection",
-    "full": "the app as make run serves it (hypercorn, shipped hypercorn.toml)",
-    "full-uvloop": "the app, hypercorn -k uvloop, shipped settings",
+    "full": "the app as make run serves it (hypercorn on uvloop, shipped hypercorn.toml)",
+    "full-asyncio": "the app, hypercorn on asyncio's own loop (-k asyncio), shipped settings",
     "uvicorn": "the app, uvicorn (uvloop + httptools)",
     "granian": "the app, granian (ASGI)",
 }
@@ -342,19 +342,15 @@ class Bench:
         """Return the serve command's (and hypercorn's) option binding the server's port."""
         return ["--bind", "127.0.0.1:{port}"]
 
-    def hypercorn_uvloop(self) -> list[str]:
-        """Return hypercorn with the shipped settings on uvloop's event loop."""
+    def hypercorn_shipped(
+        self, target: str = "asgi:app", worker_class: str = "uvloop"
+    ) -> list[str]:
+        """Return plain hypercorn with the shipped settings, on the given event loop."""
         config = str(self.tree / "hypercorn.toml")
         return [
-            self.python,
-            "-m",
-            "hypercorn",
-            "--config",
-            config,
-            "-k",
-            "uvloop",
+            *(self.python, "-m", "hypercorn", "--config", config, "-k", worker_class),
             *self.bind(),
-            "asgi:app",
+            target,
         ]
 
     def uvicorn(self) -> list[str]:
@@ -509,7 +505,9 @@ class Bench:
             ),
             # As make run serves it: the serve command, the shipped hypercorn.toml, one worker.
             "full": self.serve("full-index", self.shipped(), page),
-            "full-uvloop": self.serve("full-index-uvloop", self.hypercorn_uvloop(), page),
+            "full-asyncio": self.serve(
+                "full-index-asyncio", self.hypercorn_shipped(worker_class="asyncio"), page
+            ),
             "uvicorn": self.serve("full-index-uvicorn", self.uvicorn(), page),
             "granian": self.serve("full-index-granian", self.granian(), page),
             # SQLite's default pool is one connection: what a second thread would cost.
@@ -518,7 +516,7 @@ class Bench:
             ),
             "full-on-loop": self.serve(
                 "full-index-reads-on-the-loop",
-                self.hypercorn(str(HERE / "reads_on_the_loop.py") + ":app"),
+                self.hypercorn_shipped(str(HERE / "reads_on_the_loop.py") + ":app"),
                 page,
             ),
             "full-100k": self.serve(
