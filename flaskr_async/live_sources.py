@@ -1,0 +1,210 @@
+"""Where the live index hears of post changes: the post_event table, one reader per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from quart import current_app
+
+from flaskr_async.db import Pool
+from flaskr_async.db import Row
+from flaskr_async.db import Statements
+from flaskr_async.db import logger
+from flaskr_async.db.postgres import PostgresConnection
+from flaskr_async.db.postgres import PostgresDatabase
+from flaskr_async.db.sqlite import SQLiteConnection
+from flaskr_async.db.sqlite import SQLiteDatabase
+
+# Writers of post events queue here (an advisory lock on PostgreSQL; SQLite's BEGIN IMMEDIATE
+# already runs one writer at a time), so events commit in id order and a reader that has
+# seen id N never later finds a smaller one committed.
+SERIALIZE = "post_event"
+APPLICATION_NAME = "flaskr_async live index"  # names the listener in pg_stat_activity
+CHANNEL = "flaskr_post_event"  # NOTIFY'd by the rule in schema_postgres.sql
+BATCH = 500  # events read per query
+
+# Only public post data the page shows; a deleted post's event carries its id alone.
+EVENT_COLUMNS = (
+    "SELECT e.id, e.kind, e.post_id, p.title, p.body, p.created, u.username"
+    ' FROM post_event e LEFT JOIN post p ON p.id = e.post_id LEFT JOIN "user" u'
+    " ON u.id = p.author_id"
+)
+EVENTS_AFTER = EVENT_COLUMNS + " WHERE e.id > ? ORDER BY e.id LIMIT ?"
+NEWEST_EVENTS = EVENT_COLUMNS + " ORDER BY e.id DESC LIMIT ?"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One post change, already encoded as a Server-Sent Events message."""
+
+    id: int
+    message: bytes
+
+
+def encode(row: Row) -> Event:
+    """Encode one post_event row (joined with its post, if it still exists) as an SSE message."""
+    data: dict[str, Any] = {"id": row["post_id"]}
+    if row["kind"] != "deleted" and row["title"] is not None:
+        data.update(
+            title=row["title"],
+            body=row["body"],
+            author=row["username"],
+            created=row["created"].strftime("%Y-%m-%d"),
+        )
+    # json.dumps escapes newlines, so the data is one line as SSE requires.
+    text = f"id: {row['id']}\nevent: {row['kind']}\ndata: {json.dumps(data)}\n\n"
+    return Event(int(row["id"]), text.encode())
+
+
+async def record(tx: Statements, post_id: int, kind: str) -> None:
+    """Write a post's change event in the writer's transaction; keep the newest LIVE_HISTORY."""
+    row = await tx.fetch_one(
+        "INSERT INTO post_event (post_id, kind) VALUES (?, ?) RETURNING id", (post_id, kind)
+    )
+    assert row is not None
+    await tx.execute(
+        "DELETE FROM post_event WHERE id <= ?", (row["id"] - current_app.config["LIVE_HISTORY"],)
+    )
+
+
+async def events_after(db: Statements, last_id: int) -> list[Event]:
+    """Return every event newer than ``last_id``, oldest first."""
+    events: list[Event] = []
+    while True:
+        rows = await db.fetch_all(EVENTS_AFTER, (last_id, BATCH))
+        events.extend(encode(row) for row in rows)
+        if len(rows) < BATCH:
+            return events
+        last_id = events[-1].id
+
+
+async def newest_events(db: Statements, count: int) -> list[Event]:
+    """Return the newest ``count`` events, oldest first."""
+    return [encode(row) for row in reversed(await db.fetch_all(NEWEST_EVENTS, (count,)))]
+
+
+Publish = Callable[[list[Event]], None]
+
+
+class Source:
+    """One worker's reader of new events: opened once, then run as a task until cancelled."""
+
+    async def open(self) -> Statements:
+        """Open the reader's own connection (never a pooled one); return it for catch-up reads."""
+        raise NotImplementedError  # pragma: no cover - every source overrides it
+
+    async def run(self, last_id: Callable[[], int], publish: Publish) -> None:
+        """Publish new events as they commit, until cancelled."""
+        raise NotImplementedError  # pragma: no cover - every source overrides it
+
+    async def close(self) -> None:
+        """Close the reader's connection."""
+        raise NotImplementedError  # pragma: no cover - every source overrides it
+
+
+class SQLitePoller(Source):
+    """Check for new events every ``interval`` seconds on a dedicated connection."""
+
+    def __init__(self, database: SQLiteDatabase, interval: float) -> None:
+        self.database = database
+        self.interval = interval
+        self.connection: SQLiteConnection | None = None
+
+    async def open(self) -> Statements:
+        """Open the poller's connection."""
+        self.connection = SQLiteConnection(await self.database.connect())
+        return self.connection
+
+    async def run(self, last_id: Callable[[], int], publish: Publish) -> None:
+        """Read the events past the newest seen, one indexed range scan per interval."""
+        assert self.connection is not None
+        while True:
+            await poll_once(self.connection, last_id, publish)
+            await asyncio.sleep(self.interval)
+
+    async def close(self) -> None:
+        """Close the poller's connection."""
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            await connection.raw.close()
+
+
+async def poll_once(db: Statements, last_id: Callable[[], int], publish: Publish) -> None:
+    """Publish what committed since the last read; log (and outlive) a failed read."""
+    try:
+        publish(await events_after(db, last_id()))
+    except Exception as error:  # a locked or damaged file: the next round tries again
+        logger.warning("Live index: reading new post events failed: %s", error)
+
+
+class PostgresListener(Source):
+    """LISTEN on one connection outside the pool; reconnect (and catch up) if it drops."""
+
+    def __init__(self, database: PostgresDatabase, interval: float) -> None:
+        self.url = database.url
+        self.interval = interval  # between reconnection attempts
+        self.connection: PostgresConnection | None = None
+        self.wake = asyncio.Event()
+
+    async def open(self) -> Statements:
+        """Connect and LISTEN."""
+        raw = await asyncpg.connect(
+            self.url, server_settings={"timezone": "UTC", "application_name": APPLICATION_NAME}
+        )
+        try:
+            await raw.add_listener(CHANNEL, self.notified)
+        except BaseException:
+            await raw.close()
+            raise
+        raw.add_termination_listener(self.notified)
+        self.connection = PostgresConnection(raw)
+        return self.connection
+
+    def notified(self, *_: object) -> None:
+        """Wake the reader: a NOTIFY arrived, or the connection closed."""
+        self.wake.set()
+
+    async def run(self, last_id: Callable[[], int], publish: Publish) -> None:
+        """Read new events on every NOTIFY; reconnect when the connection is lost."""
+        while True:
+            if self.connection is None or self.connection.raw.is_closed():
+                await self.reconnect()
+            assert self.connection is not None
+            # Cleared before the read: a NOTIFY arriving during it wakes the next round.
+            self.wake.clear()
+            await poll_once(self.connection, last_id, publish)
+            await self.wake.wait()
+
+    async def reconnect(self) -> None:
+        """Open a new listening connection, retrying every interval until one opens."""
+        await self.close()
+        logger.warning("Live index: the PostgreSQL listener's connection was lost; reconnecting")
+        while True:
+            try:
+                await self.open()
+            except (OSError, asyncpg.PostgresError) as error:
+                logger.warning("Live index: cannot reconnect the listener yet: %s", error)
+                await asyncio.sleep(self.interval)
+            else:
+                logger.info("Live index: the PostgreSQL listener reconnected")
+                return
+
+    async def close(self) -> None:
+        """Close the listening connection."""
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            if not connection.raw.is_closed():
+                await connection.raw.close()
+
+
+def source_for(database: Pool, interval: float) -> Source:
+    """Return the change source of the app's backend."""
+    if isinstance(database, PostgresDatabase):
+        return PostgresListener(database, interval)
+    assert isinstance(database, SQLiteDatabase)
+    return SQLitePoller(database, interval)
