@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -23,6 +24,8 @@ import flaskr_async
 from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async.settings import InvalidSetting
+from flaskr_async.shutdown import stopped
+from flaskr_async.shutdown import streams_end_first
 
 
 def ensure_secret_key(app: Quart) -> bool:
@@ -77,7 +80,8 @@ async def check_startup(app: Quart) -> None:
 
 async def serve_until_stopped(app: Quart, config: Config) -> int:
     """Serve in this process until SIGTERM or SIGINT; return the exit status."""
-    await serve(app, config)
+    # Our trigger: open live streams end at once, so shutdown does not wait for them.
+    await serve(app, config, shutdown_trigger=partial(stopped, app))
     return 0
 
 
@@ -100,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if config.workers > 1:
             asyncio.run(check_startup(app))
-            return run(config)
+            with streams_end_first():
+                return run(config)
         return asyncio.run(serve_until_stopped(app, config))
     # Whatever stops start-up, the caller must see a non-zero status. The app's own failure
     # was logged where it happened (one line naming the setting, or Quart's traceback).

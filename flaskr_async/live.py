@@ -150,6 +150,13 @@ def current_broadcaster() -> Broadcaster:
     return current_app.extensions[LIVE_KEY]  # type: ignore[no-any-return]
 
 
+def end_streams(app: Quart) -> None:
+    """End every open stream of a serving app at once: its server is stopping."""
+    broadcaster: Broadcaster | None = app.extensions.get(LIVE_KEY)
+    if broadcaster is not None:  # None: the app never started serving
+        broadcaster.close()
+
+
 def last_event_id() -> int:
     """Return the newest event this worker has seen, for the page to resume from."""
     return current_broadcaster().last_id
