@@ -156,13 +156,9 @@ class PostgresListener(Source):
         raw = await asyncpg.connect(
             self.url, server_settings={"timezone": "UTC", "application_name": APPLICATION_NAME}
         )
-        try:
-            await raw.add_listener(CHANNEL, self.notified)
-        except BaseException:
-            await raw.close()
-            raise
+        self.connection = PostgresConnection(raw)  # set first: close() closes it if LISTEN fails
         raw.add_termination_listener(self.notified)
-        self.connection = PostgresConnection(raw)
+        await raw.add_listener(CHANNEL, self.notified)
         return self.connection
 
     def notified(self, *_: object) -> None:
@@ -188,6 +184,7 @@ class PostgresListener(Source):
             try:
                 await self.open()
             except (OSError, asyncpg.PostgresError) as error:
+                await self.close()
                 logger.warning("Live index: cannot reconnect the listener yet: %s", error)
                 await asyncio.sleep(self.interval)
             else:

@@ -7,25 +7,33 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from quart import Quart
 from quart.testing import connections
+from quart.testing.app import LifespanError
 
+from flaskr_async import DEFAULTS
 from flaskr_async import create_app
 from flaskr_async.db import current_database
 from flaskr_async.db.postgres import PostgresDatabase
+from flaskr_async.db.sqlite import SQLiteDatabase
 from flaskr_async.live import LIVE_KEY
 from flaskr_async.live import RELOAD
 from flaskr_async.live import Broadcaster
 from flaskr_async.live import Listener
 from flaskr_async.live import current_broadcaster
+from flaskr_async.live import end_streams
 from flaskr_async.live_sources import APPLICATION_NAME
+from flaskr_async.live_sources import BATCH
 from flaskr_async.live_sources import SERIALIZE
 from flaskr_async.live_sources import Event
 from flaskr_async.live_sources import PostgresListener
+from flaskr_async.live_sources import SQLitePoller
+from flaskr_async.live_sources import events_after
 from flaskr_async.live_sources import newest_events
 from flaskr_async.live_sources import record
 from tests.conftest import AuthActions
@@ -271,14 +279,11 @@ async def test_a_restarted_app_catches_up_from_the_database(live_config: dict[st
             assert (await reader.event())["data"]["title"] == "two"
 
 
+@pytest.mark.sqlite_only  # a second database is one more file; the broadcaster is the same
 async def test_two_apps_in_one_process_hear_only_their_own(
-    live_config: dict[str, Any], tmp_path: Any, backend: str
+    live_config: dict[str, Any], tmp_path: Path, backend: str
 ) -> None:
-    other_config = {**live_config}
-    if backend == "sqlite":
-        other_config["DATABASE"] = str(tmp_path / "other.sqlite")
-    else:
-        pytest.skip("one PostgreSQL database per test: the SQLite case covers the broadcaster")
+    other_config = {**live_config, "DATABASE": str(tmp_path / "other.sqlite")}
     async with serving(live_config) as one, serving(other_config) as two:
         async with listening(one) as hears, listening(two) as deaf:
             await create(await logged_in(one), "for one")
@@ -429,3 +434,52 @@ async def test_the_postgres_listener_retries_until_it_can_connect(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_ending_the_streams_of_an_app_that_never_served() -> None:
+    end_streams(create_app({"TESTING": True, "DATABASE": "unused.sqlite"}))
+
+
+async def test_a_poller_never_opened_closes(tmp_path: Path) -> None:
+    poller = SQLitePoller(
+        SQLiteDatabase.from_config({**DEFAULTS, "DATABASE": str(tmp_path / "x.sqlite")}, None), 1
+    )
+    await poller.close()
+
+
+async def test_events_are_read_in_batches(live_app: Quart) -> None:
+    count = BATCH * 2 + 7
+    async with live_app.app_context(), current_database().transaction() as tx:
+        for n in range(count):
+            await tx.execute("INSERT INTO post_event (post_id, kind) VALUES (?, 'deleted')", (n,))
+    async with live_app.app_context():
+        events = await events_after(current_database(), 0)
+    assert [event.id for event in events] == list(range(1, count + 1))
+
+
+@pytest.mark.sqlite_only
+async def test_a_failed_start_closes_the_change_source(
+    live_config: dict[str, Any], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreadable(*_: object) -> list[Event]:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr("flaskr_async.live.newest_events", unreadable)
+    app = create_app(live_config)
+    with pytest.raises(LifespanError, match="the disk went away"):
+        async with app.test_app():
+            pass  # pragma: no cover - start-up fails
+    # The autouse check: neither the poller's connection nor the pool's is left open.
+
+
+async def test_an_older_database_gets_the_event_table_at_start_up(
+    live_config: dict[str, Any],
+) -> None:
+    async with serving(live_config) as app:
+        async with app.app_context():
+            await current_database().execute("DROP TABLE post_event")
+    again = create_app(live_config)
+    async with again.test_app():
+        async with listening(again) as reader:
+            await create(await logged_in(again), "on the upgraded database")
+            assert (await reader.event())["data"]["title"] == "on the upgraded database"

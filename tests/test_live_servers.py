@@ -155,7 +155,12 @@ async def test_plain_hypercorn_with_two_workers(tmp_path: Path) -> None:
         stopping = time.monotonic()
         server.process.send_signal(15)
         ends = await asyncio.gather(*(stream.ended() for stream in streams))
-        assert server.process.wait(WAIT) == 0
+        try:
+            assert server.process.wait(WAIT) == 0
+        except BaseException:
+            server.kill()
+            print(server.output())
+            raise
         for stream in streams:
             stream.close()
         assert max(ends) - stopping < 6
