@@ -183,6 +183,15 @@ async def test_keep_alive_comments(live_config: dict[str, Any]) -> None:
             assert await reader.message() == {"comment": "keep-alive"}
 
 
+async def test_quarts_response_timeout_never_cuts_a_stream(live_config: dict[str, Any]) -> None:
+    config = {**live_config, "RESPONSE_TIMEOUT": 0.1, "LIVE_KEEPALIVE_INTERVAL": 0.05}
+    async with serving(config) as app, listening(app) as reader:
+        await reader.message()
+        await asyncio.sleep(0.3)
+        await create(await logged_in(app), "after the response timeout")
+        assert (await reader.event())["data"]["title"] == "after the response timeout"
+
+
 async def test_a_full_worker_answers_503(live_config: dict[str, Any]) -> None:
     async with serving({**live_config, "LIVE_MAX_STREAMS": 2}) as app:
         async with listening(app) as one, listening(app) as two:

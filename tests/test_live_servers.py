@@ -138,13 +138,19 @@ async def test_sigterm_ends_200_open_streams_at_once(tmp_path: Path, workers: in
 
 async def test_plain_hypercorn_with_two_workers(tmp_path: Path) -> None:
     port = free_port()
-    env = server_env(tmp_path / "live.sqlite", LIVE_POLL_INTERVAL="0.05")
-    command = hypercorn_command(port, "-w", "2", "--graceful-timeout", "2")
+    env = server_env(
+        tmp_path / "live.sqlite", LIVE_POLL_INTERVAL="0.05", LIVE_KEEPALIVE_INTERVAL="0.5"
+    )
+    # hypercorn closes a connection idle for --keep-alive seconds: a stream is never idle.
+    command = hypercorn_command(port, "-w", "2", "--graceful-timeout", "2", "--keep-alive", "1")
     with running(command, env, port) as server:
         visitor = Visitor()
         try:
             await asyncio.to_thread(register_and_log_in, visitor, server, server)
             streams = await open_streams([server.url], 20)
+            await asyncio.sleep(2.5)
+            for stream in streams:
+                await stream.until(b": keep-alive")
             await create_post(visitor, server.url, "to every worker")
             await asyncio.gather(*(stream.until(b"to every worker") for stream in streams))
         finally:
