@@ -22,20 +22,19 @@ from flaskr_async.db import current_database
 from flaskr_async.db.postgres import PostgresDatabase
 from flaskr_async.db.sqlite import SQLiteDatabase
 from flaskr_async.live import LIVE_KEY
-from flaskr_async.live import RELOAD
-from flaskr_async.live import Broadcaster
-from flaskr_async.live import Listener
-from flaskr_async.live import current_broadcaster
 from flaskr_async.live import end_streams
+from flaskr_async.live_broadcast import RELOAD
+from flaskr_async.live_broadcast import Broadcaster
+from flaskr_async.live_broadcast import Listener
+from flaskr_async.live_events import BATCH
+from flaskr_async.live_events import SERIALIZE
+from flaskr_async.live_events import Event
+from flaskr_async.live_events import events_after
+from flaskr_async.live_events import newest_events
+from flaskr_async.live_events import record
 from flaskr_async.live_sources import APPLICATION_NAME
-from flaskr_async.live_sources import BATCH
-from flaskr_async.live_sources import SERIALIZE
-from flaskr_async.live_sources import Event
 from flaskr_async.live_sources import PostgresListener
 from flaskr_async.live_sources import SQLitePoller
-from flaskr_async.live_sources import events_after
-from flaskr_async.live_sources import newest_events
-from flaskr_async.live_sources import record
 from tests.conftest import AuthActions
 from tests.conftest import serving
 
@@ -322,8 +321,7 @@ async def test_stopping_ends_every_stream_and_refuses_new_ones(live_app: Quart) 
     async with listening(live_app) as one, listening(live_app) as two:
         await one.message()
         await two.message()
-        async with live_app.app_context():
-            current_broadcaster().close()
+        end_streams(live_app)  # what the serve command's shutdown trigger calls
         assert await one.ended()
         assert await two.ended()
         assert (await live_app.test_client().get("/events")).status_code == 503
