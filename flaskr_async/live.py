@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 
@@ -135,8 +134,7 @@ async def serve_live() -> AsyncGenerator[None, None]:
         del app.extensions[LIVE_KEY]
         broadcaster.close()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task})  # not `await task`: a cancellation of this hook still counts
         await source.close()
         logger.info("Live index stopped")
 

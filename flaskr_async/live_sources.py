@@ -115,7 +115,7 @@ class PostgresListener(Source):
         while True:
             try:
                 await self.open()
-            except (OSError, asyncpg.PostgresError) as error:
+            except Exception as error:  # refused, timed out, shutting down: try again
                 await self.close()
                 logger.warning("Live index: cannot reconnect the listener yet: %s", error)
                 await asyncio.sleep(self.interval)
