@@ -24,6 +24,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import request_costs  # noqa: E402
 import seed  # noqa: E402
 
 # Where a function's own time lands: the first matching fragment of its file path wins.
@@ -67,7 +68,7 @@ def scope(path: str, query: bytes = b"") -> dict[str, Any]:
     }
 
 
-async def request(app: Any, path: str) -> int:
+async def request(app: Any, path: str, headers: dict[str, str] | None = None) -> int:
     """Send one GET through the ASGI app and return the response status."""
     status = 0
     body = 0
@@ -89,7 +90,9 @@ async def request(app: Any, path: str) -> int:
         else:
             body += len(message.get("body", b""))
 
-    await app(scope(path), receive, send)
+    request_scope = scope(path)
+    request_scope["headers"] += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await app(request_scope, receive, send)
     return status
 
 
@@ -169,6 +172,7 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=HERE.parent)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--costs", action="store_true", help="only count what requests cost")
     args = parser.parse_args()
     tree = args.tree.resolve()
     sys.path.insert(0, str(tree))
@@ -186,6 +190,9 @@ def main() -> None:
         from flaskr_async import create_app
 
         print(f"Profiling {flaskr_async.__file__}")
+        if args.costs:
+            print_costs(create_app())
+            return
         app = create_app()
         quart_cost = asyncio.run(drive_quart(app, args.requests, None))
         flask_cost = drive_flask(args.requests)
@@ -217,6 +224,27 @@ def main() -> None:
         profiler = cProfile.Profile()
         asyncio.run(drive_quart(create_app(), args.requests, profiler, "/hello"))
         print_areas(profiler, args.requests)
+        print_costs(create_app())
+
+
+def print_costs(app: Any) -> None:
+    """Print what each kind of request costs: round trips, rows, leases, coroutines, turns."""
+    paths = {
+        "index, anonymous": ("/", False),
+        "index, logged in": ("/", True),
+        "/hello": ("/hello", False),
+        "/hello, with a login cookie": ("/hello", True),
+    }
+    costs, lease = asyncio.run(request_costs.measure(app, request, paths))
+    import plain_quart
+
+    plain, _ = asyncio.run(
+        request_costs.measure(plain_quart.app, request, {"/hello, plain Quart": ("/hello", False)})
+    )
+    print("\nPer request (in-process, one at a time):")
+    for name, cost in {**costs, **plain}.items():
+        print(f"  {name:<28} {cost.line()}")
+    print(f"  one lease and release of a pooled connection: {lease * 1e6:.1f} us")
 
 
 def print_areas(profiler: cProfile.Profile, requests: int) -> None:

@@ -50,6 +50,16 @@ SECRET_KEY = "benchmark-secret-key-that-is-long-enough-to-serve"
 REPORT_LUA = HERE / "report.lua"
 BACKENDS = ("sqlite", "postgresql")
 ENDPOINTS = {"index": "/", "create": "/create"}
+# The index's server table (goal 5): the references, the app as shipped, the other servers.
+SERVER_TABLE = ("flaskr", "flask-reuse", "full", "full-asyncio", "uvicorn", "granian")
+SERVER_NAMES = {
+    "flaskr": "Flask + sqlite3, gunicorn sync, connection per request (Flaskr-style)",
+    "flask-reuse": "Flask + sqlite3, gunicorn sync, reused connection",
+    "full": "the app as make run serves it (hypercorn on uvloop, shipped hypercorn.toml)",
+    "full-asyncio": "the app, hypercorn on asyncio's own loop (-k asyncio), shipped settings",
+    "uvicorn": "the app, uvicorn (uvloop + httptools)",
+    "granian": "the app, granian (ASGI)",
+}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -72,6 +82,8 @@ class Server:
             for child in children
             if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
         ]
+        if not workers:  # served in-process (the serve command, uvicorn)
+            return pid
         if len(workers) != 1:
             raise RuntimeError(f"{self.name}: expected one worker, found {workers}")
         return workers[0]
@@ -288,6 +300,7 @@ class Bench:
         self.password_hash = ""
         self.postgres_labels: list[str] = []
         self.breakdown = ""
+        self.costs = ""
 
     def env(self, database: Path | str | None = None, **settings: str) -> dict[str, str]:
         """Return a server environment: the tree on the path, FLASKR_* settings applied."""
@@ -319,6 +332,62 @@ class Bench:
             "--chdir",
             str(HERE),
             "reference_flask:app",
+        ]
+
+    def shipped(self) -> list[str]:
+        """Return make run's command: the serve command with the shipped hypercorn.toml."""
+        config = str(self.tree / "hypercorn.toml")
+        return [self.python, "-m", "flaskr_async", "serve", "--config", config, *self.bind()]
+
+    def bind(self) -> list[str]:
+        """Return the serve command's (and hypercorn's) option binding the server's port."""
+        return ["--bind", "127.0.0.1:{port}"]
+
+    def hypercorn_shipped(
+        self, target: str = "asgi:app", worker_class: str = "uvloop"
+    ) -> list[str]:
+        """Return plain hypercorn with the shipped settings, on the given event loop."""
+        config = str(self.tree / "hypercorn.toml")
+        return [
+            *(self.python, "-m", "hypercorn", "--config", config, "-k", worker_class),
+            *self.bind(),
+            target,
+        ]
+
+    def uvicorn(self) -> list[str]:
+        """Return uvicorn (uvloop, httptools), one worker, no access log (as gunicorn's default)."""
+        return [
+            self.python,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "asgi:app",
+        ]
+
+    def granian(self) -> list[str]:
+        """Return granian's ASGI interface, one worker (it logs no access by default)."""
+        return [
+            self.python,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--no-ws",
+            "asgi:app",
         ]
 
     def serve(self, name: str, command: Sequence[str], env: dict[str, str]) -> Server:
@@ -419,34 +488,40 @@ class Bench:
             self.rss[f"{name} /hello"] = server.peak_rss_mb()
 
     def index_phase(self) -> None:
-        """Goals 2 and 5: the 50-post index against Flask + gunicorn; 100 vs 100,000 posts."""
-        print("\n[2,5] index, 50 posts a page: Flask + sqlite3 on gunicorn vs the app", flush=True)
-        page = {"POSTS_PER_PAGE": "50"}
+        """Goals 1, 2, 4, 5: the 50-post index on every server against both Flask references."""
+        print(
+            "\n[1,2,4,5] index, 50 posts a page: Flask + sqlite3 on gunicorn vs the app on each"
+            " server (CPU: the server's processes, us per request)",
+            flush=True,
+        )
+        page = self.env(self.db["small"], POSTS_PER_PAGE="50")
         servers = {
             "flaskr": self.serve(
-                "flask-flaskr", self.gunicorn(), self.env(self.db["flask"], **page)
+                "flask-flaskr", self.gunicorn(), self.env(self.db["flask"], POSTS_PER_PAGE="50")
             ),
             "flask-reuse": self.serve(
                 "flask-reuse",
                 self.gunicorn(),
-                {**self.env(self.db["flask"], **page), "BENCH_REUSE_CONNECTION": "1"},
+                {**self.env(self.db["flask"], POSTS_PER_PAGE="50"), "BENCH_REUSE_CONNECTION": "1"},
             ),
-            "full": self.serve(
-                "full-index", self.hypercorn("asgi:app"), self.env(self.db["small"], **page)
+            # As make run serves it: the serve command, the shipped hypercorn.toml, one worker.
+            "full": self.serve("full-index", self.shipped(), page),
+            "full-asyncio": self.serve(
+                "full-index-asyncio", self.hypercorn_shipped(worker_class="asyncio"), page
             ),
-            # SQLite's default pool is 2: this shows what 4 connection threads would cost.
-            "full-pool4": self.serve(
-                "full-index-pool4",
-                self.hypercorn("asgi:app"),
-                self.env(self.db["small"], **page, DATABASE_POOL_SIZE="4"),
+            "uvicorn": self.serve("full-index-uvicorn", self.uvicorn(), page),
+            "granian": self.serve("full-index-granian", self.granian(), page),
+            # SQLite's default pool is one connection: what a second thread would cost.
+            "full-pool2": self.serve(
+                "full-index-pool2", self.shipped(), {**page, "FLASKR_DATABASE_POOL_SIZE": "2"}
             ),
             "full-on-loop": self.serve(
                 "full-index-reads-on-the-loop",
-                self.hypercorn(str(HERE / "reads_on_the_loop.py") + ":app"),
-                self.env(self.db["small"], **page),
+                self.hypercorn_shipped(str(HERE / "reads_on_the_loop.py") + ":app"),
+                page,
             ),
             "full-100k": self.serve(
-                "full-index-100k", self.hypercorn("asgi:app"), self.env(self.db["large"], **page)
+                "full-index-100k", self.shipped(), self.env(self.db["large"], POSTS_PER_PAGE="50")
             ),
         }
         for server in servers.values():
@@ -454,15 +529,42 @@ class Bench:
         deep = "/?before=50000"
         self.warm(servers["full-100k"], deep)
         plan = [
-            (f"index {name} c{c}", servers[name], "/", c)
-            for c in (64, 1)
+            Step(
+                f"index {name} c64",
+                servers[name],
+                "/",
+                64,
+                watch={"server": servers[name].process.pid},
+            )
+            for name in SERVER_TABLE
+        ]
+        plan += [
+            Step(
+                f"index {name} c1",
+                servers[name],
+                "/",
+                1,
+                watch={"server": servers[name].process.pid},
+            )
             for name in ("flaskr", "flask-reuse", "full")
         ]
         plan += [
-            ("index full-pool4 c64", servers["full-pool4"], "/", 64),
-            ("index full-on-loop c64", servers["full-on-loop"], "/", 64),
-            ("index full-100k c1", servers["full-100k"], "/", 1),
-            ("index full-100k deep c1", servers["full-100k"], deep, 1),
+            Step(
+                "index full-pool2 c64",
+                servers["full-pool2"],
+                "/",
+                64,
+                watch={"server": servers["full-pool2"].process.pid},
+            ),
+            Step(
+                "index full-on-loop c64",
+                servers["full-on-loop"],
+                "/",
+                64,
+                watch={"server": servers["full-on-loop"].process.pid},
+            ),
+            Step("index full-100k c1", servers["full-100k"], "/", 1),
+            Step("index full-100k deep c1", servers["full-100k"], deep, 1),
         ]
         self.interleave(plan, self.args.duration)
         for name, server in servers.items():
@@ -646,6 +748,43 @@ class Bench:
         print("\nWhere the time goes:")
         print(self.breakdown)
 
+    def server_table(self) -> None:
+        """Print goal 5's table: the index on each server against both Flask references."""
+        s = self.series
+        flaskr, reuse = (s[f"index {name} c64"].median("rps") for name in SERVER_TABLE[:2])
+        print("\nIndex, 50 posts, 64 connections, one worker each (goal 5):")
+        print(
+            f"  {'server':<72} {'req/s':>7} {'p99 ms':>7} {'CPU us/req':>10}"
+            f" {'/ Flaskr':>9} {'/ reuse':>8}"
+        )
+        for name in SERVER_TABLE:
+            series = s[f"index {name} c64"]
+            value = series.median("rps")
+            print(
+                f"  {SERVER_NAMES[name]:<72} {value:7.0f} {series.median('p99_ms'):7.1f}"
+                f" {series.median_cpu('server'):10.0f} {value / flaskr:8.2f}x {value / reuse:7.2f}x"
+            )
+        for name in ("full-pool2", "full-on-loop"):
+            series = s[f"index {name} c64"]
+            print(
+                f"  {name + ' (shipped settings)':<72} {series.median('rps'):7.0f}"
+                f" {series.median('p99_ms'):7.1f} {series.median_cpu('server'):10.0f}"
+                f" {series.median('rps') / flaskr:8.2f}x {series.median('rps') / reuse:7.2f}x"
+            )
+
+    def costs_phase(self) -> None:
+        """What each request costs the loop (thread round trips, rows, leases, awaits)."""
+        print("\n[costs] counted in-process by profile_index.py --costs", flush=True)
+        result = subprocess.run(
+            [self.python, str(HERE / "profile_index.py"), "--costs", "--tree", str(self.tree)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=self.env(),
+        )
+        self.costs = result.stdout[result.stdout.index("Per request") :].rstrip()
+        print(self.costs, flush=True)
+
     def report(self) -> None:
         """Print every series' medians, the goals with their ratios, and the runs' steal."""
         s = self.series
@@ -685,6 +824,8 @@ class Bench:
             print("\nField flood per repetition: " + "; ".join(self.floods))
         if self.postgres_labels:
             self.postgres_report()
+        if self.costs:
+            print("\n" + self.costs)
 
         def rps(label: str) -> float:
             return s[label].median("rps")
@@ -694,31 +835,40 @@ class Bench:
             ratio = rps("hello full c64") / rps("hello quart c64")
             goals.append(
                 (
-                    "1 /hello full app / plain Quart, c64",
+                    "3 /hello full app / plain Quart, c64",
                     f"{ratio:.2f}x (>= 0.95x); plain Quart / bare ASGI"
                     f" {rps('hello quart c64') / rps('hello bare c64'):.2f}x",
                     ratio >= 0.95,
                 )
             )
         if "index full c64" in s:
-            ratio = rps("index full c64") / rps("index flaskr c64")
-            strict = rps("index full c64") / rps("index flask-reuse c64")
-            pool = rps("index full c64") / rps("index full-pool4 c64")
+            c64 = rps("index full c64") / rps("index flaskr c64")
+            c1 = rps("index full c1") / rps("index flaskr c1")
             goals.append(
                 (
-                    "2 index 50 posts, app / Flask+gunicorn c64",
-                    f"{ratio:.2f}x vs Flaskr-style (>= 1.0x); {strict:.2f}x vs reused connection;"
-                    f" SQLite pool 2 / pool 4 {pool:.2f}x; reads on the loop / app"
-                    f" {rps('index full-on-loop c64') / rps('index full c64'):.2f}x",
-                    ratio >= 1.0,
+                    "1 index, as shipped / Flaskr-style, c64 and c1",
+                    f"{c64:.2f}x and {c1:.2f}x (>= 1.0x); vs reused connection"
+                    f" {rps('index full c64') / rps('index flask-reuse c64'):.2f}x and"
+                    f" {rps('index full c1') / rps('index flask-reuse c1'):.2f}x",
+                    c64 >= 1.0 and c1 >= 1.0,
                 )
             )
+            fastest = max(SERVER_TABLE[2:], key=lambda name: rps(f"index {name} c64"))
+            ratio = rps(f"index {fastest} c64") / rps("index flask-reuse c64")
+            goals.append(
+                (
+                    "2 index, fastest server / reused connection c64",
+                    f"{ratio:.2f}x (>= 1.2x) on {fastest}",
+                    ratio >= 1.2,
+                )
+            )
+            self.server_table()
         if "hello full c1 under logins" in s:
             p99 = s["hello full c1 under logins"].median("p99_ms")
             rss = self.rss["full under logins"]
             goals.append(
                 (
-                    "3 /hello p99 c1 under logins; peak RSS",
+                    "4 /hello p99 c1 under logins; peak RSS",
                     f"{p99:.2f} ms (< 15 ms); {rss:.0f} MB (< 150 MB)",
                     p99 < 15 and rss < 150,
                 )
@@ -728,7 +878,7 @@ class Bench:
             quiet = s["hello full c1 (quiet, flood)"]
             goals.append(
                 (
-                    "3b /hello c1 under a 100,000-field flood",
+                    "4b /hello c1 under a 100,000-field flood",
                     f"p50 {flooded.median('p50_ms'):.2f} ms vs {quiet.median('p50_ms'):.2f} ms"
                     f" quiet; p99 {flooded.median('p99_ms'):.2f} ms vs"
                     f" {quiet.median('p99_ms'):.2f} ms",
@@ -742,12 +892,12 @@ class Bench:
                 value += (
                     f"; {statistics.median(self.startups['serve']):.3f} s with make run's serve"
                 )
-            goals.append(("4 start-up to first 200", value, median < 0.6))
+            goals.append(("4c start-up to first 200", value, median < 0.6))
         if "index full-100k c1" in s:
             ratio = s["index full-100k c1"].median("p50_ms") / s["index full c1"].median("p50_ms")
             goals.append(
                 (
-                    "5 index p50 c1, 100,000 / 100 posts",
+                    "4d index p50 c1, 100,000 / 100 posts",
                     f"{ratio:.2f}x (<= 1.5x)",
                     ratio <= 1.5,
                 )
@@ -776,6 +926,8 @@ class Bench:
                 self.flood_phase()
             if "postgres" in phases:
                 self.postgres_phase()
+            if "costs" in phases:
+                self.costs_phase()
         finally:
             for server in self.servers:
                 server.stop()
@@ -874,9 +1026,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--phases",
-        default="hello,index,logins,flood,startup,postgres,live",
+        default="hello,index,logins,flood,startup,postgres,costs,live",
         type=lambda value: value.split(","),
-        help="comma-separated subset of hello,index,logins,flood,startup,postgres,live",
+        help="comma-separated subset of hello,index,logins,flood,startup,postgres,costs,live",
     )
     parser.add_argument(
         "--pg-duration", type=float, default=4, help="seconds per run of the postgres phase"

@@ -19,11 +19,12 @@ from flaskr_async import devserver
 from flaskr_async import limits
 from flaskr_async import live
 from flaskr_async import security
+from flaskr_async import sessions
 from flaskr_async import settings
 from flaskr_async import templating
 
 DEFAULTS: dict[str, Any] = {
-    "DATABASE_POOL_SIZE": None,  # None: the backend's own default (SQLite 2, PostgreSQL 4)
+    "DATABASE_POOL_SIZE": None,  # None: the backend's own default (SQLite 1, PostgreSQL 4)
     "SQLITE_BUSY_TIMEOUT": 5.0,
     # NORMAL in WAL mode: a process crash loses nothing acknowledged; a power cut may
     # lose the last transactions (never corrupts). FULL survives power loss too.
@@ -106,6 +107,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
 
     # First: bodies are bounded before anything (the CSRF check) parses them.
     limits.init_app(app)
+    sessions.init_app(app)
     db.init_app(app)
     # After the database: its streams open after it and end before it closes.
     live.init_app(app)

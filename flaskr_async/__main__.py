@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from collections.abc import Sequence
 from functools import partial
 
@@ -78,6 +79,15 @@ async def check_startup(app: Quart) -> None:
     await app.shutdown()
 
 
+def event_loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return the event loop hypercorn's ``worker_class`` names: uvloop's, else asyncio's (None)."""
+    if config.worker_class == "uvloop":
+        import uvloop  # only where configured: not on Windows, which uvloop does not support
+
+        return uvloop.new_event_loop
+    return None
+
+
 async def serve_until_stopped(app: Quart, config: Config) -> int:
     """Serve in this process until SIGTERM or SIGINT; return the exit status."""
     # Our trigger: open live streams end at once, so shutdown does not wait for them.
@@ -106,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(check_startup(app))
             with streams_end_first():
                 return run(config)
-        return asyncio.run(serve_until_stopped(app, config))
+        # In this process, so hypercorn's worker_class is ours to honour (run() does for workers).
+        with asyncio.Runner(loop_factory=event_loop_factory(config)) as runner:
+            return runner.run(serve_until_stopped(app, config))
     # Whatever stops start-up, the caller must see a non-zero status. The app's own failure
     # was logged where it happened (one line naming the setting, or Quart's traceback).
     except LifespanFailureError:

@@ -65,28 +65,28 @@ def resolve_defaults(app: Quart) -> None:
         app.config["SESSION_COOKIE_SECURE"] = not (app.debug or app.testing)
 
 
-async def add_security_headers(response: Response) -> Response:
-    """Add the security headers to every response, redirects and errors included."""
+async def secure_response(response: Response) -> Response:
+    """Add the security headers and the caching rule to every response (one hook: each costs)."""
     # One pass over the names already set: werkzeug's setdefault raises (and catches) a
     # KeyError per missing header, which cost a quarter of /hello's throughput.
     present = {name.lower() for name in response.headers.keys()}
     response.headers.extend(
         (name, value) for name, value in SECURITY_HEADERS.items() if name.lower() not in present
     )
+    if "cache-control" not in present:
+        forbid_shared_caching(response)
     return response
 
 
-async def forbid_shared_caching(response: Response) -> Response:
+def forbid_shared_caching(response: Response) -> None:
     """Keep logged-in pages out of every cache, and any session's pages out of shared ones."""
-    if "Cache-Control" not in response.headers:
-        if g.get("user") is not None:
-            response.headers["Cache-Control"] = "no-store"
-        elif "csrf_token" in g:
-            # The page carries this session's CSRF token (quart-wtf keeps the one it rendered
-            # in g): never hand it to another visitor. Not session.accessed: Quart 0.23 marks
-            # every request's session accessed.
-            response.headers["Cache-Control"] = "private"
-    return response
+    if g.get("user") is not None:
+        response.headers["Cache-Control"] = "no-store"
+    elif "csrf_token" in g:
+        # The page carries this session's CSRF token (quart-wtf keeps the one it rendered
+        # in g): never hand it to another visitor. Not session.accessed: Quart 0.23 marks
+        # every request's session accessed.
+        response.headers["Cache-Control"] = "private"
 
 
 async def render_error(error: HTTPException) -> Any:
@@ -107,8 +107,7 @@ def init_app(app: Quart) -> None:
     # The logger by name: app.logger would add Quart's handler now, before logging is set up.
     logging.getLogger(app.name).addFilter(LOGGED_AT_THE_SOURCE)
 
-    app.after_request(add_security_headers)
-    app.after_request(forbid_shared_caching)
+    app.after_request(secure_response)
     app.register_error_handler(HTTPException, render_error)
 
     hops = int(app.config["PROXY_FIX_TRUSTED_HOPS"])

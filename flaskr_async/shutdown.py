@@ -58,17 +58,27 @@ def worker(  # pragma: no cover - runs in hypercorn's worker processes (tests/te
         await check_multiprocess_shutdown_event(shutdown_event, asyncio.sleep)
         end_streams(app)
 
-    _run(partial(worker_serve, wrapper, config, sockets=sockets), shutdown_trigger=trigger)
+    # Imported here: the serve command imports this module.
+    from flaskr_async.__main__ import event_loop_factory
+
+    _run(
+        partial(worker_serve, wrapper, config, sockets=sockets),
+        debug=config.debug,
+        shutdown_trigger=trigger,
+        loop_factory=event_loop_factory(config),  # uvloop's where worker_class names it
+    )
 
 
 @contextlib.contextmanager
 def streams_end_first() -> Iterator[None]:
-    """Make hypercorn.run start our worker in place of its asyncio one, for the block."""
+    """Make hypercorn.run start our worker in place of its asyncio and uvloop ones."""
     # hypercorn.run looks its worker up by name at each call, and its worker processes import
-    # this module's `worker` by name: no other hook reaches the workers' shutdown.
-    original = hypercorn.asyncio.run.asyncio_worker
-    hypercorn.asyncio.run.asyncio_worker = worker
+    # this module's `worker` by name: no other hook reaches the workers' shutdown. (Its trio
+    # worker is left as it is: the app runs on asyncio.)
+    module = hypercorn.asyncio.run
+    originals = module.asyncio_worker, module.uvloop_worker
+    module.asyncio_worker = module.uvloop_worker = worker
     try:
         yield
     finally:
-        hypercorn.asyncio.run.asyncio_worker = original
+        module.asyncio_worker, module.uvloop_worker = originals

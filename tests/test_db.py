@@ -16,6 +16,7 @@ from flaskr_async.db import Pool
 from flaskr_async.db import create_database
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
+from tests.conftest import serving
 
 
 def database_of(app: Quart) -> Pool:
@@ -124,8 +125,14 @@ async def test_cancelled_write_leaves_no_row_and_no_transaction(app: Quart) -> N
     assert await titles(database) == ["test title", *written]
 
 
-async def test_isolation_between_concurrent_requests(app: Quart) -> None:
-    database = database_of(app)
+async def test_isolation_between_concurrent_requests(app_config: dict[str, Any]) -> None:
+    # Two connections, so that two units of work run at once (SQLite's default pool is one).
+    async with serving({**app_config, "DATABASE_POOL_SIZE": 2}) as app:
+        await isolation_between_concurrent_units(database_of(app))
+
+
+async def isolation_between_concurrent_units(database: Pool) -> None:
+    """A unit that fails after writing leaves nothing, beside one that commits."""
     first_wrote, second_started = asyncio.Event(), asyncio.Event()
 
     async def fails_after_writing() -> None:

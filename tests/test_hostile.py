@@ -21,7 +21,7 @@ from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
 
-POOL_SIZES = {"sqlite": 2, "postgresql": 4}  # each backend's default DATABASE_POOL_SIZE
+POOL_SIZES = {"sqlite": 1, "postgresql": 4}  # each backend's default DATABASE_POOL_SIZE
 CREDENTIALS = {"username": "alice", "password": "correct horse"}
 GUESSES = 40
 LIMIT = 10  # LOGIN_MAX_FAILURES_PER_USERNAME
@@ -102,7 +102,7 @@ async def timed_get(client: httpx.AsyncClient, path: str, cookie: str = "") -> f
 
 
 async def test_stalled_uploads_hold_no_connection(database_url: str) -> None:
-    stalled = 10 * POOL_SIZES[backend_of(database_url)]
+    stalled = max(20, 10 * POOL_SIZES[backend_of(database_url)])
     port = free_port()
     with running(hypercorn_command(port), server_env(database_url), port) as server:
         async with logged_in_browser(server.url) as alice, AsyncExitStack() as stack:

@@ -90,11 +90,14 @@ def serve_command(config: Path) -> list[str]:
 
 
 @contextmanager
-def served(tmp_path: Path, workers: int) -> Iterator[Server]:
+def served(tmp_path: Path, workers: int, worker_class: str) -> Iterator[Server]:
     """Start `python -m flaskr_async serve` with ``workers`` workers on a SQLite file."""
     port = free_port()
     config = tmp_path / "hypercorn.toml"
-    config.write_text(f'bind = ["127.0.0.1:{port}"]\nworkers = {workers}\ngraceful_timeout = 10\n')
+    config.write_text(
+        f'bind = ["127.0.0.1:{port}"]\nworkers = {workers}\ngraceful_timeout = 10\n'
+        f'worker_class = "{worker_class}"\n'
+    )
     env = server_env(tmp_path / "live.sqlite", LIVE_POLL_INTERVAL="0.05")
     server = start(serve_command(config), env, port)
     try:
@@ -104,9 +107,12 @@ def served(tmp_path: Path, workers: int) -> Iterator[Server]:
         server.kill()
 
 
+@pytest.mark.parametrize("worker_class", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_sigterm_ends_200_open_streams_at_once(tmp_path: Path, workers: int) -> None:
-    with served(tmp_path, workers) as server, ExitStack() as stack:
+async def test_sigterm_ends_200_open_streams_at_once(
+    tmp_path: Path, workers: int, worker_class: str
+) -> None:
+    with served(tmp_path, workers, worker_class) as server, ExitStack() as stack:
         visitor = Visitor()
         stack.callback(visitor.close)
         await asyncio.to_thread(register_and_log_in, visitor, server, server)
@@ -126,7 +132,7 @@ async def test_sigterm_ends_200_open_streams_at_once(tmp_path: Path, workers: in
         output = server.output()
     assert status == 0
     print(
-        f"SIGTERM with 200 streams, {workers} worker(s): streams ended within"
+        f"SIGTERM with 200 streams, {workers} {worker_class} worker(s): streams ended within"
         f" {max(ends) - stopping:.2f} s, server exited in {stopped:.2f} s (graceful_timeout 10)"
     )
     assert max(ends) - stopping < 3

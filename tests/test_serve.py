@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypercorn.config import Config
 from quart import Quart
 
 from flaskr_async import __main__ as entry_point
@@ -252,6 +254,36 @@ def test_shipped_hypercorn_config_is_valid() -> None:
     assert config.server_names == []
     assert config.accesslog is not None
     assert config.graceful_timeout > 0
+    assert config.worker_class == "uvloop"
+
+
+@pytest.mark.parametrize(
+    ("worker_class", "loop_class"), [("uvloop", "uvloop.Loop"), ("asyncio", "asyncio.")]
+)
+def test_serve_runs_on_the_configured_event_loop(
+    tmp_path: Path, serve_environment: Path, worker_class: str, loop_class: str
+) -> None:
+    config = tmp_path / "hypercorn.toml"
+    port = free_port()
+    config.write_text(f'bind = ["127.0.0.1:{port}"]\nworker_class = "{worker_class}"\n')
+    seen: dict[str, str] = {}
+
+    def visit(url: str) -> None:
+        assert httpx.get(url + "/").status_code == 200
+
+    app_loop = entry_point.serve_until_stopped
+
+    async def record_loop(app: Quart, config: Config) -> int:
+        loop = asyncio.get_running_loop()
+        seen["loop"] = f"{type(loop).__module__}.{type(loop).__qualname__}"
+        return await app_loop(app, config)
+
+    thread = terminate_once_serving(port, visit)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(entry_point, "serve_until_stopped", record_loop)
+        assert entry_point.main(["serve", "--config", str(config)]) == 0
+    thread.join()
+    assert seen["loop"].startswith(loop_class)
 
 
 def test_serve_process_stops_cleanly(tmp_path: Path) -> None:

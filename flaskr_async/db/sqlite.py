@@ -26,9 +26,11 @@ from flaskr_async.db.migrate import migrate_sqlite
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # Children first.
 TABLES = ("post_event", "login_attempt", "login_failure", "user_session", "post", "user")
-# Each connection is a thread that takes the GIL for every row it reads: more of them contend
-# with the event loop: 2 served the index 1.16x faster than 4 (`make bench`, goal 2).
-DEFAULT_POOL_SIZE = 2
+# One connection, so one thread: each thread takes the GIL back from the busy event loop for
+# every row it reads, and each more thread adds to that tug of war. Under load one served the
+# index faster than two, and two faster than four (`make bench`, "index ... pool"); one also
+# never waits on SQLite's write lock inside a worker. More help only a slow statement.
+DEFAULT_POOL_SIZE = 1
 
 
 def parse_timestamp(value: bytes) -> datetime:
