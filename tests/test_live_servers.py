@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.servers import Server
@@ -122,24 +123,47 @@ async def test_sigterm_ends_200_open_streams_at_once(
             await create_post(visitor, server.url, title)
         # Every stream hears every post, whichever worker wrote it and whichever serves it.
         await asyncio.gather(*(stream.until(titles[-1].encode()) for stream in streams))
+        # Writes go on through the stop: each one acknowledged must be kept.
+        writer = Visitor()
+        stack.callback(writer.close)
+        writer.session = visitor.session
+        writing = asyncio.create_task(asyncio.to_thread(keep_writing, writer, server.url))
+        await asyncio.sleep(0.3)
         stopping = time.monotonic()
         server.process.send_signal(15)
         ends = await asyncio.gather(*(stream.ended() for stream in streams))
         status = await asyncio.to_thread(server.process.wait, WAIT)
         stopped = time.monotonic() - stopping
+        acknowledged = await writing
         for stream in streams:
             stream.close()
         output = server.output()
     assert status == 0
+    assert acknowledged, "no write was acknowledged before the stop"
     print(
         f"SIGTERM with 200 streams, {workers} {worker_class} worker(s): streams ended within"
-        f" {max(ends) - stopping:.2f} s, server exited in {stopped:.2f} s (graceful_timeout 10)"
+        f" {max(ends) - stopping:.2f} s, server exited in {stopped:.2f} s (graceful_timeout 10);"
+        f" {len(acknowledged)} writes acknowledged around the stop, all kept"
     )
     assert max(ends) - stopping < 3
     assert stopped < 5
     # Each worker closed what it opened (two workers: the start-up check opened one more).
     assert output.count("Database closed") == output.count("Database opened") >= workers
-    assert set(titles) <= set(await stored_titles(tmp_path / "live.sqlite"))
+    assert set(titles) | acknowledged <= set(await stored_titles(tmp_path / "live.sqlite"))
+
+
+def keep_writing(visitor: Visitor, url: str) -> set[str]:
+    """Create posts until the server stops answering; return the acknowledged titles."""
+    acknowledged: set[str] = set()
+    for n in range(10_000):
+        title = f"during the stop {n}"
+        try:
+            response = visitor.submit(url + "/create", {"title": title, "body": ""})
+        except httpx.TransportError:
+            break  # the server stopped listening, or closed this connection
+        if response.status_code == 302:
+            acknowledged.add(title)
+    return acknowledged
 
 
 async def test_plain_hypercorn_with_two_workers(tmp_path: Path) -> None:
