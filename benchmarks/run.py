@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # the project's tests, for their private PostgreSQL
 
+import live  # noqa: E402
 import seed  # noqa: E402
 
 from tests.postgres_server import find_tool  # noqa: E402
@@ -1025,9 +1026,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--phases",
-        default="hello,index,logins,flood,startup,postgres,costs",
+        default="hello,index,logins,flood,startup,postgres,costs,live",
         type=lambda value: value.split(","),
-        help="comma-separated subset of hello,index,logins,flood,startup,postgres,costs",
+        help="comma-separated subset of hello,index,logins,flood,startup,postgres,costs,live",
     )
     parser.add_argument(
         "--pg-duration", type=float, default=4, help="seconds per run of the postgres phase"
@@ -1043,6 +1044,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     began = time.perf_counter()
     with workdir(args.keep) as path:
         Bench(tree, path, args).run()
+        if "live" in args.phases:  # benchmarks/live.py: its own servers and report lines
+            live.run_phase(tree, path)
     print(f"Total {time.perf_counter() - began:.0f} s")
 
 

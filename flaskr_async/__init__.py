@@ -17,6 +17,7 @@ from flaskr_async import cli
 from flaskr_async import db
 from flaskr_async import devserver
 from flaskr_async import limits
+from flaskr_async import live
 from flaskr_async import security
 from flaskr_async import sessions
 from flaskr_async import settings
@@ -38,6 +39,14 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
     # A known browser's own failures.
     "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
+    # The live index (flaskr_async/live.py): open streams per worker, events queued per stream
+    # before it is dropped, events a reconnecting page can catch up on, seconds between
+    # keep-alive comments and between SQLite's change checks.
+    "LIVE_MAX_STREAMS": 1000,
+    "LIVE_QUEUE_SIZE": 64,
+    "LIVE_HISTORY": 1000,
+    "LIVE_KEEPALIVE_INTERVAL": 15.0,
+    "LIVE_POLL_INTERVAL": 1.0,
     "PROXY_FIX_TRUSTED_HOPS": 0,
     # Host names served (port ignored; ".example.org" adds its subdomains); any other Host
     # gets 400. None serves every host. Loopback stays listed for checks on the server.
@@ -100,6 +109,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     limits.init_app(app)
     sessions.init_app(app)
     db.init_app(app)
+    # After the database: its streams open after it and end before it closes.
+    live.init_app(app)
     devserver.init_app(app)
     cli.init_app(app)
     app.register_blueprint(auth.bp)

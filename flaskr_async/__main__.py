@@ -13,6 +13,7 @@ import secrets
 import sys
 from collections.abc import Callable
 from collections.abc import Sequence
+from functools import partial
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -24,6 +25,8 @@ import flaskr_async
 from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async.settings import InvalidSetting
+from flaskr_async.shutdown import stopped
+from flaskr_async.shutdown import streams_end_first
 
 
 def ensure_secret_key(app: Quart) -> bool:
@@ -87,7 +90,8 @@ def event_loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop
 
 async def serve_until_stopped(app: Quart, config: Config) -> int:
     """Serve in this process until SIGTERM or SIGINT; return the exit status."""
-    await serve(app, config)
+    # Our trigger: open live streams end at once, so shutdown does not wait for them.
+    await serve(app, config, shutdown_trigger=partial(stopped, app))
     return 0
 
 
@@ -110,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if config.workers > 1:
             asyncio.run(check_startup(app))
-            return run(config)
+            with streams_end_first():
+                return run(config)
         # In this process, so hypercorn's worker_class is ours to honour (run() does for workers).
         with asyncio.Runner(loop_factory=event_loop_factory(config)) as runner:
             return runner.run(serve_until_stopped(app, config))

@@ -46,7 +46,7 @@ USER_BY_NAME = (
 )
 
 # Endpoints that never show a user, so their requests skip the session's database lookup.
-WITHOUT_USER = frozenset({"static", "hello"})
+WITHOUT_USER = frozenset({"static", "hello", "live.events"})
 
 
 View = Callable[P, Awaitable[ResponseReturnValue]]

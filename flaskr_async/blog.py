@@ -21,6 +21,9 @@ from flaskr_async.db import Statements
 from flaskr_async.db import get_db
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
+from flaskr_async.live import last_event_id
+from flaskr_async.live_events import SERIALIZE
+from flaskr_async.live_events import record
 
 bp = Blueprint("blog", __name__)
 # Registered with the blueprint (before its routes are added), so create_app needs no line.
@@ -86,7 +89,12 @@ async def index() -> ResponseReturnValue:
     posts, newer, older = await page_of_posts(
         get_db(), before, after, int(current_app.config["POSTS_PER_PAGE"])
     )
-    return await render_template("blog/index.html", posts=posts, newer=newer, older=older)
+    # Only the first page is live: an older page gains no new posts.
+    first_page = before is None and after is None
+    live = url_for("live.events", since=last_event_id()) if first_page else None
+    return await render_template(
+        "blog/index.html", posts=posts, newer=newer, older=older, live=live
+    )
 
 
 async def get_post(id: int, check_author: bool = True) -> Row:
@@ -109,10 +117,14 @@ async def create() -> ResponseReturnValue:
     """Create a post by the current user."""
     form = await PostForm.create_form()
     if await form.validate_on_submit():
-        await get_db().execute(
-            "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?)",
-            (form.title.data, form.body.data, g.user["id"]),
-        )
+        # The post and its event commit together: a rolled-back write is never announced.
+        async with get_db().transaction(serialize=SERIALIZE) as tx:
+            row = await tx.fetch_one(
+                "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?) RETURNING id",
+                (form.title.data, form.body.data, g.user["id"]),
+            )
+            assert row is not None
+            await record(tx, row["id"], "created")
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -126,10 +138,12 @@ async def update(id: int) -> ResponseReturnValue:
     post = await get_post(id)
     form = await PostForm.create_form(data={"title": post["title"], "body": post["body"]})
     if await form.validate_on_submit():
-        await get_db().execute(
-            "UPDATE post SET title = ?, body = ? WHERE id = ?",
-            (form.title.data, form.body.data, id),
-        )
+        async with get_db().transaction(serialize=SERIALIZE) as tx:
+            await tx.execute(
+                "UPDATE post SET title = ?, body = ? WHERE id = ?",
+                (form.title.data, form.body.data, id),
+            )
+            await record(tx, id, "updated")
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -141,5 +155,7 @@ async def update(id: int) -> ResponseReturnValue:
 async def delete(id: int) -> ResponseReturnValue:
     """Delete a post of the current user."""
     await get_post(id)
-    await get_db().execute("DELETE FROM post WHERE id = ?", (id,))
+    async with get_db().transaction(serialize=SERIALIZE) as tx:
+        await tx.execute("DELETE FROM post WHERE id = ?", (id,))
+        await record(tx, id, "deleted")
     return redirect(url_for("blog.index"))

@@ -10,6 +10,8 @@ from typing import Any
 from quart import Quart
 from quart import current_app
 
+ACCEPT_RACE = "Error on transport creation for incoming connection"
+
 Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
 
@@ -19,7 +21,13 @@ def drop_cancellations(
     """Pass every loop error on to the handler set before, except a bare cancellation."""
     # A reload cancels every task, each open connection's too, and asyncio before Python
     # 3.12.2 (gh-113538) then logs a CancelledError traceback per connection.
-    if isinstance(context.get("exception"), asyncio.CancelledError):
+    error = context.get("exception")
+    if isinstance(error, asyncio.CancelledError):
+        return
+    # A connection accepted just as the reload closes the server trips asyncio's Server.close
+    # race (python/cpython#109564, open): an AssertionError in Server._attach. The client
+    # sees its connection closed, as for any connection a reload ends.
+    if isinstance(error, AssertionError) and context.get("message") == ACCEPT_RACE:
         return
     if previous is None:
         loop.default_exception_handler(context)

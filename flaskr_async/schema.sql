@@ -20,6 +20,16 @@ CREATE TABLE IF NOT EXISTS post (
   FOREIGN KEY (author_id) REFERENCES user (id) ON DELETE CASCADE
 );
 
+-- Every change to a post, written in the same transaction as the change: the live index's feed
+-- (flaskr_async/live.py). Its id is the event id of the stream on every worker and host; the
+-- table keeps the newest LIVE_HISTORY rows. No foreign key: a deletion's event outlives its post.
+CREATE TABLE IF NOT EXISTS post_event (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  post_id INTEGER NOT NULL,
+  kind TEXT NOT NULL,  -- created, updated or deleted
+  at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
 -- Login sessions: the signed cookie carries a random id, and this row makes the session real,
 -- so logout and expiry end it on the server (OWASP ASVS V3.3), for every worker and host.
 CREATE TABLE IF NOT EXISTS user_session (

@@ -145,6 +145,15 @@ def is_host_list(value: Any) -> bool:
     )
 
 
+def seconds(most: int) -> Setting:
+    """Declare a positive number of seconds (int or float) up to ``most``."""
+    return Setting(
+        lambda value: type(value) in (int, float) and 0 < value <= most and math.isfinite(value),
+        f"a positive number of seconds (at most {most})",
+        "1.5",
+    )
+
+
 BOOLEAN = Setting(lambda value: type(value) is bool, "True or False (JSON true or false)", "true")
 SECRET_KEY = Setting(
     lambda value: is_key(value, MIN_SECRET_KEY_BYTES),
@@ -188,6 +197,11 @@ SETTINGS: dict[str, Setting] = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": positive("20"),
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": positive("100"),
     "LOGIN_MAX_FAILURES_PER_DEVICE": positive("10"),
+    "LIVE_MAX_STREAMS": positive("1000"),
+    "LIVE_QUEUE_SIZE": positive("64"),
+    "LIVE_HISTORY": positive("1000"),
+    "LIVE_KEEPALIVE_INTERVAL": seconds(3600),
+    "LIVE_POLL_INTERVAL": seconds(3600),
     "PROXY_FIX_TRUSTED_HOPS": Setting(whole(0), f"an integer from 0 to {MAX_INT}", "1"),
     "TRUSTED_HOSTS": optional(
         Setting(is_host_list, "a non-empty list of host names", '["example.org", ".example.org"]')

@@ -23,6 +23,7 @@ try:
     from playwright.sync_api import Browser
     from playwright.sync_api import ConsoleMessage
     from playwright.sync_api import Dialog
+    from playwright.sync_api import Locator
     from playwright.sync_api import Page
     from playwright.sync_api import expect
     from playwright.sync_api import sync_playwright
@@ -226,3 +227,61 @@ def test_the_console_check_sees_a_csp_violation(
             )
         assert page.evaluate("() => window.inlineScriptRan") is None
         assert any("Content Security Policy" in error for error in tab.errors), tab.errors
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Server]:
+    """Serve the app with quick change checks, on a fresh SQLite database."""
+    port = free_port()
+    env = server_env(tmp_path / "flaskr.sqlite", LIVE_POLL_INTERVAL="0.1")
+    command = hypercorn_command(port, "--graceful-timeout", "1")
+    with running(command, env, port) as server:
+        yield server
+
+
+def edit_link(page: Page, title: str) -> Locator:
+    """Return the Edit link of the post with this title."""
+    return page.locator("article", has_text=title).get_by_role("link", name="Edit")
+
+
+def test_an_open_index_hears_of_new_edited_and_deleted_posts(
+    browser: Browser, live_server: Server, request: pytest.FixtureRequest
+) -> None:
+    url = live_server.url
+    writer_context, reader_context = browser.new_context(), browser.new_context()
+    try:
+        writer, reader = Tab(writer_context.new_page()), Tab(reader_context.new_page())
+        with screenshot_on_failure(reader, request.node.name):
+            register_and_log_in(writer.page, url, "writer", "a long browser password")
+            writer.page.get_by_role("link", name="New").click()
+            fill_and_submit(writer.page, {"Title": "First", "Body": "One."}, "Save")
+            reader.page.goto(url + "/")
+            expect(reader.page.locator("article h1")).to_have_text(["First"])
+
+            # A new post: the open page offers it without reloading itself.
+            writer.page.get_by_role("link", name="New").click()
+            fill_and_submit(writer.page, {"Title": "Second", "Body": "Two."}, "Save")
+            notice = reader.page.get_by_role("status")
+            expect(notice).to_have_text("1 new post")
+            expect(reader.page.locator("article")).to_have_count(1)
+
+            # An edit shows in place; text stays text.
+            edit_link(writer.page, "First").click()
+            fill_and_submit(writer.page, {"Title": "<b>Edited</b>", "Body": "Now two."}, "Save")
+            post = reader.page.locator("article").first
+            expect(post.locator("h1")).to_have_text("<b>Edited</b>")
+            expect(post.locator(".body")).to_have_text("Now two.")
+
+            # A deletion marks the post removed.
+            edit_link(writer.page, "Edited").click()
+            writer.page.get_by_role("button", name="Delete").click()
+            expect(post).to_contain_text("This post was deleted.")
+            expect(post).to_have_class(re.compile(r"\bdeleted\b"))
+            print(f"screenshot of the live index: {screenshot(reader.page, 'browser-live-index')}")
+
+            notice.click()
+            expect(reader.page.locator("article h1")).to_have_text(["Second"])
+            assert reader.errors == [] and writer.errors == []
+    finally:
+        writer_context.close()
+        reader_context.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flaskr_async import create_app
+from flaskr_async.devserver import ACCEPT_RACE
 from flaskr_async.devserver import drop_cancellations
 from tests.servers import TEST_SECRET_KEY
 
@@ -32,23 +33,30 @@ async def test_serving_in_debug_mode_alone_sets_the_loop_handler(
         logging.getLogger("flaskr_async").setLevel(logger_level)
 
 
+CALLBACK = "Exception in callback"
+
+
 @pytest.mark.parametrize(
-    ("exception", "passed_on"),
+    ("message", "exception", "passed_on"),
     [
-        (asyncio.CancelledError(), False),  # a task the reload cancelled: noise
-        (RuntimeError("a real error"), True),
-        (None, True),  # a message without an exception
+        (CALLBACK, asyncio.CancelledError(), False),  # a task the reload cancelled: noise
+        (ACCEPT_RACE, AssertionError(), False),  # python/cpython#109564 as the server closes
+        (CALLBACK, AssertionError(), True),  # any other failed assertion is a real error
+        (ACCEPT_RACE, OSError("too many open files"), True),
+        (CALLBACK, RuntimeError("a real error"), True),
+        (CALLBACK, None, True),  # a message without an exception
     ],
 )
 @pytest.mark.parametrize("previous_set", [True, False])
 def test_drop_cancellations_passes_on_everything_else(
+    message: str,
     exception: BaseException | None,
     passed_on: bool,
     previous_set: bool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     seen: list[dict[str, Any]] = []
-    context = {"message": "Exception in callback", "exception": exception}
+    context = {"message": message, "exception": exception}
     loop = asyncio.new_event_loop()
     try:
         previous = (lambda _loop, context: seen.append(context)) if previous_set else None
@@ -61,6 +69,4 @@ def test_drop_cancellations_passes_on_everything_else(
         assert not caplog.records
     else:
         # asyncio's default handler logs it.
-        assert [r.getMessage() for r in caplog.records] == (
-            ["Exception in callback"] if passed_on else []
-        )
+        assert [r.getMessage() for r in caplog.records] == ([message] if passed_on else [])

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from markupsafe import escape
 
+from flaskr_async import DEFAULTS
 from flaskr_async.security import REFERER_MISSING
 from tests.conftest import csrf_token_of
 from tests.servers import ROOT
@@ -195,6 +196,7 @@ def upstream(tmp_path: Path) -> Iterator[Server]:
         SESSION_COOKIE_SECURE="true",
         # The deployment guide's setting: the domain, and loopback for checks on the server.
         TRUSTED_HOSTS=f'["{HOST}", "localhost", "127.0.0.1", "[::1]"]',
+        LIVE_POLL_INTERVAL="0.1",
     )
     config = tmp_path / "hypercorn.toml"
     config.write_text(f'accesslog = "-"\n{hypercorn_log_format()}\n')
@@ -262,9 +264,27 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
         assert logged_in.headers["location"] == "/"
         assert "; Secure" in logged_in.headers["set-cookie"]  # a new session, over HTTPS only
         # A form sent without a Referer is refused with the message that says why.
+        create_referer = {"Referer": f"https://{HOST}/create"}
         refused = form_post(secure, "/auth/login", credentials)
         assert refused.status_code == 400
         assert str(escape(REFERER_MISSING)) in refused.text
+
+        # The event stream: an event passes nginx as soon as the app sends it.
+        with secure.stream("GET", "/events") as events:
+            chunks = events.iter_bytes()
+            assert next(chunks).startswith(b"retry: ")
+            assert events.headers["content-type"].startswith("text/event-stream")
+            written = time.monotonic()
+            created = form_post(
+                secure, "/create", {"title": "through nginx", "body": "b"}, **create_referer
+            )
+            assert created.headers["location"] == "/"
+            received = b""
+            while b"through nginx" not in received:
+                received += next(chunks)
+            latency = time.monotonic() - written
+            print(f"nginx: an event reached the stream {latency * 1000:.0f} ms after the write")
+            assert latency < 2
 
         # A body over client_max_body_size: nginx answers 413 without asking the app.
         too_big = secure.post("/auth/login", content=b"x" * (1024 * 1024 + 1))
@@ -288,10 +308,17 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
     assert [match[1] for match in statuses if match] == ["200", "302", "400"], upstream_lines
 
     # Streaming: buffered by default; a streaming response opts out with X-Accel-Buffering,
-    # which nothing in the site tells nginx to ignore.
+    # which nothing in the site tells nginx to ignore; the event stream's location never buffers.
     directives = "\n".join(line.split("#")[0] for line in site.splitlines())
-    assert "proxy_buffering" not in directives
+    app_location = directives.split("location / {", 2)[2].split("}")[0]
+    assert "proxy_buffering" not in app_location
     assert "proxy_ignore_headers" not in directives
+    events_location = directives.split("location = /events {")[1].split("}")[0]
+    for directive in ("proxy_buffering off;", "proxy_cache off;", "proxy_http_version 1.1;"):
+        assert directive in events_location
+    read_timeout = re.search(r"proxy_read_timeout (\d+)s;", events_location)
+    assert read_timeout is not None
+    assert int(read_timeout[1]) > DEFAULTS["LIVE_KEEPALIVE_INTERVAL"]
 
 
 def test_the_whole_file_needs_the_certificate(tmp_path: Path) -> None:

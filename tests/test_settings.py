@@ -26,6 +26,7 @@ from tests.servers import start
 
 OLD_KEY = "an-old-secret-key-still-accepted-for-a-while"
 POSITIVE = ([1, 20, MAX_INT], [0, -1, True, False, 1.5, 20.0, "20", None, MAX_INT + 1])
+SECONDS = ([0.01, 1, 15.0, 3600], [0, -1.5, True, "15", float("nan"), float("inf"), 3601, None])
 BOOLEAN = ([True, False], ["true", "False", 0, 1, None])
 
 # Every setting: (values accepted, values refused). Outside debug and testing.
@@ -83,6 +84,11 @@ CASES: dict[str, tuple[list[Any], list[Any]]] = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": POSITIVE,
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": POSITIVE,
     "LOGIN_MAX_FAILURES_PER_DEVICE": POSITIVE,
+    "LIVE_MAX_STREAMS": POSITIVE,
+    "LIVE_QUEUE_SIZE": POSITIVE,
+    "LIVE_HISTORY": POSITIVE,
+    "LIVE_KEEPALIVE_INTERVAL": SECONDS,
+    "LIVE_POLL_INTERVAL": SECONDS,
     "PROXY_FIX_TRUSTED_HOPS": ([0, 1, 2], [-1, True, "1", 1.0, None]),
     "TRUSTED_HOSTS": (
         [None, ["example.org"], [".example.org", "localhost:8000", "127.0.0.1", "[::1]"]],

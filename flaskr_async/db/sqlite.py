@@ -24,7 +24,8 @@ from flaskr_async.db import logger
 from flaskr_async.db.migrate import migrate_sqlite
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-TABLES = ("login_attempt", "login_failure", "user_session", "post", "user")  # children first
+# Children first.
+TABLES = ("post_event", "login_attempt", "login_failure", "user_session", "post", "user")
 # One connection, so one thread: each thread takes the GIL back from the busy event loop for
 # every row it reads, and each more thread adds to that tug of war. Under load one served the
 # index faster than two, and two faster than four (`make bench`, "index ... pool"); one also

@@ -1,0 +1,145 @@
+"""The live index: post changes streamed to open pages as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
+
+from quart import Blueprint
+from quart import Quart
+from quart import Response
+from quart import abort
+from quart import current_app
+from quart import request
+from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import ServiceUnavailable
+
+from flaskr_async.converters import MAX_ID
+from flaskr_async.db import current_database
+from flaskr_async.db import logger
+from flaskr_async.live_broadcast import Broadcaster
+from flaskr_async.live_broadcast import Listener
+from flaskr_async.live_broadcast import Unavailable
+from flaskr_async.live_events import newest_events
+from flaskr_async.live_sources import source_for
+
+LIVE_KEY = "flaskr_async.live"
+RETRY_MS = 2000  # the browser's reconnection delay after a dropped stream
+RETRY_AFTER = 5  # seconds, on a 503 from a full (or stopping) worker
+KEEP_ALIVE = b": keep-alive\n\n"
+
+bp = Blueprint("live", __name__)
+
+
+class Stream:
+    """A stream's body: its messages, and the listener removed however the stream ends."""
+
+    def __init__(self, broadcaster: Broadcaster, listener: Listener, first: list[bytes]) -> None:
+        self.broadcaster = broadcaster
+        self.listener = listener
+        self.messages = self.generate(first, float(current_app.config["LIVE_KEEPALIVE_INTERVAL"]))
+
+    async def generate(self, first: list[bytes], keep_alive: float) -> AsyncGenerator[bytes, None]:
+        """Yield the retry delay, what was missed, then each event, with keep-alive comments."""
+        yield f"retry: {RETRY_MS}\n\n".encode() + b"".join(first)
+        while True:
+            try:
+                async with asyncio.timeout(keep_alive):
+                    message = await self.listener.queue.get()
+            except TimeoutError:
+                yield KEEP_ALIVE
+                continue
+            if message is None:
+                return
+            yield message
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self.messages.__anext__()
+
+    async def aclose(self) -> None:
+        """Remove the listener: Quart calls this however the response ends, even unstarted."""
+        self.broadcaster.listeners.discard(self.listener)
+        await self.messages.aclose()
+
+
+def current_broadcaster() -> Broadcaster:
+    """Return the serving app's broadcaster."""
+    return current_app.extensions[LIVE_KEY]  # type: ignore[no-any-return]
+
+
+def end_streams(app: Quart) -> None:
+    """End every open stream of a serving app at once: its server is stopping."""
+    broadcaster: Broadcaster | None = app.extensions.get(LIVE_KEY)
+    if broadcaster is not None:  # None: the app never started serving
+        broadcaster.close()
+
+
+def last_event_id() -> int:
+    """Return the newest event this worker has seen, for the page to resume from."""
+    return current_broadcaster().last_id
+
+
+def resume_point() -> int | None:
+    """Read where the page left off: the browser's Last-Event-ID, else the page's ``since``."""
+    value = request.headers.get("Last-Event-ID") or request.args.get("since")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
+        abort(400, "The stream's resume point must be an event id.")
+    return int(value)
+
+
+@bp.route("/events")
+async def events() -> ResponseReturnValue:
+    """Stream post changes (created, updated, deleted) as Server-Sent Events."""
+    broadcaster = current_broadcaster()
+    try:
+        listener, first = broadcaster.listen(resume_point())
+    except Unavailable:
+        raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
+    response = Response(
+        Stream(broadcaster, listener, first),
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+    response.timeout = None  # Quart's RESPONSE_TIMEOUT (60 s) would cut every stream
+    return response
+
+
+async def serve_live() -> AsyncGenerator[None, None]:
+    """Broadcast post changes while the app serves (a while_serving hook after the database's)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
+    config = app.config
+    broadcaster = Broadcaster(
+        max_streams=int(config["LIVE_MAX_STREAMS"]),
+        queue_size=int(config["LIVE_QUEUE_SIZE"]),
+        history=int(config["LIVE_HISTORY"]),
+    )
+    source = source_for(current_database(), float(config["LIVE_POLL_INTERVAL"]))
+    try:
+        reader = await source.open()
+        broadcaster.publish(await newest_events(reader, int(config["LIVE_HISTORY"])))
+    except BaseException:
+        await source.close()
+        raise
+    task = asyncio.create_task(source.run(lambda: broadcaster.last_id, broadcaster.publish))
+    app.extensions[LIVE_KEY] = broadcaster
+    try:
+        yield
+    finally:
+        del app.extensions[LIVE_KEY]
+        broadcaster.close()
+        task.cancel()
+        await asyncio.wait({task})  # not `await task`: a cancellation of this hook still counts
+        await source.close()
+        logger.info("Live index stopped")
+
+
+def init_app(app: Quart) -> None:
+    """Serve the event stream and broadcast while the app serves."""
+    app.register_blueprint(bp)
+    app.while_serving(serve_live)

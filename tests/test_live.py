@@ -1,0 +1,492 @@
+"""The live index: post changes reach open streams, bounded, resumable, one app at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from quart import Quart
+from quart.testing import connections
+from quart.testing.app import LifespanError
+
+from flaskr_async import DEFAULTS
+from flaskr_async import create_app
+from flaskr_async.db import current_database
+from flaskr_async.db.postgres import PostgresDatabase
+from flaskr_async.db.sqlite import SQLiteDatabase
+from flaskr_async.live import LIVE_KEY
+from flaskr_async.live import end_streams
+from flaskr_async.live_broadcast import RELOAD
+from flaskr_async.live_broadcast import Broadcaster
+from flaskr_async.live_broadcast import Listener
+from flaskr_async.live_events import BATCH
+from flaskr_async.live_events import SERIALIZE
+from flaskr_async.live_events import Event
+from flaskr_async.live_events import events_after
+from flaskr_async.live_events import newest_events
+from flaskr_async.live_events import record
+from flaskr_async.live_sources import APPLICATION_NAME
+from flaskr_async.live_sources import PostgresListener
+from flaskr_async.live_sources import SQLitePoller
+from tests.conftest import AuthActions
+from tests.conftest import serving
+
+WAIT = 5.0  # seconds an expected event may take (the poll interval is 0.02 s)
+
+
+@pytest.fixture
+def live_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    """Return the test settings with quick change checks."""
+    return {**app_config, "LIVE_POLL_INTERVAL": 0.02, "LIVE_KEEPALIVE_INTERVAL": 30}
+
+
+@pytest.fixture
+async def live_app(live_config: dict[str, Any]) -> AsyncIterator[Quart]:
+    """Serve an app with quick change checks, on the fixture rows."""
+    async with serving(live_config) as app:
+        yield app
+
+
+class Reader:
+    """Read Server-Sent Events messages from one open test connection."""
+
+    def __init__(self, connection: connections.TestHTTPConnection) -> None:
+        self.connection = connection
+        self.buffer = b""
+
+    async def message(self, timeout: float = WAIT) -> dict[str, str]:
+        """Return the next message's fields (a comment as ``comment``)."""
+        while b"\n\n" not in self.buffer:
+            self.buffer += await asyncio.wait_for(self.connection.receive(), timeout)
+        raw, self.buffer = self.buffer.split(b"\n\n", 1)
+        fields: dict[str, str] = {}
+        for line in raw.decode().split("\n"):
+            name, _, value = line.partition(":")
+            fields[name or "comment"] = value.strip()
+        return fields
+
+    async def event(self, timeout: float = WAIT) -> dict[str, Any]:
+        """Return the next event (skipping the retry field and comments), its data decoded."""
+        while "event" not in (fields := await self.message(timeout)):
+            pass
+        return {**fields, "data": json.loads(fields["data"])}
+
+    async def ended(self) -> bool:
+        """Tell whether the stream ends (its last, empty, body chunk) before any further event."""
+        while chunk := await asyncio.wait_for(self.connection.receive(), WAIT):
+            assert b"event:" not in chunk
+        return True
+
+
+@asynccontextmanager
+async def listening(app: Quart, headers: dict[str, str] | None = None) -> AsyncIterator[Reader]:
+    """Open the event stream for the block, as a browser's EventSource would."""
+    connection = app.test_client().request("/events", headers=headers)
+    assert isinstance(connection, connections.TestHTTPConnection)
+    async with connection:
+        await connection.send_complete()
+        reader = Reader(connection)
+        try:
+            yield reader
+        finally:
+            await connection.disconnect()
+
+
+async def logged_in(app: Quart) -> AuthActions:
+    """Return login helpers of a new client, logged in as the fixture user."""
+    auth = AuthActions(app.test_client())
+    await auth.login()
+    return auth
+
+
+async def create(auth: AuthActions, title: str = "live", body: str = "a body") -> None:
+    """Create a post through the view."""
+    response = await auth.client.post("/create", form={"title": title, "body": body})
+    assert response.status_code == 302
+
+
+async def newest_post_id(app: Quart) -> int:
+    """Return the newest post's id."""
+    async with app.app_context():
+        row = await current_database().fetch_one("SELECT max(id) AS id FROM post")
+    assert row is not None
+    return int(row["id"])
+
+
+async def test_create_update_delete_reach_a_listener(live_app: Quart) -> None:
+    auth = await logged_in(live_app)
+    async with listening(live_app) as reader:
+        first = await reader.message()
+        assert first == {"retry": "2000"}
+        await create(auth, "a new title", "line 1\nline 2")
+        created = await reader.event()
+        post_id = await newest_post_id(live_app)
+        assert created["event"] == "created"
+        assert created["data"] == {
+            "id": post_id,
+            "title": "a new title",
+            "body": "line 1\nline 2",
+            "author": "test",
+            "created": created["data"]["created"],
+        }
+        await auth.client.post(f"/{post_id}/update", form={"title": "edited", "body": "new"})
+        updated = await reader.event()
+        assert (updated["event"], updated["data"]["title"]) == ("updated", "edited")
+        assert updated["data"]["body"] == "new"
+        await auth.client.post(f"/{post_id}/delete")
+        deleted = await reader.event()
+        assert (deleted["event"], deleted["data"]) == ("deleted", {"id": post_id})
+        ids = [int(event["id"]) for event in (created, updated, deleted)]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+async def test_the_stream_response(live_app: Quart) -> None:
+    async with listening(live_app) as reader:
+        await reader.message()
+        connection = reader.connection
+        assert connection.status_code == 200
+        assert connection.headers is not None
+        assert connection.headers["Content-Type"].startswith("text/event-stream")
+        assert connection.headers["Cache-Control"] == "no-store"
+        assert connection.headers["X-Accel-Buffering"] == "no"
+        assert "Set-Cookie" not in connection.headers
+
+
+async def test_a_rolled_back_write_is_never_announced(live_app: Quart) -> None:
+    async with listening(live_app) as reader:
+        async with live_app.app_context():
+            with pytest.raises(RuntimeError):
+                async with current_database().transaction(serialize=SERIALIZE) as tx:
+                    await tx.execute(
+                        "INSERT INTO post (title, body, author_id) VALUES ('gone', 'b', 1)"
+                    )
+                    await record(tx, 999, "created")
+                    raise RuntimeError("roll back")
+        await create(await logged_in(live_app), "kept")
+        event = await reader.event()
+        assert event["data"]["title"] == "kept"
+
+
+async def test_keep_alive_comments(live_config: dict[str, Any]) -> None:
+    async with serving({**live_config, "LIVE_KEEPALIVE_INTERVAL": 0.05}) as app:
+        async with listening(app) as reader:
+            await reader.message()
+            assert await reader.message() == {"comment": "keep-alive"}
+            assert await reader.message() == {"comment": "keep-alive"}
+
+
+async def test_quarts_response_timeout_never_cuts_a_stream(live_config: dict[str, Any]) -> None:
+    config = {**live_config, "RESPONSE_TIMEOUT": 0.1, "LIVE_KEEPALIVE_INTERVAL": 0.05}
+    async with serving(config) as app, listening(app) as reader:
+        await reader.message()
+        await asyncio.sleep(0.3)
+        await create(await logged_in(app), "after the response timeout")
+        assert (await reader.event())["data"]["title"] == "after the response timeout"
+
+
+async def test_a_full_worker_answers_503(live_config: dict[str, Any]) -> None:
+    async with serving({**live_config, "LIVE_MAX_STREAMS": 2}) as app:
+        async with listening(app) as one, listening(app) as two:
+            await one.message()
+            await two.message()
+            response = await app.test_client().get("/events")
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+        # Closed streams free their places.
+        async with listening(app) as three:
+            assert await three.message() == {"retry": "2000"}
+            assert len(current_broadcaster_of(app).listeners) == 1
+
+
+def current_broadcaster_of(app: Quart) -> Broadcaster:
+    """Return a serving app's broadcaster."""
+    broadcaster: Broadcaster = app.extensions[LIVE_KEY]
+    return broadcaster
+
+
+async def test_last_event_id_catches_up(live_app: Quart) -> None:
+    auth = await logged_in(live_app)
+    async with listening(live_app) as reader:
+        for title in ("one", "two", "three"):
+            await create(auth, title)
+        first = await reader.event()
+        await reader.event()
+        await reader.event()
+    async with listening(live_app, {"Last-Event-ID": first["id"]}) as resumed:
+        assert await resumed.message() == {"retry": "2000"}
+        assert [(await resumed.event())["data"]["title"] for _ in range(2)] == ["two", "three"]
+
+
+async def test_the_page_resumes_from_the_event_it_was_rendered_at(live_app: Quart) -> None:
+    page = await (await live_app.test_client().get("/")).get_data(as_text=True)
+    assert 'src="/static/live.js" defer' in page
+    assert 'data-stream="/events?since=0"' in page
+    await create(await logged_in(live_app), "written before the stream opened")
+    await asyncio.sleep(0.2)  # polled: the worker knows the event before the stream opens
+    connection = live_app.test_client().request("/events", query_string={"since": "0"})
+    assert isinstance(connection, connections.TestHTTPConnection)
+    async with connection:
+        await connection.send_complete()
+        event = await Reader(connection).event()
+        assert event["data"]["title"] == "written before the stream opened"
+        await connection.disconnect()
+
+
+@pytest.mark.parametrize("query", ["?before=2", "?after=1"])
+async def test_only_the_first_page_is_live(live_app: Quart, query: str) -> None:
+    page = await (await live_app.test_client().get("/" + query)).get_data(as_text=True)
+    assert "live.js" not in page
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "1.5", "9" * 30, "١"])
+async def test_a_resume_point_that_is_not_an_event_id_is_400(live_app: Quart, value: str) -> None:
+    client = live_app.test_client()
+    assert (await client.get("/events", headers={"Last-Event-ID": value})).status_code == 400
+    assert (await client.get("/events", query_string={"since": value})).status_code == 400
+
+
+async def test_beyond_the_history_the_page_is_told_to_reload(live_config: dict[str, Any]) -> None:
+    async with serving({**live_config, "LIVE_HISTORY": 2}) as app:
+        auth = await logged_in(app)
+        async with listening(app) as reader:
+            # One at a time: the table itself keeps two, and a poll may come after two writes.
+            received = []
+            for title in ("one", "two", "three", "four"):
+                await create(auth, title)
+                received.append(await reader.event())
+            first, second = received[:2]
+        async with listening(app, {"Last-Event-ID": first["id"]}) as late:
+            assert await late.message() == {"retry": "2000"}
+            assert await late.message() == {"event": "reload", "data": "{}"}
+        async with listening(app, {"Last-Event-ID": second["id"]}) as in_time:
+            await in_time.message()
+            assert (await in_time.event())["data"]["title"] == "three"
+        # The table keeps the newest LIVE_HISTORY events.
+        async with app.app_context():
+            assert len(await newest_events(current_database(), 10)) == 2
+
+
+async def test_a_restarted_app_catches_up_from_the_database(live_config: dict[str, Any]) -> None:
+    async with serving(live_config) as app:
+        auth = await logged_in(app)
+        for title in ("one", "two"):
+            await create(auth, title)
+        async with app.app_context():
+            events = await newest_events(current_database(), 10)
+    again = create_app(live_config)
+    async with again.test_app():
+        assert current_broadcaster_of(again).last_id == events[-1].id
+        async with listening(again, {"Last-Event-ID": str(events[0].id)}) as reader:
+            assert (await reader.event())["data"]["title"] == "two"
+
+
+@pytest.mark.sqlite_only  # a second database is one more file; the broadcaster is the same
+async def test_two_apps_in_one_process_hear_only_their_own(
+    live_config: dict[str, Any], tmp_path: Path, backend: str
+) -> None:
+    other_config = {**live_config, "DATABASE": str(tmp_path / "other.sqlite")}
+    async with serving(live_config) as one, serving(other_config) as two:
+        async with listening(one) as hears, listening(two) as deaf:
+            await create(await logged_in(one), "for one")
+            assert (await hears.event())["data"]["title"] == "for one"
+            await deaf.message()  # the retry field
+            with pytest.raises(TimeoutError):
+                await deaf.message(timeout=0.3)
+        assert current_broadcaster_of(one) is not current_broadcaster_of(two)
+
+
+async def test_open_streams_hold_no_pooled_connection(live_config: dict[str, Any]) -> None:
+    async with serving({**live_config, "DATABASE_POOL_SIZE": 1}) as app:
+        async with (
+            listening(app) as a,
+            listening(app) as b,
+            listening(app) as c,
+        ):
+            for reader in (a, b, c):
+                await reader.message()
+            async with app.app_context():
+                async with asyncio.timeout(1), current_database().lease() as connection:
+                    assert await connection.fetch_one("SELECT 1 AS one") is not None
+            assert (await app.test_client().get("/")).status_code == 200
+
+
+async def test_stopping_ends_every_stream_and_refuses_new_ones(live_app: Quart) -> None:
+    async with listening(live_app) as one, listening(live_app) as two:
+        await one.message()
+        await two.message()
+        end_streams(live_app)  # what the serve command's shutdown trigger calls
+        assert await one.ended()
+        assert await two.ended()
+        assert (await live_app.test_client().get("/events")).status_code == 503
+
+
+def event(number: int) -> Event:
+    """Return a bare event with an id."""
+    return Event(number, f"id: {number}\n\n".encode())
+
+
+def test_a_listener_that_does_not_read_is_dropped() -> None:
+    broadcaster = Broadcaster(max_streams=5, queue_size=2, history=10)
+    slow, _ = broadcaster.listen(None)
+    broadcaster.publish([event(1), event(2)])
+    assert slow in broadcaster.listeners
+    broadcaster.publish([event(3)])
+    assert slow not in broadcaster.listeners
+    # Its stream ends next, without the messages it did not read.
+    assert slow.queue.get_nowait() is None
+    assert slow.queue.empty()
+
+
+def test_an_event_read_twice_is_sent_once() -> None:
+    broadcaster = Broadcaster(max_streams=5, queue_size=5, history=10)
+    listener, _ = broadcaster.listen(None)
+    broadcaster.publish([event(1), event(2)])
+    broadcaster.publish([event(2), event(3)])
+    assert [listener.queue.get_nowait() for _ in range(3)] == [event(n).message for n in (1, 2, 3)]
+    assert listener.queue.empty()
+
+
+@pytest.mark.parametrize(
+    ("since", "missed"),
+    [(None, []), (5, []), (9, []), (4, [5]), (3, [4, 5]), (2, "reload"), (0, "reload")],
+)
+def test_what_a_reconnecting_listener_missed(since: int | None, missed: Any) -> None:
+    broadcaster = Broadcaster(max_streams=5, queue_size=5, history=2)
+    broadcaster.publish([event(n) for n in range(1, 6)])
+    _, first = broadcaster.listen(since)
+    expected = [RELOAD] if missed == "reload" else [event(n).message for n in missed]
+    assert first == expected
+
+
+def test_ending_a_full_listener() -> None:
+    listener = Listener(1)
+    assert listener.send(b"x")
+    assert not listener.send(b"y")
+    listener.end()
+    assert listener.queue.get_nowait() is None
+
+
+@pytest.mark.sqlite_only
+async def test_a_failed_poll_is_logged_and_retried(
+    live_app: Quart, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with live_app.app_context():
+        async with current_database().lease() as connection:
+            await connection.execute("ALTER TABLE post_event RENAME TO post_event_away")
+            with caplog.at_level(logging.WARNING, "flaskr_async"):
+                await asyncio.sleep(0.2)
+            await connection.execute("ALTER TABLE post_event_away RENAME TO post_event")
+    assert "Live index: reading new post events failed" in caplog.text
+    async with listening(live_app) as reader:
+        await create(await logged_in(live_app), "after the failure")
+        assert (await reader.event())["data"]["title"] == "after the failure"
+
+
+@pytest.mark.postgresql_only
+async def test_the_postgres_listener_reconnects(
+    live_app: Quart, backend: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = await asyncpg.connect(database_url)
+    try:
+        with caplog.at_level(logging.INFO, "flaskr_async"):
+            terminated = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = $1",
+                APPLICATION_NAME,
+            )
+            assert terminated == 1
+            async with listening(live_app) as reader:
+                for _ in range(100):
+                    if "listener reconnected" in caplog.text:
+                        break
+                    await asyncio.sleep(0.05)
+                await create(await logged_in(live_app), "after the reconnection")
+                assert (await reader.event())["data"]["title"] == "after the reconnection"
+    finally:
+        await admin.close()
+    assert "the PostgreSQL listener's connection was lost" in caplog.text
+
+
+async def test_a_created_post_deleted_before_it_is_read_carries_its_id_alone(
+    live_app: Quart,
+) -> None:
+    auth = await logged_in(live_app)
+    await create(auth, "short-lived")
+    post_id = await newest_post_id(live_app)
+    await auth.client.post(f"/{post_id}/delete")
+    async with live_app.app_context():
+        created, deleted = await newest_events(current_database(), 2)
+    assert b"event: created" in created.message
+    assert json.dumps({"id": post_id}).encode() in created.message
+    assert b"short-lived" not in created.message
+
+
+async def test_the_postgres_listener_retries_until_it_can_connect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    listener = PostgresListener(
+        PostgresDatabase("postgresql://127.0.0.1:1/none", pool_size=1), 0.01
+    )
+    with caplog.at_level(logging.WARNING, "flaskr_async"):
+        task = asyncio.create_task(listener.reconnect())
+        while caplog.text.count("cannot reconnect the listener yet") < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_ending_the_streams_of_an_app_that_never_served() -> None:
+    end_streams(create_app({"TESTING": True, "DATABASE": "unused.sqlite"}))
+
+
+async def test_a_poller_never_opened_closes(tmp_path: Path) -> None:
+    poller = SQLitePoller(
+        SQLiteDatabase.from_config({**DEFAULTS, "DATABASE": str(tmp_path / "x.sqlite")}, None), 1
+    )
+    await poller.close()
+
+
+async def test_events_are_read_in_batches(live_app: Quart) -> None:
+    count = BATCH * 2 + 7
+    async with live_app.app_context(), current_database().transaction() as tx:
+        for n in range(count):
+            await tx.execute("INSERT INTO post_event (post_id, kind) VALUES (?, 'deleted')", (n,))
+    async with live_app.app_context():
+        events = await events_after(current_database(), 0)
+    assert [event.id for event in events] == list(range(1, count + 1))
+
+
+@pytest.mark.sqlite_only
+async def test_a_failed_start_closes_the_change_source(
+    live_config: dict[str, Any], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreadable(*_: object) -> list[Event]:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr("flaskr_async.live.newest_events", unreadable)
+    app = create_app(live_config)
+    with pytest.raises(LifespanError, match="the disk went away"):
+        async with app.test_app():
+            pass  # pragma: no cover - start-up fails
+    # The autouse check: neither the poller's connection nor the pool's is left open.
+
+
+async def test_an_older_database_gets_the_event_table_at_start_up(
+    live_config: dict[str, Any],
+) -> None:
+    async with serving(live_config) as app:
+        async with app.app_context():
+            await current_database().execute("DROP TABLE post_event")
+    again = create_app(live_config)
+    async with again.test_app():
+        async with listening(again) as reader:
+            await create(await logged_in(again), "on the upgraded database")
+            assert (await reader.event())["data"]["title"] == "on the upgraded database"
