@@ -252,7 +252,9 @@ def test_shipped_hypercorn_config_is_valid() -> None:
     assert config.include_server_header is False
     # The app checks Host (TRUSTED_HOSTS): hypercorn's own check leaks connections.
     assert config.server_names == []
-    assert config.accesslog is not None
+    # nginx logs every request; hypercorn's own access log cost 14 % of the index's CPU.
+    assert config.accesslog is None
+    assert config.errorlog is not None
     assert config.graceful_timeout > 0
     assert config.worker_class == "uvloop"
 
