@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from contextlib import closing
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.servers import Server
+from tests.servers import backend_of
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
@@ -228,3 +232,57 @@ async def test_a_post_on_either_host_reaches_listeners_on_both(
         for stream in streams:
             assert b"written on A" in stream.received
             stream.close()
+
+
+async def rolled_back_write(database: str, title: str) -> None:
+    """Write a post and its event in a transaction held open a while, then roll it back."""
+    insert_post = "INSERT INTO post (title, body, author_id) VALUES ($1, 'never', 1) RETURNING id"
+    insert_event = "INSERT INTO post_event (post_id, kind) VALUES ($1, 'created')"
+    if backend_of(database) == "postgresql":
+        connection = await asyncpg.connect(database)
+        try:
+            transaction = connection.transaction()
+            await transaction.start()
+            post_id = await connection.fetchval(insert_post, title)
+            await connection.execute(insert_event, post_id)
+            await asyncio.sleep(0.5)  # every listener's connection is awake meanwhile
+            await transaction.rollback()
+        finally:
+            await connection.close()
+        return
+
+    def write() -> None:
+        with closing(sqlite3.connect(database, isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            cursor = connection.execute(insert_post.replace("$1", "?"), (title,))
+            connection.execute(insert_event.replace("$1", "?"), (cursor.fetchone()[0],))
+            time.sleep(0.5)  # ten polls of each worker pass meanwhile
+            connection.rollback()
+
+    await asyncio.to_thread(write)
+
+
+async def test_a_rolled_back_write_is_never_announced(database_url: str) -> None:
+    # SQLite: two workers of one hypercorn; PostgreSQL: two hosts. Either way, two processes.
+    env = server_env(database_url, LIVE_POLL_INTERVAL="0.05", TRUSTED_HOSTS=json.dumps(HOSTS))
+    with ExitStack() as stack:
+        if backend_of(database_url) == "sqlite":
+            port = free_port()
+            server = stack.enter_context(running(hypercorn_command(port, "-w", "2"), env, port))
+            a = b = server
+        else:
+            a, b = (
+                stack.enter_context(running(hypercorn_command(port, host=host), env, port, host))
+                for host, port in ((host, free_port()) for host in HOSTS)
+            )
+        visitor = Visitor()
+        stack.callback(visitor.close)
+        await asyncio.to_thread(register_and_log_in, visitor, a, b)
+        streams = await open_streams([a.url, b.url], 20)
+        await rolled_back_write(database_url, "rolled back")
+        await create_post(visitor, a.url, "committed after it")
+        await asyncio.gather(*(stream.until(b"committed after it") for stream in streams))
+        for stream in streams:
+            assert b"rolled back" not in stream.received
+            stream.close()
+    assert await stored_titles(database_url) == ["committed after it"]
