@@ -79,6 +79,10 @@ async def check_startup(app: Quart) -> None:
     await app.shutdown()
 
 
+# The app runs on asyncio (aiosqlite, asyncpg): hypercorn's trio worker cannot serve it.
+WORKER_CLASSES = ("asyncio", "uvloop")
+
+
 def event_loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """Return the event loop hypercorn's ``worker_class`` names: uvloop's, else asyncio's (None)."""
     if config.worker_class == "uvloop":
@@ -111,6 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Start-up failed: {error}", file=sys.stderr)
         return 1
     config = hypercorn_config(args.config, args.bind)
+    if config.worker_class not in WORKER_CLASSES:
+        print(
+            f"Start-up failed: worker_class = {config.worker_class!r} in the hypercorn config"
+            f" must be one of {', '.join(WORKER_CLASSES)}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         if config.workers > 1:
             asyncio.run(check_startup(app))

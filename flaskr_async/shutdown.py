@@ -32,7 +32,11 @@ async def signalled() -> None:
     received = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, received.set)
+        try:
+            loop.add_signal_handler(number, received.set)
+        except NotImplementedError:
+            # Windows' event loops have no add_signal_handler: hypercorn falls back the same way.
+            signal.signal(number, lambda *_: loop.call_soon_threadsafe(received.set))
     await received.wait()
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from quart import session
+from quart.sessions import NullSession
 from quart.sessions import SecureCookieSessionInterface
 
 from flaskr_async import create_app
@@ -66,14 +68,18 @@ async def test_a_rotated_key_gets_its_own_serializer(app: Quart, auth: AuthActio
 
 
 @pytest.mark.parametrize("secret_key", [None, ""])
+@pytest.mark.parametrize("cookie", [{}, {"Cookie": "session=x"}])
 async def test_without_a_secret_key_the_session_is_null(
-    app_config: dict[str, Any], secret_key: str | None
+    app_config: dict[str, Any], secret_key: str | None, cookie: dict[str, str]
 ) -> None:
     app = create_app({**app_config, "TESTING": True})
     app.config["SECRET_KEY"] = secret_key
     interface = interface_of(app)
     assert interface.get_signing_serializer(app) is None
+    async with app.test_request_context("/hello", headers=cookie):
+        # Quart's null session: it refuses writes, it never signs with a missing key.
+        assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined]
     async with app.test_app():
-        response = await app.test_client().get("/hello", headers={"Cookie": "session=x"})
+        response = await app.test_client().get("/hello", headers=cookie)
     assert response.status_code == 200
     assert interface.serializers == {}

@@ -22,6 +22,7 @@ from quart import Quart
 from flaskr_async import __main__ as entry_point
 from flaskr_async import create_app
 from flaskr_async import load_settings
+from flaskr_async import shutdown
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port
@@ -300,3 +301,30 @@ def test_serve_process_stops_cleanly(tmp_path: Path) -> None:
     assert status == 0
     assert f"Database closed: {database}" in server.output()
     assert not wal_of(database).exists()
+
+
+@pytest.mark.parametrize("worker_class", ["trio", "uvlop"])
+def test_serve_refuses_a_worker_class_the_app_cannot_run_on(
+    tmp_path: Path, serve_environment: Path, worker_class: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f'bind = ["127.0.0.1:{free_port()}"]\nworker_class = "{worker_class}"\n')
+    assert entry_point.main(["serve", "--config", str(config)]) == 1
+    assert capsys.readouterr().err == (
+        f"Start-up failed: worker_class = {worker_class!r} in the hypercorn config must be one"
+        " of asyncio, uvloop\n"
+    )
+
+
+async def test_the_stop_signal_is_heard_where_the_loop_cannot_handle_signals(
+    monkeypatch: pytest.MonkeyPatch, signal_handlers: None
+) -> None:
+    def unsupported(*_: object) -> None:
+        raise NotImplementedError  # as on Windows' event loops
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_signal_handler", unsupported)
+    waiting = asyncio.create_task(shutdown.signalled())
+    await asyncio.sleep(0.05)  # it has installed its handlers
+    assert not waiting.done()
+    signal.raise_signal(signal.SIGTERM)
+    await asyncio.wait_for(waiting, 5)

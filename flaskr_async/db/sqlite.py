@@ -26,10 +26,11 @@ from flaskr_async.db.migrate import migrate_sqlite
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # Children first.
 TABLES = ("post_event", "login_attempt", "login_failure", "user_session", "post", "user")
-# One connection, so one thread: each thread takes the GIL back from the busy event loop for
-# every row it reads, and each more thread adds to that tug of war. Under load one served the
-# index faster than two, and two faster than four (`make bench`, "index ... pool"); one also
-# never waits on SQLite's write lock inside a worker. More help only a slow statement.
+# One pooled connection, so one thread for requests (the live index polls on one of its own):
+# each thread takes the GIL back from the busy event loop for every row it reads, and each
+# more thread adds to that tug of war. Under load one served the index faster than two, and
+# two faster than four (`make bench`, "full-pool2"); the pool's requests also never wait on
+# SQLite's write lock for each other. More connections help only a slow statement.
 DEFAULT_POOL_SIZE = 1
 
 
