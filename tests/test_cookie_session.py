@@ -78,7 +78,7 @@ async def test_without_a_secret_key_the_session_is_null(
     assert interface.get_signing_serializer(app) is None
     async with app.test_request_context("/hello", headers=cookie):
         # Quart's null session: it refuses writes, it never signs with a missing key.
-        assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined]
+        assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined, unused-ignore]
     async with app.test_app():
         response = await app.test_client().get("/hello", headers=cookie)
     assert response.status_code == 200
