@@ -314,8 +314,7 @@ class Bench:
 
     def hypercorn(self, target: str, workers: int = 1) -> list[str]:
         """Return the command serving an ASGI target with hypercorn, one worker by default."""
-        bind = ["--bind", "127.0.0.1:{port}"]
-        return [self.python, "-m", "hypercorn", *bind, "-w", str(workers), target]
+        return [self.python, "-m", "hypercorn", *self.bind(), "-w", str(workers), target]
 
     def gunicorn(self) -> list[str]:
         """Return the command serving the Flask reference with gunicorn, one sync worker."""
@@ -336,8 +335,11 @@ class Bench:
 
     def shipped(self) -> list[str]:
         """Return make run's command: the serve command with the shipped hypercorn.toml."""
-        config = str(self.tree / "hypercorn.toml")
-        return [self.python, "-m", "flaskr_async", "serve", "--config", config, *self.bind()]
+        return [self.python, "-m", "flaskr_async", "serve", *self.shipped_config(), *self.bind()]
+
+    def shipped_config(self) -> list[str]:
+        """Return the option naming the served tree's hypercorn.toml (serve and hypercorn)."""
+        return ["--config", str(self.tree / "hypercorn.toml")]
 
     def bind(self) -> list[str]:
         """Return the serve command's (and hypercorn's) option binding the server's port."""
@@ -347,9 +349,8 @@ class Bench:
         self, target: str = "asgi:app", worker_class: str = "uvloop"
     ) -> list[str]:
         """Return plain hypercorn with the shipped settings, on the given event loop."""
-        config = str(self.tree / "hypercorn.toml")
         return [
-            *(self.python, "-m", "hypercorn", "--config", config, "-k", worker_class),
+            *(self.python, "-m", "hypercorn", *self.shipped_config(), "-k", worker_class),
             *self.bind(),
             target,
         ]
