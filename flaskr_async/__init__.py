@@ -15,6 +15,7 @@ from flaskr_async import blog
 from flaskr_async import boundary
 from flaskr_async import cli
 from flaskr_async import db
+from flaskr_async import deadlines
 from flaskr_async import devserver
 from flaskr_async import limits
 from flaskr_async import live
@@ -39,14 +40,19 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
     # A known browser's own failures.
     "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
-    # The live index (flaskr_async/live.py): open streams per worker, events queued per stream
-    # before it is dropped, events a reconnecting page can catch up on, seconds between
-    # keep-alive comments and between SQLite's change checks.
+    # The live index (flaskr_async/live.py): open streams per worker (at most half its
+    # open-file limit) and per client, events queued per stream before it is dropped, events a
+    # reconnecting page can catch up on, seconds between keep-alive comments, of a stream's
+    # life before the browser reconnects, and between SQLite's change checks.
     "LIVE_MAX_STREAMS": 1000,
+    "LIVE_STREAMS_PER_CLIENT": 8,
     "LIVE_QUEUE_SIZE": 64,
     "LIVE_HISTORY": 1000,
     "LIVE_KEEPALIVE_INTERVAL": 15.0,
-    "LIVE_POLL_INTERVAL": 1.0,
+    "LIVE_STREAM_LIFETIME": 600.0,
+    "LIVE_POLL_INTERVAL": 0.05,
+    # Seconds a client may take nothing of a response before it loses it and its connection.
+    "SEND_TIMEOUT": 10.0,
     "PROXY_FIX_TRUSTED_HOPS": 0,
     # Host names served (port ignored; ".example.org" adds its subdomains); any other Host
     # gets 400. None serves every host. Loopback stays listed for checks on the server.
@@ -122,6 +128,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     # After the blueprints: the user is loaded before the CSRF check, so even its 400
     # page shows a logged-in user's navigation.
     security.init_app(app)
+    # Outermost: every write to a client, whatever layer answers, has a deadline.
+    deadlines.init_app(app)
     # Last: after every extension and blueprint has added its context processors.
     templating.inline_context_processors(app)
     return app

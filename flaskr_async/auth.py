@@ -21,6 +21,7 @@ from quart.typing import ResponseReturnValue
 from flaskr_async import devices
 from flaskr_async import throttle
 from flaskr_async import user_sessions
+from flaskr_async.clients import client_of
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import get_db
 from flaskr_async.forms import LoginForm
@@ -112,11 +113,12 @@ async def login() -> ResponseReturnValue:
     username, password = form.username.data, form.password.data
     key = lookup_key(username)  # every spelling of a name counts against one throttle
     address = request.remote_addr or "unknown"
+    client = client_of(address)  # an IPv6 /64 is one client, as for the live index's share
     db = get_db()
     # The attempt is counted before its password is checked, in one serialized transaction:
     # a burst of guesses released together cannot all pass the check.
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
-        reservation = await throttle.reserve(tx, key, address, devices.device_of(key))
+        reservation = await throttle.reserve(tx, key, client, devices.device_of(key))
         allowed = reservation.attempt_id is not None
         user = await tx.fetch_one(USER_BY_NAME, (username, key, username)) if allowed else None
     if reservation.attempt_id is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,12 @@ from quart import request
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
+from flaskr_async.clients import client_of
 from flaskr_async.converters import MAX_ID
 from flaskr_async.db import current_database
 from flaskr_async.db import logger
@@ -33,26 +40,33 @@ bp = Blueprint("live", __name__)
 
 
 class Stream:
-    """A stream's body: its messages, and the listener removed however the stream ends."""
+    """A stream's body: its messages until it ends or its lifetime passes; its slot freed after."""
 
-    def __init__(self, broadcaster: Broadcaster, listener: Listener, first: list[bytes]) -> None:
+    def __init__(self, broadcaster: Broadcaster, listener: Listener) -> None:
         self.broadcaster = broadcaster
         self.listener = listener
-        self.messages = self.generate(first, float(current_app.config["LIVE_KEEPALIVE_INTERVAL"]))
+        config = current_app.config
+        # Spread over the last tenth: pages that connected together do not reconnect together.
+        lifetime = float(config["LIVE_STREAM_LIFETIME"]) * random.uniform(0.9, 1.0)
+        self.messages = self.generate(float(config["LIVE_KEEPALIVE_INTERVAL"]), lifetime)
 
-    async def generate(self, first: list[bytes], keep_alive: float) -> AsyncGenerator[bytes, None]:
-        """Yield the retry delay, what was missed, then each event, with keep-alive comments."""
-        yield f"retry: {RETRY_MS}\n\n".encode() + b"".join(first)
-        while True:
+    async def generate(self, keep_alive: float, lifetime: float) -> AsyncGenerator[bytes, None]:
+        """Yield the retry delay and the catch-up, then what arrives, with keep-alive comments."""
+        yield f"retry: {RETRY_MS}\n\n".encode() + self.listener.take()
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + lifetime
+        while not self.listener.ended:
+            left = ends_at - loop.time()
+            if left <= 0:
+                return  # the browser reconnects after the retry delay, from its last event
             try:
-                async with asyncio.timeout(keep_alive):
-                    message = await self.listener.queue.get()
+                async with asyncio.timeout(min(keep_alive, left)):
+                    await self.listener.ready.wait()
             except TimeoutError:
                 yield KEEP_ALIVE
                 continue
-            if message is None:
-                return
-            yield message
+            if data := self.listener.take():
+                yield data
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -61,8 +75,8 @@ class Stream:
         return await self.messages.__anext__()
 
     async def aclose(self) -> None:
-        """Remove the listener: Quart calls this however the response ends, even unstarted."""
-        self.broadcaster.listeners.discard(self.listener)
+        """Free the stream's slot: Quart calls this however the response ends, even unstarted."""
+        self.broadcaster.release(self.listener)
         await self.messages.aclose()
 
 
@@ -98,16 +112,47 @@ async def events() -> ResponseReturnValue:
     """Stream post changes (created, updated, deleted) as Server-Sent Events."""
     broadcaster = current_broadcaster()
     try:
-        listener, first = broadcaster.listen(resume_point())
+        listener = broadcaster.listen(resume_point(), client_of(request.remote_addr))
     except Unavailable:
         raise ServiceUnavailable(retry_after=RETRY_AFTER) from None
     response = Response(
-        Stream(broadcaster, listener, first),
+        Stream(broadcaster, listener),
         content_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
-    response.timeout = None  # Quart's RESPONSE_TIMEOUT (60 s) would cut every stream
+    # Quart's RESPONSE_TIMEOUT (60 s) would cut every stream; the stream ends itself after
+    # LIVE_STREAM_LIFETIME, and each write has SEND_TIMEOUT (deadlines.py).
+    response.timeout = None
     return response
+
+
+def fit_to_descriptors(wanted: int) -> int:
+    """Return how many streams fit half the open-file limit, raising its soft limit if allowed.
+
+    The other half stays for ordinary requests, the database and logs, however many streams
+    are open. A limit too low even at its hard maximum clamps the streams, saying so once.
+    """
+    if resource is None:  # pragma: no cover - Windows: no such limit to check
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * wanted
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if raised > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            logger.info("Raised the open-file limit from %d to %d for live streams", soft, raised)
+            soft = raised
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    fit = max(1, soft // 2)
+    logger.warning(
+        "Live index: LIVE_MAX_STREAMS = %d does not fit the open-file limit (%d):"
+        " at most %d streams; raise the limit (LimitNOFILE= in the systemd unit)",
+        wanted,
+        soft,
+        fit,
+    )
+    return fit
 
 
 async def serve_live() -> AsyncGenerator[None, None]:
@@ -115,7 +160,8 @@ async def serve_live() -> AsyncGenerator[None, None]:
     app = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
     config = app.config
     broadcaster = Broadcaster(
-        max_streams=int(config["LIVE_MAX_STREAMS"]),
+        max_streams=fit_to_descriptors(int(config["LIVE_MAX_STREAMS"])),
+        per_client=int(config["LIVE_STREAMS_PER_CLIENT"]),
         queue_size=int(config["LIVE_QUEUE_SIZE"]),
         history=int(config["LIVE_HISTORY"]),
     )
@@ -126,7 +172,11 @@ async def serve_live() -> AsyncGenerator[None, None]:
     except BaseException:
         await source.close()
         raise
-    task = asyncio.create_task(source.run(lambda: broadcaster.last_id, broadcaster.publish))
+    task = asyncio.create_task(
+        source.run(
+            lambda: broadcaster.last_id, lambda news: broadcaster.publish(news.events, news.missed)
+        )
+    )
     app.extensions[LIVE_KEY] = broadcaster
     try:
         yield

@@ -1,13 +1,18 @@
-"""Post events: written with each post write, read back by every worker in id order."""
+"""Post events: written with each post write, read back by every worker in id order.
+
+An event carries its kind and the post's id, nothing of the post itself: its size is bounded
+(``MAX_MESSAGE_BYTES``) whatever a post holds, so every queue and history of events is bounded in
+bytes by its count. The page already shows each post's text; an event only tells it that a post
+was created, edited or deleted, and the page offers what changed through a reload.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from quart import current_app
 
+from flaskr_async.converters import MAX_ID
 from flaskr_async.db import Row
 from flaskr_async.db import Statements
 
@@ -16,15 +21,13 @@ from flaskr_async.db import Statements
 # seen id N never later finds a smaller one committed.
 SERIALIZE = "post_event"
 BATCH = 500  # events read per query
+KINDS = ("created", "updated", "deleted")
+# The longest message: both ids at their largest, the longest kind.
+MAX_MESSAGE_BYTES = len(f'id: {MAX_ID}\nevent: created\ndata: {{"id": {MAX_ID}}}\n\n')
 
-# Only public post data the page shows; a deleted post's event carries its id alone.
-EVENT_COLUMNS = (
-    "SELECT e.id, e.kind, e.post_id, p.title, p.body, p.created, u.username"
-    ' FROM post_event e LEFT JOIN post p ON p.id = e.post_id LEFT JOIN "user" u'
-    " ON u.id = p.author_id"
-)
-EVENTS_AFTER = EVENT_COLUMNS + " WHERE e.id > ? ORDER BY e.id LIMIT ?"
-NEWEST_EVENTS = EVENT_COLUMNS + " ORDER BY e.id DESC LIMIT ?"
+# From the newest event already read (its own row, if it is still there) onwards.
+EVENTS_FROM = "SELECT id, kind, post_id FROM post_event WHERE id >= ? ORDER BY id LIMIT ?"
+NEWEST_EVENTS = "SELECT id, kind, post_id FROM post_event ORDER BY id DESC LIMIT ?"
 
 
 @dataclass(frozen=True)
@@ -35,18 +38,18 @@ class Event:
     message: bytes
 
 
+@dataclass(frozen=True)
+class News:
+    """What a reader found: the events past the newest it had, and whether some were lost."""
+
+    events: list[Event]
+    # Pruned before this reader saw them (more writes than LIVE_HISTORY between two reads).
+    missed: bool = False
+
+
 def encode(row: Row) -> Event:
-    """Encode one post_event row (joined with its post, if it still exists) as an SSE message."""
-    data: dict[str, Any] = {"id": row["post_id"]}
-    if row["kind"] != "deleted" and row["title"] is not None:
-        data.update(
-            title=row["title"],
-            body=row["body"],
-            author=row["username"],
-            created=row["created"].strftime("%Y-%m-%d"),
-        )
-    # json.dumps escapes newlines, so the data is one line as SSE requires.
-    text = f"id: {row['id']}\nevent: {row['kind']}\ndata: {json.dumps(data)}\n\n"
+    """Encode one post_event row as an SSE message: its id, its kind, the post's id."""
+    text = f'id: {row["id"]}\nevent: {row["kind"]}\ndata: {{"id": {int(row["post_id"])}}}\n\n'
     return Event(int(row["id"]), text.encode())
 
 
@@ -61,15 +64,20 @@ async def record(tx: Statements, post_id: int, kind: str) -> None:
     )
 
 
-async def events_after(db: Statements, last_id: int) -> list[Event]:
-    """Return every event newer than ``last_id``, oldest first."""
-    events: list[Event] = []
-    while True:
-        rows = await db.fetch_all(EVENTS_AFTER, (last_id, BATCH))
+async def events_after(db: Statements, last_id: int) -> News:
+    """Return every event newer than ``last_id``, oldest first, saying if any were pruned unread.
+
+    Pruning removes the oldest events, so the reader's own newest event is still there unless
+    pruning passed it; only then can events it never read be gone. A reader that has seen none
+    (``last_id`` 0) cannot tell: PostgreSQL's ids have gaps (a rolled-back write uses one).
+    """
+    rows = await db.fetch_all(EVENTS_FROM, (last_id, BATCH))
+    missed = last_id > 0 and bool(rows) and rows[0]["id"] > last_id
+    events = [encode(row) for row in rows if row["id"] > last_id]
+    while len(rows) == BATCH:
+        rows = await db.fetch_all(EVENTS_FROM, (events[-1].id + 1, BATCH))
         events.extend(encode(row) for row in rows)
-        if len(rows) < BATCH:
-            return events
-        last_id = events[-1].id
+    return News(events, missed)
 
 
 async def newest_events(db: Statements, count: int) -> list[Event]:

@@ -14,13 +14,13 @@ from flaskr_async.db.postgres import PostgresConnection
 from flaskr_async.db.postgres import PostgresDatabase
 from flaskr_async.db.sqlite import SQLiteConnection
 from flaskr_async.db.sqlite import SQLiteDatabase
-from flaskr_async.live_events import Event
+from flaskr_async.live_events import News
 from flaskr_async.live_events import events_after
 
 APPLICATION_NAME = "flaskr_async live index"  # names the listener in pg_stat_activity
 CHANNEL = "flaskr_post_event"  # NOTIFY'd by the rule in schema_postgres.sql
 
-Publish = Callable[[list[Event]], None]
+Publish = Callable[[News], None]
 
 
 class Source:
@@ -40,7 +40,12 @@ class Source:
 
 
 class SQLitePoller(Source):
-    """Check for new events every ``interval`` seconds on a dedicated connection."""
+    """Check for commits every ``interval`` seconds on a dedicated connection; read if any.
+
+    ``PRAGMA data_version`` changes when another connection (any worker's) has committed: a
+    check that reads no table, so it can run often enough that a new post reaches open pages
+    within about one interval, at an idle cost of one such check per interval.
+    """
 
     def __init__(self, database: SQLiteDatabase, interval: float) -> None:
         self.database = database
@@ -53,10 +58,14 @@ class SQLitePoller(Source):
         return self.connection
 
     async def run(self, last_id: Callable[[], int], publish: Publish) -> None:
-        """Read the events past the newest seen, one indexed range scan per interval."""
+        """Read the events past the newest seen whenever the database has changed."""
         assert self.connection is not None
+        seen = None
         while True:
-            await poll_once(self.connection, last_id, publish)
+            version = await data_version(self.connection)
+            if version is None or version != seen:
+                seen = version
+                await poll_once(self.connection, last_id, publish)
             await asyncio.sleep(self.interval)
 
     async def close(self) -> None:
@@ -64,6 +73,17 @@ class SQLitePoller(Source):
         if self.connection is not None:
             connection, self.connection = self.connection, None
             await connection.raw.close()
+
+
+async def data_version(db: Statements) -> int | None:
+    """Return SQLite's data_version (None when it cannot be read: then the next read happens)."""
+    try:
+        row = await db.fetch_one("PRAGMA data_version")
+    except Exception as error:  # a locked or damaged file: poll_once reports it
+        logger.debug("Live index: data_version unreadable: %s", error)
+        return None
+    assert row is not None
+    return int(row[0])
 
 
 async def poll_once(db: Statements, last_id: Callable[[], int], publish: Publish) -> None:

@@ -154,6 +154,24 @@ def seconds(most: int) -> Setting:
     )
 
 
+def seconds_between(least: float, most: float, example: str) -> Setting:
+    """Declare a number of seconds (int or float) from ``least`` to ``most``."""
+    return Setting(
+        lambda value: type(value) in (int, float) and least <= value <= most,
+        f"a number of seconds from {least:g} to {most:g}",
+        example,
+    )
+
+
+def count_between(least: int, most: int, example: str) -> Setting:
+    """Declare an integer from ``least`` to ``most``."""
+    return Setting(
+        lambda value: type(value) is int and least <= value <= most,
+        f"an integer from {least} to {most}",
+        example,
+    )
+
+
 BOOLEAN = Setting(lambda value: type(value) is bool, "True or False (JSON true or false)", "true")
 SECRET_KEY = Setting(
     lambda value: is_key(value, MIN_SECRET_KEY_BYTES),
@@ -197,11 +215,17 @@ SETTINGS: dict[str, Setting] = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": positive("20"),
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": positive("100"),
     "LOGIN_MAX_FAILURES_PER_DEVICE": positive("10"),
-    "LIVE_MAX_STREAMS": positive("1000"),
-    "LIVE_QUEUE_SIZE": positive("64"),
-    "LIVE_HISTORY": positive("1000"),
-    "LIVE_KEEPALIVE_INTERVAL": seconds(3600),
-    "LIVE_POLL_INTERVAL": seconds(3600),
+    # The live index's bounds: each one caps what a client can make a worker hold or do.
+    "LIVE_MAX_STREAMS": count_between(1, 100_000, "1000"),
+    "LIVE_STREAMS_PER_CLIENT": count_between(1, 1000, "8"),
+    "LIVE_QUEUE_SIZE": count_between(1, 10_000, "64"),
+    "LIVE_HISTORY": count_between(1, 100_000, "1000"),
+    # Below 1 s a keep-alive is a flood; above 300 s proxies (nginx: 60 s) cut idle streams.
+    "LIVE_KEEPALIVE_INTERVAL": seconds_between(1, 300, "15"),
+    "LIVE_STREAM_LIFETIME": seconds_between(10, 86400, "600"),
+    # Below 10 ms the change check is a busy loop; above 60 s the page is no longer live.
+    "LIVE_POLL_INTERVAL": seconds_between(0.01, 60, "0.05"),
+    "SEND_TIMEOUT": seconds_between(1, 600, "10"),
     "PROXY_FIX_TRUSTED_HOPS": Setting(whole(0), f"an integer from 0 to {MAX_INT}", "1"),
     "TRUSTED_HOSTS": optional(
         Setting(is_host_list, "a non-empty list of host names", '["example.org", ".example.org"]')

@@ -84,11 +84,21 @@ CASES: dict[str, tuple[list[Any], list[Any]]] = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": POSITIVE,
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": POSITIVE,
     "LOGIN_MAX_FAILURES_PER_DEVICE": POSITIVE,
-    "LIVE_MAX_STREAMS": POSITIVE,
-    "LIVE_QUEUE_SIZE": POSITIVE,
-    "LIVE_HISTORY": POSITIVE,
-    "LIVE_KEEPALIVE_INTERVAL": SECONDS,
-    "LIVE_POLL_INTERVAL": SECONDS,
+    # The live index: each bound at both ends (a keep-alive of 1e-6 s was a flood).
+    "LIVE_MAX_STREAMS": ([1, 1000, 100_000], [0, -1, True, 1.0, "1000", 100_001, None]),
+    "LIVE_STREAMS_PER_CLIENT": ([1, 8, 1000], [0, True, 8.0, 1001, None]),
+    "LIVE_QUEUE_SIZE": ([1, 64, 10_000], [0, True, 10_001, None]),
+    "LIVE_HISTORY": ([1, 1000, 100_000], [0, True, 100_001, None]),
+    "LIVE_KEEPALIVE_INTERVAL": (
+        [1, 15.0, 300],
+        [1e-6, 0.5, 0, -1, True, "15", float("nan"), float("inf"), 301, None],
+    ),
+    "LIVE_STREAM_LIFETIME": ([10, 600.0, 86400], [9.9, 0, True, float("nan"), 86401, None]),
+    "LIVE_POLL_INTERVAL": (
+        [0.01, 0.05, 60],
+        [1e-6, 0.001, 0, True, float("nan"), float("inf"), 61, None],
+    ),
+    "SEND_TIMEOUT": ([1, 10.0, 600], [0.5, 0, -1, True, float("nan"), 601, None]),
     "PROXY_FIX_TRUSTED_HOPS": ([0, 1, 2], [-1, True, "1", 1.0, None]),
     "TRUSTED_HOSTS": (
         [None, ["example.org"], [".example.org", "localhost:8000", "127.0.0.1", "[::1]"]],

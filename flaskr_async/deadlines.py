@@ -1,0 +1,175 @@
+"""Every write to a client has a deadline: a client that takes nothing for SEND_TIMEOUT loses it.
+
+Two places, because a write can wait in two:
+- In the app (any ASGI server): each ``send`` of a response waits at most SEND_TIMEOUT; past it
+  the response ends, its resources (a live stream's slot) are freed, and the server closes it.
+  This also bounds what HTTP/2 flow control can hold, which never reaches the socket.
+- In hypercorn's connection (while the app serves on hypercorn, whichever command started it):
+  hypercorn 0.18 has no write timeout, so a client that stops reading holds a ``drain()``, and
+  then the connection's close (asyncio flushes before it closes), and so its descriptor, for as
+  long as it likes; under Python 3.12+ shutdown waits for every connection to close. Its
+  connection class is replaced by one that aborts the connection when a write or the close
+  passes the deadline. When the server starts stopping, open live streams end at once and
+  what is left of every connection gets ``STOPPING_GRACE`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncGenerator
+from collections.abc import Callable
+from typing import Any
+
+import hypercorn.asyncio.run
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.events import Closed
+from hypercorn.events import Event
+from hypercorn.events import RawData
+from hypercorn.typing import ASGIFramework
+from hypercorn.typing import ASGIReceiveCallable
+from hypercorn.typing import ASGISendCallable
+from hypercorn.typing import ASGISendEvent
+from hypercorn.typing import Scope
+from quart import Quart
+from quart import current_app
+
+from flaskr_async.live import end_streams
+
+logger = logging.getLogger("flaskr_async")
+CONNECTION_CLASS = "TCPServer"  # the name hypercorn.asyncio.run calls for each connection
+STOPPING_GRACE = 1.0  # seconds a connection still gets to take its last bytes once stopping
+
+
+class ClientTooSlow(Exception):
+    """A client took nothing of a response within SEND_TIMEOUT."""
+
+
+class SendDeadline:
+    """ASGI middleware giving each ``send`` of an HTTP response a deadline."""
+
+    def __init__(self, app: ASGIFramework, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_in_time(message: ASGISendEvent) -> None:
+            try:
+                async with asyncio.timeout(self.seconds):
+                    await send(message)
+            except TimeoutError:
+                raise ClientTooSlow from None
+
+        try:
+            await self.app(scope, receive, send_in_time)
+        except ClientTooSlow:
+            # Returning ends the response: the server closes the connection (hypercorn, below,
+            # aborts it if the client still takes nothing).
+            client = scope.get("client")
+            logger.info(
+                "Ended a response to %s: nothing taken for %s s (SEND_TIMEOUT)",
+                client[0] if client else "a client",
+                self.seconds,
+            )
+
+
+class DeadlineTCPServer(TCPServer):
+    """hypercorn's connection, aborted when a write or its close passes the deadline."""
+
+    deadline: float  # seconds; set on the subclass that serve_with_deadlines makes
+    on_stopping: Callable[[], None]  # called once when the server starts stopping
+    connections: weakref.WeakSet[DeadlineTCPServer]
+    watched: weakref.WeakSet[Any]  # the worker contexts whose stopping is watched
+    watchers: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
+    timers: weakref.WeakKeyDictionary[DeadlineTCPServer, asyncio.Timeout]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections.add(self)
+        if self.context not in self.watched:
+            self.watched.add(self.context)
+            watcher = asyncio.ensure_future(self.watch_stopping(self.context))
+            self.watchers.add(watcher)
+            watcher.add_done_callback(self.watchers.discard)
+
+    @classmethod
+    async def watch_stopping(cls, context: Any) -> None:
+        """When hypercorn starts stopping, end the streams and shorten every deadline."""
+        await context.terminated.wait()
+        cls.on_stopping()
+        cls.deadline = min(cls.deadline, STOPPING_GRACE)
+        soon = asyncio.get_running_loop().time() + cls.deadline
+        for timer in [*cls.timers.values()]:
+            when = timer.when()
+            if when is None or when > soon:
+                timer.reschedule(soon)
+
+    async def in_time(self, write: Callable[[], Any]) -> bool:
+        """Run a write (or the close) under the deadline; past it abort the connection, True."""
+        try:
+            async with asyncio.timeout(self.deadline) as timer:
+                self.timers[self] = timer
+                await write()
+        except TimeoutError:
+            pass
+        finally:
+            self.timers.pop(self, None)
+        if timer.expired():
+            self.writer.transport.abort()
+        return timer.expired()
+
+    async def protocol_send(self, event: Event) -> None:
+        """Send as hypercorn does, within the deadline; past it the connection is gone."""
+        late = await self.in_time(lambda: super(DeadlineTCPServer, self).protocol_send(event))
+        if late and isinstance(event, RawData):
+            # As hypercorn does when a write fails: the request sees a disconnect.
+            await self.protocol.handle(Closed())
+
+    async def _close(self) -> None:
+        await self.in_time(lambda: super(DeadlineTCPServer, self)._close())
+
+
+def deadline_server(seconds: float, on_stopping: Callable[[], None]) -> type[DeadlineTCPServer]:
+    """Return a connection class with its own deadline and stopping hook (one per app)."""
+    return type(
+        "DeadlineTCPServer",
+        (DeadlineTCPServer,),
+        {
+            "deadline": seconds,
+            "on_stopping": staticmethod(on_stopping),
+            "connections": weakref.WeakSet(),
+            "watched": weakref.WeakSet(),
+            "watchers": set(),
+            "timers": weakref.WeakKeyDictionary(),
+        },
+    )
+
+
+async def serve_with_deadlines() -> AsyncGenerator[None, None]:
+    """Make hypercorn's new connections keep the deadline while the app serves."""
+    app: Quart = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
+    module = hypercorn.asyncio.run
+    # hypercorn looks its connection class up by this name for each new connection, after
+    # the app's start-up and before the first connection is accepted.
+    original = getattr(module, CONNECTION_CLASS)
+    server = deadline_server(float(app.config["SEND_TIMEOUT"]), lambda: end_streams(app))
+    setattr(module, CONNECTION_CLASS, server)
+    try:
+        yield
+    finally:
+        setattr(module, CONNECTION_CLASS, original)
+
+
+def init_app(app: Quart) -> None:
+    """Give every write to a client a deadline; call last, so that it wraps every layer."""
+    app.asgi_app = SendDeadline(  # type: ignore[method-assign]
+        app.asgi_app, float(app.config["SEND_TIMEOUT"])
+    )
+    app.while_serving(serve_with_deadlines)
