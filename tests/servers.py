@@ -154,3 +154,16 @@ async def stored_titles(database: str | Path) -> list[str]:
             await connection.close()
     with closing(sqlite3.connect(database)) as connection:
         return [row[0] for row in connection.execute("SELECT title FROM post")]
+
+
+async def stored_ids(database: str | Path) -> dict[str, int]:
+    """Read every post's id by its title straight from the database."""
+    sql = "SELECT title, id FROM post"
+    if backend_of(database) == "postgresql":
+        connection = await asyncpg.connect(str(database))
+        try:
+            return {row["title"]: row["id"] for row in await connection.fetch(sql)}
+        finally:
+            await connection.close()
+    with closing(sqlite3.connect(database)) as connection:
+        return dict(connection.execute(sql).fetchall())

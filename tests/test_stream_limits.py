@@ -1,0 +1,289 @@
+"""What one client can make a real server hold, bounded in bytes, time and share.
+
+The kind: a client that never reads, or reads a byte a second, a large response or a stream;
+many streams from one client; a reconnect storm; SIGTERM while such clients hold on. Each is
+tried through the serve command (one and two workers) and plain hypercorn, on both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import server_env
+from tests.servers import start
+from tests.servers import wait_until_serving
+from tests.test_live_servers import RawStream
+from tests.test_live_servers import loopback_client
+from tests.test_multihost import Visitor
+from tests.test_multihost import register_and_log_in
+
+SEND_TIMEOUT = 1  # seconds, the smallest allowed: a stalled write is cut after this
+PER_CLIENT = 3
+GRACEFUL = 5  # hypercorn's graceful_timeout in these servers
+ESTABLISHED, CLOSE_WAIT = "01", "08"  # /proc/net/tcp states of a socket still held open
+BIG_BODY = "x" * 60_000  # a post near the 64 KiB limit
+# An index page of 6 MB: more than the kernel's socket buffers take (tcp_wmem's 4 MiB at most),
+# so a client that does not read stalls the server's write itself.
+BIG_PAGE = 100
+SERVERS = ["serve, 1 worker", "serve, 2 workers", "plain hypercorn"]
+
+
+def server_command(kind: str, port: int, tmp_path: Path) -> list[str]:
+    """Return the command that starts one kind of server on a port."""
+    if kind == "plain hypercorn":
+        return hypercorn_command(port, "--graceful-timeout", str(GRACEFUL))
+    config = tmp_path / "hypercorn.toml"
+    workers = 2 if kind == "serve, 2 workers" else 1
+    config.write_text(
+        f'bind = ["127.0.0.1:{port}"]\nworkers = {workers}\ngraceful_timeout = {GRACEFUL}\n'
+        'worker_class = "uvloop"\n'
+    )
+    return [sys.executable, "-m", "flaskr_async", "serve", "--config", str(config)]
+
+
+@dataclass
+class Site:
+    """A server under test and how many workers it runs."""
+
+    server: Server
+    workers: int
+
+    @property
+    def url(self) -> str:
+        """Return the server's base URL."""
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        """Return the server's port."""
+        port = urlsplit(self.server.url).port
+        assert port is not None
+        return port
+
+
+@pytest.fixture(params=SERVERS)
+def site(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Site]:
+    """Serve the app with small bounds on a fresh database, through one kind of server."""
+    port = free_port()
+    env = server_env(
+        database_url,
+        SEND_TIMEOUT=str(SEND_TIMEOUT),
+        LIVE_STREAMS_PER_CLIENT=str(PER_CLIENT),
+        LIVE_QUEUE_SIZE="8",
+        LIVE_HISTORY="50",
+        LIVE_KEEPALIVE_INTERVAL="1",
+        POSTS_PER_PAGE=str(BIG_PAGE),
+    )
+    server = start(server_command(request.param, port, tmp_path), env, port)
+    try:
+        wait_until_serving(server)
+        yield Site(server, 2 if request.param == "serve, 2 workers" else 1)
+    finally:
+        server.kill()
+        if server.process.stdout is not None:
+            server.process.stdout.close()
+
+
+def held_by_server(port: int, client: str | None = None) -> int:
+    """Count the server's sockets on ``port`` still open (from ``client``, if given)."""
+    held = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(local.split(":")[1], 16) != port or state not in (ESTABLISHED, CLOSE_WAIT):
+            continue
+        address = socket.inet_ntoa(bytes.fromhex(remote.split(":")[0])[::-1])
+        held += client is None or address == client
+    return held
+
+
+async def try_stream(site: Site, client: str) -> RawStream | None:
+    """Ask for a stream from ``client``: the open stream, or None (and closed) if refused."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port, local_addr=(client, 0))
+    writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    status = await asyncio.wait_for(reader.readline(), 5)
+    if not status.startswith(b"HTTP/1.1 200"):
+        assert status.startswith(b"HTTP/1.1 503"), status
+        writer.close()
+        return None
+    stream = RawStream(reader, writer)
+    await stream.until(b"retry: ")
+    return stream
+
+
+async def released(port: int, client: str, within: float) -> float:
+    """Wait until the server holds no socket from ``client``; return how long that took."""
+    started = time.monotonic()
+    while held_by_server(port, client):
+        assert time.monotonic() - started < within, f"{client} still held after {within} s"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def stalled_request(site: Site, path: str, client: str) -> socket.socket:
+    """Send a GET from ``client`` with the smallest receive buffer, and read nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.bind((client, 0))
+    sock.connect(("127.0.0.1", site.port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock
+
+
+async def fill_the_index(site: Site) -> None:
+    """Write posts of 60 KB through the site until its index page is 6 MB."""
+    visitor = Visitor()
+    try:
+        await asyncio.to_thread(register_and_log_in, visitor, site.server, site.server)
+        for n in range(BIG_PAGE):
+            response = await asyncio.to_thread(
+                visitor.submit, site.url + "/create", {"title": f"big {n}", "body": BIG_BODY}
+            )
+            assert response.status_code == 302
+    finally:
+        visitor.close()
+
+
+@pytest.mark.parametrize("reading", ["never", "a byte a second"])
+async def test_a_client_that_does_not_take_a_large_page_loses_its_connection(
+    site: Site, reading: str
+) -> None:
+    await fill_the_index(site)
+    client = loopback_client(7)
+    sock = stalled_request(site, "/", client)
+    try:
+        trickle = asyncio.create_task(read_slowly(sock)) if reading != "never" else None
+        # Held while the page is written, then cut: no longer than the write deadline allows.
+        took = await released(site.port, client, within=SEND_TIMEOUT + 4)
+        if trickle is not None:
+            trickle.cancel()
+        print(f"{reading}: the server let go of the connection after {took:.2f} s")
+        assert httpx.get(site.url + "/hello").status_code == 200
+    finally:
+        sock.close()
+
+
+async def read_slowly(sock: socket.socket) -> None:
+    """Read one byte a second."""
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    while await loop.sock_recv(sock, 1):
+        await asyncio.sleep(1)
+
+
+async def test_one_client_cannot_take_every_stream(site: Site) -> None:
+    hog, other = loopback_client(1), loopback_client(2)
+    share = PER_CLIENT * site.workers  # the share is each worker's
+    opened: list[RawStream] = []
+    try:
+        refused = 0
+        # Rounds of streams that are never read, as a client that stops reading would leave.
+        for _ in range(4):
+            for _ in range(PER_CLIENT + 2):
+                stream = await try_stream(site, hog)
+                if stream is None:
+                    refused += 1
+                else:
+                    opened.append(stream)
+        assert len(opened) <= share, (len(opened), refused)
+        assert refused >= 4 * (PER_CLIENT + 2) - share
+        await released_but(site, hog, len(opened))
+        # Everyone else is served: a stream of their own and every page.
+        theirs = await try_stream(site, other)
+        assert theirs is not None
+        opened.append(theirs)
+        for path in ("/", "/hello", "/auth/login"):
+            assert httpx.get(site.url + path).status_code == 200
+    finally:
+        for stream in opened:
+            stream.close()
+    # Each slot is free again once its connection ends.
+    await released(site.port, hog, within=5)
+    again = [await try_stream(site, hog) for _ in range(PER_CLIENT)]
+    for stream in again:
+        assert stream is not None
+        stream.close()
+
+
+async def released_but(site: Site, client: str, count: int) -> None:
+    """Wait until the server holds no more than ``count`` sockets from ``client``.
+
+    A refused request's connection ends when the client closes it, or at hypercorn's
+    keep-alive timeout (5 s).
+    """
+    try:
+        async with asyncio.timeout(10):
+            while held_by_server(site.port, client) > count:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{held_by_server(site.port, client)} held, not {count}") from None
+
+
+async def test_a_reconnect_storm_leaves_every_slot_free(site: Site) -> None:
+    clients = [loopback_client(n) for n in range(10, 14)]
+
+    async def reconnect(client: str) -> None:
+        for _ in range(25):
+            stream = await try_stream(site, client)
+            if stream is not None:
+                stream.close()
+
+    await asyncio.gather(*(reconnect(client) for client in clients))
+    for client in clients:
+        await released(site.port, client, within=5)
+        streams = [await try_stream(site, client) for _ in range(PER_CLIENT)]
+        for stream in streams:
+            assert stream is not None
+            stream.close()
+
+
+async def test_a_catch_up_is_bounded_in_bytes(site: Site) -> None:
+    visitor = Visitor()
+    try:
+        await asyncio.to_thread(register_and_log_in, visitor, site.server, site.server)
+        for n in range(12):
+            await asyncio.to_thread(
+                visitor.submit, site.url + "/create", {"title": f"{n}", "body": "\x01" * 60_000}
+            )
+    finally:
+        visitor.close()
+    await asyncio.sleep(0.5)  # ten change checks: every worker has read the twelve events
+    # Twelve events behind, with room for eight: a reload, not the catch-up.
+    with httpx.stream("GET", site.url + "/events?since=0", timeout=5) as response:
+        first = next(response.iter_raw())
+    assert b"event: reload" in first and b"event: created" not in first
+    assert len(first) < 200
+
+
+async def test_sigterm_with_clients_that_never_read(site: Site) -> None:
+    await fill_the_index(site)
+    with ExitStack() as stack:
+        for n in range(3):
+            stack.callback(stalled_request(site, "/", loopback_client(20 + n)).close)
+            stream = await try_stream(site, loopback_client(30 + n))
+            assert stream is not None
+            stack.callback(stream.close)
+        await asyncio.sleep(0.5)  # the page writes have stalled
+        stopping = time.monotonic()
+        site.server.process.send_signal(15)
+        status = await asyncio.to_thread(site.server.process.wait, GRACEFUL + 5)
+        stopped = time.monotonic() - stopping
+    output = site.server.output()
+    print(f"SIGTERM with 6 clients that never read: exited in {stopped:.2f} s")
+    assert status == 0
+    assert stopped < GRACEFUL
+    assert output.count("Database closed") == output.count("Database opened") >= 1
