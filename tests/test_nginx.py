@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
@@ -9,7 +10,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from contextlib import asynccontextmanager
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,7 +42,7 @@ MAIN = """\
 {user}
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log {tmp}/other.access.log;
     client_body_temp_path {tmp}/client_body;
@@ -97,14 +101,14 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return certificate, key
 
 
-def nginx_files(tmp: Path, site: str) -> Path:
+def nginx_files(tmp: Path, site: str, connections: int = 64) -> Path:
     """Write the site and a main config around it into ``tmp``; return the main config."""
     site_path = tmp / "site.conf"
     site_path.write_text(site)
     # As root, nginx's workers would run as nobody, who cannot enter pytest's 0700 folders.
     user = "user root;" if os.geteuid() == 0 else ""
     main = tmp / "nginx.conf"
-    main.write_text(MAIN.format(user=user, tmp=tmp, site=site_path))
+    main.write_text(MAIN.format(user=user, tmp=tmp, site=site_path, connections=connections))
     return main
 
 
@@ -204,16 +208,15 @@ def upstream(tmp_path: Path) -> Iterator[Server]:
         yield server
 
 
-def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server) -> None:
-    nginx = nginx_binary()
+def https_site(
+    tmp_path: Path, upstream: Server, http_port: int, https_port: int, site: str = ""
+) -> str:
+    """Return the whole site file (or ``site``) with the test's ports, certificate and paths."""
     certificate, key = self_signed_certificate(tmp_path)
     webroot = tmp_path / "letsencrypt"
-    (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
-    (webroot / ".well-known" / "acme-challenge" / "t0k3n").write_text("t0k3n.key")
-    http_port, https_port = free_port(), free_port()
     access_log = tmp_path / "flaskr-async.access.log"
-    site = rendered(
-        SITE.read_text(),
+    return rendered(
+        site or SITE.read_text(),
         {
             "listen 80;": f"listen 127.0.0.1:{http_port};",
             "listen [::]:80;": "",
@@ -226,6 +229,16 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
             "proxy_pass http://127.0.0.1:8000;": f"proxy_pass {upstream.url};",
         },
     )
+
+
+def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server) -> None:
+    nginx = nginx_binary()
+    webroot = tmp_path / "letsencrypt"
+    (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+    (webroot / ".well-known" / "acme-challenge" / "t0k3n").write_text("t0k3n.key")
+    http_port, https_port = free_port(), free_port()
+    access_log = tmp_path / "flaskr-async.access.log"
+    site = https_site(tmp_path, upstream, http_port, https_port)
     main = nginx_files(tmp_path, site)
     plain = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Host": HOST})
     secure = httpx.Client(
@@ -347,3 +360,116 @@ def test_the_guide_gives_the_certbot_steps_in_order() -> None:
     where = [guide.find(step) for step in steps]
     assert -1 not in where, [step for step, at in zip(steps, where, strict=True) if at == -1]
     assert where == sorted(where)
+
+
+def stream_limits() -> dict[str, int]:
+    """Return the limit_conn numbers of the shipped site's ``location = /events``, by zone."""
+    location = SITE.read_text().split("location = /events {")[1].split("}")[0]
+    return {zone: int(n) for zone, n in re.findall(r"^\s*limit_conn (\w+) (\d+);", location, re.M)}
+
+
+PER_CLIENT = stream_limits()["flaskr_streams"]
+TOTAL = stream_limits()["flaskr_streams_total"]
+DEBIAN_WORKER_CONNECTIONS = 768  # /etc/nginx/nginx.conf as Debian ships it
+
+
+def test_the_stream_limits_leave_connections_for_everything_else() -> None:
+    # A stream holds 2 of a worker's connections at most (client and upstream, HTTP/1.1), and
+    # over HTTP/2 all of a connection's streams are in one worker: half of it stays free.
+    assert 2 * TOTAL <= DEBIAN_WORKER_CONNECTIONS // 2 + 16
+    assert 1 < PER_CLIENT < TOTAL // 10
+    assert PER_CLIENT < stream_limits()["flaskr_requests"]
+
+
+@asynccontextmanager
+async def https_client(port: int, address: str, version: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Open a client of the site from a loopback ``address``, speaking HTTP ``version``."""
+    http2 = version == "HTTP/2"
+    transport = httpx.AsyncHTTPTransport(
+        verify=False, local_address=address, http1=not http2, http2=http2
+    )
+    client = httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{port}",
+        headers={"Host": HOST},
+        transport=transport,
+        timeout=5,
+    )
+    async with client:
+        yield client
+
+
+async def open_stream(client: httpx.AsyncClient, stack: AsyncExitStack) -> httpx.Response:
+    """Request the event stream, closed with ``stack``; when it opens, wait for its first bytes."""
+    response = await stack.enter_async_context(client.stream("GET", "/events"))
+    if response.status_code == 200:
+        async with asyncio.timeout(5):
+            first = await anext(response.aiter_bytes())
+        assert first.startswith(b"retry: ")
+    else:
+        await response.aread()
+    return response
+
+
+async def open_streams(
+    client: httpx.AsyncClient, stack: AsyncExitStack, count: int
+) -> list[httpx.Response]:
+    """Request ``count`` event streams at once; return them, those that opened first."""
+    responses = await asyncio.gather(*(open_stream(client, stack) for _ in range(count)))
+    return sorted(responses, key=lambda response: response.status_code)
+
+
+def assert_refused(response: httpx.Response) -> None:
+    """Check nginx's own refusal of a stream: 503, Retry-After as the app's, HSTS kept."""
+    assert response.status_code == 503
+    assert response.headers.get_list("retry-after") == ["5"]
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+    assert "<center>nginx</center>" in response.text
+
+
+async def assert_pages_load(client: httpx.AsyncClient) -> None:
+    """Check that the index and a plain page still load for ``client``."""
+    index, hello = await asyncio.gather(client.get("/"), client.get("/hello"))
+    assert index.status_code == 200
+    assert (hello.status_code, hello.text) == (200, "Hello, World!")
+
+
+@contextmanager
+def site_served(
+    tmp_path: Path, upstream: Server, site: str = "", connections: int = 64
+) -> Iterator[int]:
+    """Serve the site (or ``site``) with nginx for the block; return its HTTPS port."""
+    nginx = nginx_binary()
+    http_port, https_port = free_port(), free_port()
+    rendered_site = https_site(tmp_path, upstream, http_port, https_port, site)
+    main = nginx_files(tmp_path, rendered_site, connections)
+    with nginx_running(nginx_command(nginx, tmp_path, main), http_port):
+        yield https_port
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/2"])
+async def test_a_client_gets_its_share_of_streams(
+    tmp_path: Path, upstream: Server, version: str
+) -> None:
+    excess = 3
+    with site_served(tmp_path, upstream) as port:
+        async with (
+            https_client(port, CLIENT, version) as greedy,
+            https_client(port, "127.0.0.3", version) as other,
+            AsyncExitStack() as stack,
+        ):
+            streams = await open_streams(greedy, stack, PER_CLIENT + excess)
+            opened, refused = streams[:PER_CLIENT], streams[PER_CLIENT:]
+            for response in opened:
+                assert response.status_code == 200
+                assert response.http_version == version
+                assert "retry-after" not in response.headers
+            for response in refused:
+                assert_refused(response)
+            if version == "HTTP/2":  # all of them on one connection, as a browser's
+                connections = {id(r.extensions["network_stream"]) for r in streams}
+                assert len(connections) == 1
+            # Another client still gets a stream, and both still get pages.
+            (theirs,) = await open_streams(other, stack, 1)
+            assert theirs.status_code == 200
+            await assert_pages_load(other)
+            await assert_pages_load(greedy)
