@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -473,3 +474,84 @@ async def test_a_client_gets_its_share_of_streams(
             assert theirs.status_code == 200
             await assert_pages_load(other)
             await assert_pages_load(greedy)
+
+
+ATTACKERS = [f"127.0.0.{n}" for n in range(3, 10)]  # 7 clients, one HTTP/2 connection each
+
+
+async def test_many_clients_streams_leave_nginx_connections(
+    tmp_path: Path, upstream: Server
+) -> None:
+    # Debian's 768 connections and 200 streams, scaled down to 32 and 8: without the total,
+    # these clients' 28 streams, their 7 connections and nginx's 2 listening sockets would
+    # need 37 connections, and nobody else would get one.
+    total, connections = 8, 32
+    site = rendered(
+        SITE.read_text(),
+        {
+            f"limit_conn flaskr_streams_total {TOTAL};": (
+                f"limit_conn flaskr_streams_total {total};"
+            )
+        },
+    )
+    with site_served(tmp_path, upstream, site, connections) as port:
+        async with AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(https_client(port, address, "HTTP/2"))
+                for address in ATTACKERS
+            ]
+            each = await asyncio.gather(*(open_streams(c, stack, PER_CLIENT) for c in clients))
+            streams = sorted((r for rs in each for r in rs), key=lambda r: r.status_code)
+            assert len(streams) == len(ATTACKERS) * PER_CLIENT
+            assert [r.status_code for r in streams[:total]] == [200] * total
+            for response in streams[total:]:
+                assert_refused(response)
+            # Someone else: pages load; a stream is refused, to be tried again later.
+            visitor = await stack.enter_async_context(https_client(port, CLIENT, "HTTP/2"))
+            await assert_pages_load(visitor)
+            (refused,) = await open_streams(visitor, stack, 1)
+            assert_refused(refused)
+    assert "worker_connections are not enough" not in (tmp_path / "error.log").read_text()
+
+
+def ipv6_loopback() -> bool:
+    """Return whether this machine has ::1 to listen on."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("address", "url", "key"),
+    [
+        (CLIENT, "http://127.0.0.1:{port}/", b"\x7f\x00\x00\x02"),  # the whole address
+        ("::1", "http://[::1]:{port}/", bytes(8)),  # its /64: the first 8 bytes of 16
+    ],
+)
+def test_a_client_is_an_ipv4_address_or_an_ipv6_64(
+    tmp_path: Path, address: str, url: str, key: bytes
+) -> None:
+    if ":" in address and not ipv6_loopback():
+        pytest.skip("no IPv6 loopback address")
+    nginx = nginx_binary()
+    mapping = re.search(
+        r"^map \$binary_remote_addr \$flaskr_client \{.*?^\}", SITE.read_text(), re.M | re.S
+    )
+    assert mapping is not None, "deploy/nginx.conf no longer maps clients"
+    port = free_port()
+    listen_ipv6 = f"listen [::1]:{port};" if ipv6_loopback() else ""
+    site = f"""{mapping[0]}
+server {{
+    listen 127.0.0.1:{port};
+    {listen_ipv6}
+    location / {{ return 200 "$flaskr_client"; }}
+}}
+"""
+    main = nginx_files(tmp_path, site)
+    with nginx_running(nginx_command(nginx, tmp_path, main), port):
+        transport = httpx.HTTPTransport(local_address=address)
+        with httpx.Client(transport=transport) as client:
+            assert client.get(url.format(port=port)).content == key
