@@ -192,8 +192,12 @@ def test_the_bootstrap_part_starts_without_a_certificate(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Server]:
-    """Serve the app with hypercorn as the unit does behind nginx: one trusted proxy hop."""
+def upstream(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Serve the app with hypercorn as the unit does behind nginx: one trusted proxy hop.
+
+    An indirect parameter adds settings.
+    """
+    settings: dict[str, str] = getattr(request, "param", {})
     port = free_port()
     env = server_env(
         tmp_path / "flaskr.sqlite",
@@ -202,6 +206,7 @@ def upstream(tmp_path: Path) -> Iterator[Server]:
         # The deployment guide's setting: the domain, and loopback for checks on the server.
         TRUSTED_HOSTS=f'["{HOST}", "localhost", "127.0.0.1", "[::1]"]',
         LIVE_POLL_INTERVAL="0.1",
+        **settings,
     )
     config = tmp_path / "hypercorn.toml"
     config.write_text(f'accesslog = "-"\n{hypercorn_log_format()}\n')
@@ -474,6 +479,18 @@ async def test_a_client_gets_its_share_of_streams(
             assert theirs.status_code == 200
             await assert_pages_load(other)
             await assert_pages_load(greedy)
+
+
+@pytest.mark.parametrize("upstream", [{"LIVE_MAX_STREAMS": "1"}], indirect=True)
+async def test_the_apps_own_refusal_passes_unchanged(tmp_path: Path, upstream: Server) -> None:
+    with site_served(tmp_path, upstream) as port:
+        async with https_client(port, CLIENT, "HTTP/2") as client, AsyncExitStack() as stack:
+            opened, refused = await open_streams(client, stack, 2)
+            assert opened.status_code == 200
+            assert refused.status_code == 503
+            assert refused.headers.get_list("retry-after") == ["5"]  # the app's, not doubled
+            assert refused.headers["strict-transport-security"] == "max-age=31536000"
+            assert "<center>nginx</center>" not in refused.text
 
 
 ATTACKERS = [f"127.0.0.{n}" for n in range(3, 10)]  # 7 clients, one HTTP/2 connection each
