@@ -381,8 +381,10 @@ DEBIAN_WORKER_CONNECTIONS = 768  # /etc/nginx/nginx.conf as Debian ships it
 
 def test_the_stream_limits_leave_connections_for_everything_else() -> None:
     # A stream holds 2 of a worker's connections at most (client and upstream, HTTP/1.1), and
-    # over HTTP/2 all of a connection's streams are in one worker: half of it stays free.
-    assert 2 * TOTAL <= DEBIAN_WORKER_CONNECTIONS // 2 + 16
+    # over HTTP/2 all of a connection's streams are in one worker: even then, over 300 of its
+    # connections stay for pages and idle connections.
+    assert DEBIAN_WORKER_CONNECTIONS - 2 * TOTAL > 300
+    # A few pages per client, and no client near the total.
     assert 1 < PER_CLIENT < TOTAL // 10
     assert PER_CLIENT < stream_limits()["flaskr_requests"]
 
