@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from contextlib import asynccontextmanager
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,7 +43,7 @@ MAIN = """\
 {user}
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log {tmp}/other.access.log;
     client_body_temp_path {tmp}/client_body;
@@ -97,14 +102,14 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return certificate, key
 
 
-def nginx_files(tmp: Path, site: str) -> Path:
+def nginx_files(tmp: Path, site: str, connections: int = 64) -> Path:
     """Write the site and a main config around it into ``tmp``; return the main config."""
     site_path = tmp / "site.conf"
     site_path.write_text(site)
     # As root, nginx's workers would run as nobody, who cannot enter pytest's 0700 folders.
     user = "user root;" if os.geteuid() == 0 else ""
     main = tmp / "nginx.conf"
-    main.write_text(MAIN.format(user=user, tmp=tmp, site=site_path))
+    main.write_text(MAIN.format(user=user, tmp=tmp, site=site_path, connections=connections))
     return main
 
 
@@ -187,8 +192,12 @@ def test_the_bootstrap_part_starts_without_a_certificate(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[Server]:
-    """Serve the app with hypercorn as the unit does behind nginx: one trusted proxy hop."""
+def upstream(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Serve the app with hypercorn as the unit does behind nginx: one trusted proxy hop.
+
+    An indirect parameter adds settings.
+    """
+    settings: dict[str, str] = getattr(request, "param", {})
     port = free_port()
     env = server_env(
         tmp_path / "flaskr.sqlite",
@@ -197,6 +206,7 @@ def upstream(tmp_path: Path) -> Iterator[Server]:
         # The deployment guide's setting: the domain, and loopback for checks on the server.
         TRUSTED_HOSTS=f'["{HOST}", "localhost", "127.0.0.1", "[::1]"]',
         LIVE_POLL_INTERVAL="0.1",
+        **settings,
     )
     config = tmp_path / "hypercorn.toml"
     config.write_text(f'accesslog = "-"\n{hypercorn_log_format()}\n')
@@ -204,16 +214,15 @@ def upstream(tmp_path: Path) -> Iterator[Server]:
         yield server
 
 
-def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server) -> None:
-    nginx = nginx_binary()
+def https_site(
+    tmp_path: Path, upstream: Server, http_port: int, https_port: int, site: str = ""
+) -> str:
+    """Return the whole site file (or ``site``) with the test's ports, certificate and paths."""
     certificate, key = self_signed_certificate(tmp_path)
     webroot = tmp_path / "letsencrypt"
-    (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
-    (webroot / ".well-known" / "acme-challenge" / "t0k3n").write_text("t0k3n.key")
-    http_port, https_port = free_port(), free_port()
     access_log = tmp_path / "flaskr-async.access.log"
-    site = rendered(
-        SITE.read_text(),
+    return rendered(
+        site or SITE.read_text(),
         {
             "listen 80;": f"listen 127.0.0.1:{http_port};",
             "listen [::]:80;": "",
@@ -226,6 +235,16 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
             "proxy_pass http://127.0.0.1:8000;": f"proxy_pass {upstream.url};",
         },
     )
+
+
+def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server) -> None:
+    nginx = nginx_binary()
+    webroot = tmp_path / "letsencrypt"
+    (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+    (webroot / ".well-known" / "acme-challenge" / "t0k3n").write_text("t0k3n.key")
+    http_port, https_port = free_port(), free_port()
+    access_log = tmp_path / "flaskr-async.access.log"
+    site = https_site(tmp_path, upstream, http_port, https_port)
     main = nginx_files(tmp_path, site)
     plain = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Host": HOST})
     secure = httpx.Client(
@@ -347,3 +366,212 @@ def test_the_guide_gives_the_certbot_steps_in_order() -> None:
     where = [guide.find(step) for step in steps]
     assert -1 not in where, [step for step, at in zip(steps, where, strict=True) if at == -1]
     assert where == sorted(where)
+
+
+def stream_limits() -> dict[str, int]:
+    """Return the limit_conn numbers of the shipped site's ``location = /events``, by zone."""
+    location = SITE.read_text().split("location = /events {")[1].split("}")[0]
+    return {zone: int(n) for zone, n in re.findall(r"^\s*limit_conn (\w+) (\d+);", location, re.M)}
+
+
+PER_CLIENT = stream_limits()["flaskr_streams"]
+TOTAL = stream_limits()["flaskr_streams_total"]
+DEBIAN_WORKER_CONNECTIONS = 768  # /etc/nginx/nginx.conf as Debian ships it
+
+
+def test_the_stream_limits_leave_connections_for_everything_else() -> None:
+    # A stream holds 2 of a worker's connections at most (client and upstream, HTTP/1.1), and
+    # over HTTP/2 all of a connection's streams are in one worker: even then, over 300 of its
+    # connections stay for pages and idle connections.
+    assert DEBIAN_WORKER_CONNECTIONS - 2 * TOTAL > 300
+    # A few pages per client, and no client near the total.
+    assert 1 < PER_CLIENT < TOTAL // 10
+    assert PER_CLIENT < stream_limits()["flaskr_requests"]
+
+
+@asynccontextmanager
+async def https_client(port: int, address: str, version: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Open a client of the site from a loopback ``address``, speaking HTTP ``version``."""
+    http2 = version == "HTTP/2"
+    transport = httpx.AsyncHTTPTransport(
+        verify=False, local_address=address, http1=not http2, http2=http2
+    )
+    client = httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{port}",
+        headers={"Host": HOST},
+        transport=transport,
+        timeout=5,
+    )
+    async with client:
+        yield client
+
+
+async def open_stream(client: httpx.AsyncClient, stack: AsyncExitStack) -> httpx.Response:
+    """Request the event stream, closed with ``stack``; when it opens, wait for its first bytes."""
+    response = await stack.enter_async_context(client.stream("GET", "/events"))
+    if response.status_code == 200:
+        async with asyncio.timeout(5):
+            first = await anext(response.aiter_bytes())
+        assert first.startswith(b"retry: ")
+    else:
+        await response.aread()
+    return response
+
+
+async def open_streams(
+    client: httpx.AsyncClient, stack: AsyncExitStack, count: int
+) -> list[httpx.Response]:
+    """Request ``count`` event streams at once; return them, those that opened first."""
+    responses = await asyncio.gather(*(open_stream(client, stack) for _ in range(count)))
+    return sorted(responses, key=lambda response: response.status_code)
+
+
+def assert_refused(response: httpx.Response) -> None:
+    """Check nginx's own refusal of a stream: 503, Retry-After as the app's, HSTS kept."""
+    assert response.status_code == 503
+    assert response.headers.get_list("retry-after") == ["5"]
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+    assert "<center>nginx</center>" in response.text
+
+
+async def assert_pages_load(client: httpx.AsyncClient) -> None:
+    """Check that the index and a plain page still load for ``client``."""
+    index, hello = await asyncio.gather(client.get("/"), client.get("/hello"))
+    assert index.status_code == 200
+    assert (hello.status_code, hello.text) == (200, "Hello, World!")
+
+
+@contextmanager
+def site_served(
+    tmp_path: Path, upstream: Server, site: str = "", connections: int = 64
+) -> Iterator[int]:
+    """Serve the site (or ``site``) with nginx for the block; return its HTTPS port."""
+    nginx = nginx_binary()
+    http_port, https_port = free_port(), free_port()
+    rendered_site = https_site(tmp_path, upstream, http_port, https_port, site)
+    main = nginx_files(tmp_path, rendered_site, connections)
+    with nginx_running(nginx_command(nginx, tmp_path, main), http_port):
+        yield https_port
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/2"])
+async def test_a_client_gets_its_share_of_streams(
+    tmp_path: Path, upstream: Server, version: str
+) -> None:
+    excess = 3
+    with site_served(tmp_path, upstream) as port:
+        async with (
+            https_client(port, CLIENT, version) as greedy,
+            https_client(port, "127.0.0.3", version) as other,
+            AsyncExitStack() as stack,
+        ):
+            streams = await open_streams(greedy, stack, PER_CLIENT + excess)
+            opened, refused = streams[:PER_CLIENT], streams[PER_CLIENT:]
+            for response in opened:
+                assert response.status_code == 200
+                assert response.http_version == version
+                assert "retry-after" not in response.headers
+            for response in refused:
+                assert_refused(response)
+            if version == "HTTP/2":  # all of them on one connection, as a browser's
+                connections = {id(r.extensions["network_stream"]) for r in streams}
+                assert len(connections) == 1
+            # Another client still gets a stream, and both still get pages.
+            (theirs,) = await open_streams(other, stack, 1)
+            assert theirs.status_code == 200
+            await assert_pages_load(other)
+            await assert_pages_load(greedy)
+
+
+@pytest.mark.parametrize("upstream", [{"LIVE_MAX_STREAMS": "1"}], indirect=True)
+async def test_the_apps_own_refusal_passes_unchanged(tmp_path: Path, upstream: Server) -> None:
+    with site_served(tmp_path, upstream) as port:
+        async with https_client(port, CLIENT, "HTTP/2") as client, AsyncExitStack() as stack:
+            opened, refused = await open_streams(client, stack, 2)
+            assert opened.status_code == 200
+            assert refused.status_code == 503
+            assert refused.headers.get_list("retry-after") == ["5"]  # the app's, not doubled
+            assert refused.headers["strict-transport-security"] == "max-age=31536000"
+            assert "<center>nginx</center>" not in refused.text
+
+
+ATTACKERS = [f"127.0.0.{n}" for n in range(3, 10)]  # 7 clients, one HTTP/2 connection each
+
+
+async def test_many_clients_streams_leave_nginx_connections(
+    tmp_path: Path, upstream: Server
+) -> None:
+    # Debian's 768 connections and 200 streams, scaled down to 32 and 8: without the total,
+    # these clients' 28 streams, their 7 connections and nginx's 2 listening sockets would
+    # need 37 connections. Measured so (total 1000): 22 streams opened, 6 got nginx's 500
+    # (no connection left for the upstream) and the next client could not connect at all.
+    total, connections = 8, 32
+    site = rendered(
+        SITE.read_text(),
+        {
+            f"limit_conn flaskr_streams_total {TOTAL};": (
+                f"limit_conn flaskr_streams_total {total};"
+            )
+        },
+    )
+    with site_served(tmp_path, upstream, site, connections) as port:
+        async with AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(https_client(port, address, "HTTP/2"))
+                for address in ATTACKERS
+            ]
+            each = await asyncio.gather(*(open_streams(c, stack, PER_CLIENT) for c in clients))
+            streams = sorted((r for rs in each for r in rs), key=lambda r: r.status_code)
+            assert len(streams) == len(ATTACKERS) * PER_CLIENT
+            assert [r.status_code for r in streams[:total]] == [200] * total
+            for response in streams[total:]:
+                assert_refused(response)
+            # Someone else: pages load; a stream is refused, to be tried again later.
+            visitor = await stack.enter_async_context(https_client(port, CLIENT, "HTTP/2"))
+            await assert_pages_load(visitor)
+            (refused,) = await open_streams(visitor, stack, 1)
+            assert_refused(refused)
+    assert "worker_connections are not enough" not in (tmp_path / "error.log").read_text()
+
+
+def ipv6_loopback() -> bool:
+    """Return whether this machine has ::1 to listen on."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("address", "url", "key"),
+    [
+        (CLIENT, "http://127.0.0.1:{port}/", b"\x7f\x00\x00\x02"),  # the whole address
+        ("::1", "http://[::1]:{port}/", bytes(8)),  # its /64: the first 8 bytes of 16
+    ],
+)
+def test_a_client_is_an_ipv4_address_or_an_ipv6_64(
+    tmp_path: Path, address: str, url: str, key: bytes
+) -> None:
+    if ":" in address and not ipv6_loopback():
+        pytest.skip("no IPv6 loopback address")
+    nginx = nginx_binary()
+    mapping = re.search(
+        r"^map \$binary_remote_addr \$flaskr_client \{.*?^\}", SITE.read_text(), re.M | re.S
+    )
+    assert mapping is not None, "deploy/nginx.conf no longer maps clients"
+    port = free_port()
+    listen_ipv6 = f"listen [::1]:{port};" if ipv6_loopback() else ""
+    site = f"""{mapping[0]}
+server {{
+    listen 127.0.0.1:{port};
+    {listen_ipv6}
+    location / {{ return 200 "$flaskr_client"; }}
+}}
+"""
+    main = nginx_files(tmp_path, site)
+    with nginx_running(nginx_command(nginx, tmp_path, main), port):
+        transport = httpx.HTTPTransport(local_address=address)
+        with httpx.Client(transport=transport) as client:
+            assert client.get(url.format(port=port)).content == key
