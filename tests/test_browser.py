@@ -261,19 +261,22 @@ def test_an_open_index_hears_of_new_edited_and_deleted_posts(
             # A new post: the open page offers it without reloading itself.
             writer.page.get_by_role("link", name="New").click()
             fill_and_submit(writer.page, {"Title": "Second", "Body": "Two."}, "Save")
-            notice = reader.page.get_by_role("status")
-            expect(notice).to_have_text("1 new post")
+            # A live region around the link announces it; the link keeps its own name.
+            notice = reader.page.get_by_role("link", name="1 new post")
+            expect(reader.page.get_by_role("status")).to_have_text("1 new post")
+            expect(notice).to_have_attribute("href", "/")
             expect(reader.page.locator("article")).to_have_count(1)
 
-            # An edit shows in place; text stays text.
+            # An edit marks the post; its new text waits for a reload.
             edit_link(writer.page, "First").click()
             fill_and_submit(writer.page, {"Title": "<b>Edited</b>", "Body": "Now two."}, "Save")
             post = reader.page.locator("article").first
-            expect(post.locator("h1")).to_have_text("<b>Edited</b>")
-            expect(post.locator(".body")).to_have_text("Now two.")
+            expect(post.locator(".live-mark")).to_have_text("This post was edited.")
+            expect(post).to_have_class(re.compile(r"\bupdated\b"))
+            expect(post.locator("h1")).to_have_text("First")
 
             # A deletion marks the post removed.
-            edit_link(writer.page, "Edited").click()
+            edit_link(writer.page, "<b>Edited</b>").click()
             writer.page.get_by_role("button", name="Delete").click()
             expect(post).to_contain_text("This post was deleted.")
             expect(post).to_have_class(re.compile(r"\bdeleted\b"))

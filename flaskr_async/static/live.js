@@ -10,6 +10,12 @@
   let lastId = null;
   let notice = null;
 
+  // The live region wraps the link, so the link keeps its own name for assistive tech; it is
+  // in the page before any text goes in, so screen readers announce the text.
+  const status = document.createElement("div");
+  status.setAttribute("role", "status");
+  document.querySelector("main.content > header").after(status);
+
   const articleOf = (id) => document.querySelector(`article[data-post-id="${Number(id)}"]`);
 
   function say(text) {
@@ -17,8 +23,7 @@
       notice = document.createElement("a");
       notice.className = "live-notice";
       notice.href = script.dataset.index;
-      notice.setAttribute("role", "status");
-      document.querySelector("main.content > header").after(notice);
+      status.append(notice);
     }
     notice.textContent = text;
   }
@@ -42,6 +47,8 @@
     note.textContent = text;
   }
 
+  // An event's data names the post alone (any other field is ignored), so an edit is marked
+  // rather than shown: a reload shows the new text.
   const handlers = {
     created(post) {
       if (articleOf(post.id) === null) {
@@ -51,10 +58,9 @@
     },
     updated(post) {
       const article = articleOf(post.id);
-      if (article !== null && post.title !== undefined) {
-        article.querySelector("h1").textContent = post.title;
-        article.querySelector(".body").textContent = post.body;
+      if (article !== null && !article.classList.contains("deleted")) {
         article.classList.add("updated");
+        mark(article, "This post was edited.");
       }
     },
     deleted(post) {
