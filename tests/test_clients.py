@@ -1,0 +1,119 @@
+"""One client: an IPv4 address or an IPv6 /64, the same for the login throttle and the streams."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from quart import Quart
+
+from flaskr_async.clients import client_of
+from tests.conftest import serving
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::1", "::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unix-socket-peer", "unix-socket-peer"),
+        ("", "unknown"),
+        (None, "unknown"),
+    ],
+)
+def test_the_client_of_an_address(address: str | None, client: str) -> None:
+    assert client_of(address) == client
+
+
+ipv6 = st.integers(min_value=0, max_value=2**128 - 1).map(ipaddress.IPv6Address)
+
+
+@given(ipv6, st.integers(min_value=0, max_value=2**64 - 1))
+def test_every_address_of_a_64_is_one_client(address: ipaddress.IPv6Address, host: int) -> None:
+    network = int(address) >> 64 << 64
+    twin = ipaddress.IPv6Address(network | host)
+    if address.ipv4_mapped is None and twin.ipv4_mapped is None:
+        assert client_of(str(address)) == client_of(str(twin)) == client_of(address.exploded)
+
+
+@given(ipv6, ipv6)
+def test_addresses_of_different_64s_are_different_clients(
+    a: ipaddress.IPv6Address, b: ipaddress.IPv6Address
+) -> None:
+    if int(a) >> 64 != int(b) >> 64 and a.ipv4_mapped is None and b.ipv4_mapped is None:
+        assert client_of(str(a)) != client_of(str(b))
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1).map(ipaddress.IPv4Address))
+def test_an_ipv4_address_is_its_own_client_however_written(address: ipaddress.IPv4Address) -> None:
+    assert client_of(str(address)) == client_of(f"::ffff:{address}") == str(address)
+
+
+def behind_proxy(app_config: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    """Return settings for an app behind one trusted proxy, with small per-client limits."""
+    return {**app_config, "PROXY_FIX_TRUSTED_HOPS": 1, **settings}
+
+
+def from_address(address: str) -> dict[str, str]:
+    """Return the headers one trusted proxy sets for a client address."""
+    return {"X-Forwarded-For": address}
+
+
+async def test_the_login_throttle_counts_a_64_as_one_address(
+    app_config: dict[str, Any],
+) -> None:
+    config = behind_proxy(app_config, LOGIN_MAX_FAILURES_PER_ADDRESS=3)
+    async with serving(config) as app:
+        statuses = [
+            await failed_login(app, f"user{n}", f"2001:db8:5:6::{n + 1:x}") for n in range(5)
+        ]
+        # Another /64 is another client.
+        other = await failed_login(app, "user9", "2001:db8:5:7::1")
+    assert statuses == [200, 200, 200, 429, 429]
+    assert other == 200
+
+
+async def failed_login(app: Quart, username: str, address: str) -> int:
+    """Try a wrong password from an address; return the status."""
+    response = await app.test_client().post(
+        "/auth/login",
+        form={"username": username, "password": "wrong password"},
+        headers=from_address(address),
+    )
+    return response.status_code
+
+
+async def test_the_stream_share_counts_a_64_as_one_client(app_config: dict[str, Any]) -> None:
+    config = behind_proxy(app_config, LIVE_STREAMS_PER_CLIENT=2)
+    async with serving(config) as app:
+        opened = []
+        try:
+            for n in range(2):
+                connection = app.test_client().request(
+                    "/events", headers=from_address(f"2001:db8:9:9::{n + 1:x}")
+                )
+                await connection.__aenter__()
+                await connection.send_complete()
+                assert (await connection.receive()).startswith(b"retry:")
+                opened.append(connection)
+            client = app.test_client()
+            third = await client.get("/events", headers=from_address("2001:db8:9:9::ff"))
+            elsewhere = client.request("/events", headers=from_address("2001:db8:9:a::1"))
+            async with elsewhere:
+                await elsewhere.send_complete()
+                assert (await elsewhere.receive()).startswith(b"retry:")
+                await elsewhere.disconnect()
+        finally:
+            for connection in opened:
+                await connection.disconnect()
+                await connection.__aexit__(None, None, None)
+    assert third.status_code == 503
