@@ -198,11 +198,14 @@ class PostgresListener(Source):
                 return
 
     async def close(self) -> None:
-        """Close the listening connection."""
+        """Close the listening connection; drop it if the server does not answer in time."""
         if self.connection is not None:
             connection, self.connection = self.connection, None
             if not connection.raw.is_closed():
-                await connection.raw.close()
+                try:
+                    await connection.raw.close(timeout=self.deadline)
+                except TimeoutError:
+                    pass  # asyncpg dropped the connection: a silent server never said goodbye
 
 
 def source_for(database: Pool, interval: float) -> Source:

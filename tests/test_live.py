@@ -690,3 +690,19 @@ async def test_a_check_on_a_lost_connection_reconnects(
         await admin.close()
         await listener.close()
     assert "the PostgreSQL listener's check failed (connection is closed)" in caplog.text
+
+
+@pytest.mark.postgresql_only
+async def test_closing_a_silent_postgres_listener_is_bounded(
+    backend: str, proxy: SilentProxy
+) -> None:
+    listener = PostgresListener(
+        PostgresDatabase(proxy.url, pool_size=1), 0.01, check=60, deadline=0.5
+    )
+    await listener.open()
+    assert listener.connection is not None
+    raw = listener.connection.raw
+    proxy.freeze()
+    await asyncio.wait_for(listener.close(), WAIT)
+    assert listener.connection is None
+    assert raw.is_closed()
