@@ -620,7 +620,8 @@ async def test_a_silent_postgres_listener_is_noticed_and_replaced(
 ) -> None:
     with caplog.at_level(logging.INFO, "flaskr_async"):
         async with listening_through(proxy, check=0.2, deadline=0.5) as published:
-            # Two checks sent: the first was answered, on a connection still healthy.
+            # Two checks sent: the first was answered, on a connection still healthy (the
+            # second may still be in flight: then its answer is lost, and it misses the deadline).
             await asyncio.wait_for(proxy.until_forwarded(b"SELECT 1", 2), WAIT)
             proxy.freeze()
             await write_event(live_app)  # its NOTIFY never reaches the listener
