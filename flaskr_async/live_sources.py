@@ -131,7 +131,8 @@ class PostgresListener(Source):
         )
         try:
             raw.add_termination_listener(self.notified)
-            await asyncio.wait_for(raw.add_listener(CHANNEL, self.notified), self.deadline)
+            async with asyncio.timeout(self.deadline):
+                await raw.add_listener(CHANNEL, self.notified)
         except BaseException:
             raw.terminate()  # close() would wait on a peer that may not answer
             raise
@@ -158,7 +159,8 @@ class PostgresListener(Source):
         assert self.connection is not None
         while True:
             try:
-                await asyncio.wait_for(self.wake.wait(), self.check)
+                async with asyncio.timeout(self.check):
+                    await self.wake.wait()
                 return
             except TimeoutError:
                 if not await self.answered(self.connection.raw.execute("SELECT 1")):
@@ -167,8 +169,11 @@ class PostgresListener(Source):
     async def answered(self, operation: Awaitable[object]) -> bool:
         """Await an operation on the listening connection; on a miss, reconnect and say False."""
         assert self.connection is not None
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+        # comes as the operation ends (a NOTIFY at shutdown), and the listener never stopped.
         try:
-            await asyncio.wait_for(operation, self.deadline)
+            async with asyncio.timeout(self.deadline):
+                await operation
         except TimeoutError:
             why = f"the PostgreSQL listener did not answer within {self.deadline:g} s"
         except Exception as error:  # the connection failed under the check
