@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from collections.abc import Callable
 
 import asyncpg
@@ -19,6 +20,12 @@ from flaskr_async.live_events import events_after
 
 APPLICATION_NAME = "flaskr_async live index"  # names the listener in pg_stat_activity
 CHANNEL = "flaskr_post_event"  # NOTIFY'd by the rule in schema_postgres.sql
+# A connection dropped without a reset (a NAT or firewall forgetting it, a host that vanished)
+# raises no error: only a round trip that goes unanswered shows it. A check every 10 s costs
+# the server one trivial query per worker; 5 s is far above a healthy round trip, even across
+# regions, so a worker's live index falls at most about 15 s behind before it reconnects.
+LISTENER_CHECK = 10.0  # seconds of silence between checks of the listening connection
+LISTENER_DEADLINE = 5.0  # seconds a check, a read, a connection attempt may take
 
 Publish = Callable[[News], None]
 
@@ -95,22 +102,41 @@ async def poll_once(db: Statements, last_id: Callable[[], int], publish: Publish
 
 
 class PostgresListener(Source):
-    """LISTEN on one connection outside the pool; reconnect (and catch up) if it drops."""
+    """LISTEN on one connection outside the pool; reconnect (and catch up) if it drops.
 
-    def __init__(self, database: PostgresDatabase, interval: float) -> None:
+    A dropped connection that was never reset gives no error, so the listener checks it every
+    ``check`` seconds of silence, and drops it when a check or a read takes over ``deadline``.
+    """
+
+    def __init__(
+        self,
+        database: PostgresDatabase,
+        interval: float,
+        check: float = LISTENER_CHECK,
+        deadline: float = LISTENER_DEADLINE,
+    ) -> None:
         self.url = database.url
         self.interval = interval  # between reconnection attempts
+        self.check = check
+        self.deadline = deadline
         self.connection: PostgresConnection | None = None
         self.wake = asyncio.Event()
 
     async def open(self) -> Statements:
-        """Connect and LISTEN."""
+        """Connect and LISTEN, each within the deadline."""
         raw = await asyncpg.connect(
-            self.url, server_settings={"timezone": "UTC", "application_name": APPLICATION_NAME}
+            self.url,
+            timeout=self.deadline,
+            server_settings={"timezone": "UTC", "application_name": APPLICATION_NAME},
         )
-        self.connection = PostgresConnection(raw)  # set first: close() closes it if LISTEN fails
-        raw.add_termination_listener(self.notified)
-        await raw.add_listener(CHANNEL, self.notified)
+        try:
+            raw.add_termination_listener(self.notified)
+            async with asyncio.timeout(self.deadline):
+                await raw.add_listener(CHANNEL, self.notified)
+        except BaseException:
+            raw.terminate()  # close() would wait on a peer that may not answer
+            raise
+        self.connection = PostgresConnection(raw)
         return self.connection
 
     def notified(self, *_: object) -> None:
@@ -118,37 +144,73 @@ class PostgresListener(Source):
         self.wake.set()
 
     async def run(self, last_id: Callable[[], int], publish: Publish) -> None:
-        """Read new events on every NOTIFY; reconnect when the connection is lost."""
+        """Read new events on every NOTIFY; reconnect when the connection is lost or silent."""
         while True:
             if self.connection is None or self.connection.raw.is_closed():
                 await self.reconnect()
             assert self.connection is not None
             # Cleared before the read: a NOTIFY arriving during it wakes the next round.
             self.wake.clear()
-            await poll_once(self.connection, last_id, publish)
-            await self.wake.wait()
+            if await self.answered(poll_once(self.connection, last_id, publish)):
+                await self.next_notify()
 
-    async def reconnect(self) -> None:
+    async def next_notify(self) -> None:
+        """Wait for a NOTIFY or the connection's end; check the connection after ``check`` s."""
+        assert self.connection is not None
+        while True:
+            try:
+                async with asyncio.timeout(self.check):
+                    await self.wake.wait()
+                return
+            except TimeoutError:
+                if not await self.answered(self.connection.raw.execute("SELECT 1")):
+                    return
+
+    async def answered(self, operation: Awaitable[object]) -> bool:
+        """Await an operation on the listening connection; on a miss, reconnect and say False."""
+        assert self.connection is not None
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+        # comes as the operation ends (a NOTIFY at shutdown), and the listener never stopped.
+        try:
+            async with asyncio.timeout(self.deadline):
+                await operation
+        except TimeoutError:
+            why = f"the PostgreSQL listener did not answer within {self.deadline:g} s"
+        except Exception as error:  # the connection failed under the check
+            why = f"the PostgreSQL listener's check failed ({error})"
+        else:
+            return True
+        # close() would wait for the peer to acknowledge: terminate() drops the connection now.
+        self.connection.raw.terminate()
+        await self.reconnect(why)
+        return False
+
+    async def reconnect(self, why: str = "the PostgreSQL listener's connection was lost") -> None:
         """Open a new listening connection, retrying every interval until one opens."""
         await self.close()
-        logger.warning("Live index: the PostgreSQL listener's connection was lost; reconnecting")
+        logger.warning("Live index: %s; reconnecting", why)
         while True:
             try:
                 await self.open()
             except Exception as error:  # refused, timed out, shutting down: try again
-                await self.close()
-                logger.warning("Live index: cannot reconnect the listener yet: %s", error)
+                logger.warning(
+                    "Live index: cannot reconnect the listener yet: %s",
+                    str(error) or type(error).__name__,  # a timeout has no message
+                )
                 await asyncio.sleep(self.interval)
             else:
                 logger.info("Live index: the PostgreSQL listener reconnected")
                 return
 
     async def close(self) -> None:
-        """Close the listening connection."""
+        """Close the listening connection; drop it if the server does not answer in time."""
         if self.connection is not None:
             connection, self.connection = self.connection, None
             if not connection.raw.is_closed():
-                await connection.raw.close()
+                try:
+                    await connection.raw.close(timeout=self.deadline)
+                except TimeoutError:
+                    pass  # asyncpg dropped the connection: a silent server never said goodbye
 
 
 def source_for(database: Pool, interval: float) -> Source:

@@ -31,6 +31,7 @@ from flaskr_async.live_events import BATCH
 from flaskr_async.live_events import MAX_MESSAGE_BYTES
 from flaskr_async.live_events import SERIALIZE
 from flaskr_async.live_events import Event
+from flaskr_async.live_events import News
 from flaskr_async.live_events import events_after
 from flaskr_async.live_events import newest_events
 from flaskr_async.live_events import record
@@ -39,6 +40,7 @@ from flaskr_async.live_sources import PostgresListener
 from flaskr_async.live_sources import SQLitePoller
 from tests.conftest import AuthActions
 from tests.conftest import serving
+from tests.silent_proxy import SilentProxy
 
 WAIT = 5.0  # seconds an expected event may take (the poll interval is 0.02 s)
 
@@ -552,3 +554,156 @@ async def test_an_older_database_gets_the_event_table_at_start_up(
             await create(await logged_in(again), "on the upgraded database")
             event = await reader.event()
             assert await title_of(again, event) == "on the upgraded database"
+
+
+@pytest.fixture
+async def proxy(database_url: str) -> AsyncIterator[SilentProxy]:
+    """Forward connections to the test database through a proxy that can fall silent."""
+    async with SilentProxy(database_url) as proxy:
+        yield proxy
+
+
+class Published:
+    """Collect what a change source publishes, as the broadcaster would."""
+
+    def __init__(self) -> None:
+        self.last_id = 0
+        self.batches: asyncio.Queue[list[Event]] = asyncio.Queue()
+
+    def publish(self, news: News) -> None:
+        """Keep a batch read (maybe empty)."""
+        if news.events:
+            self.last_id = news.events[-1].id
+        self.batches.put_nowait(news.events)
+
+    async def read(self) -> list[Event]:
+        """Return the next batch read."""
+        return await asyncio.wait_for(self.batches.get(), WAIT)
+
+    async def event(self) -> Event:
+        """Return the next event read."""
+        while not (batch := await self.read()):
+            pass
+        [event] = batch
+        return event
+
+
+@asynccontextmanager
+async def listening_through(
+    proxy: SilentProxy, check: float, deadline: float
+) -> AsyncIterator[Published]:
+    """Run a PostgreSQL listener through the proxy; yield once it waits for a NOTIFY."""
+    listener = PostgresListener(
+        PostgresDatabase(proxy.url, pool_size=1), 0.01, check=check, deadline=deadline
+    )
+    published = Published()
+    await listener.open()
+    task = asyncio.create_task(listener.run(lambda: published.last_id, published.publish))
+    try:
+        await published.read()  # the first read, before any NOTIFY
+        yield published
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+        await listener.close()
+
+
+async def write_event(app: Quart) -> None:
+    """Record a post change through the app's pool, as a post write does (NOTIFY included)."""
+    async with app.app_context(), current_database().transaction() as tx:
+        await record(tx, 1, "updated")
+
+
+@pytest.mark.postgresql_only
+async def test_a_silent_postgres_listener_is_noticed_and_replaced(
+    live_app: Quart, backend: str, proxy: SilentProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, "flaskr_async"):
+        async with listening_through(proxy, check=0.2, deadline=0.5) as published:
+            # Two checks sent: the first was answered, on a connection still healthy (the
+            # second may still be in flight: then its answer is lost, and it misses the deadline).
+            await asyncio.wait_for(proxy.until_forwarded(b"SELECT 1", 2), WAIT)
+            proxy.freeze()
+            await write_event(live_app)  # its NOTIFY never reaches the listener
+            event = await published.event()
+    assert event.message.endswith(b'event: updated\ndata: {"id": 1}\n\n')
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "Live index: the PostgreSQL listener did not answer within 0.5 s; reconnecting"
+    ]
+    assert "the PostgreSQL listener reconnected" in caplog.text
+
+
+@pytest.mark.postgresql_only
+async def test_a_read_on_a_silent_postgres_listener_is_bounded(
+    live_app: Quart, backend: str, proxy: SilentProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "flaskr_async"):
+        # No check in the test's time: only the read's deadline can notice the silence.
+        async with listening_through(proxy, check=60, deadline=0.5) as published:
+            proxy.freeze_on(b"")  # the listener's next request: the read its NOTIFY starts
+            await write_event(live_app)
+            event = await published.event()
+    assert event.message.endswith(b'event: updated\ndata: {"id": 1}\n\n')
+    assert "did not answer within 0.5 s; reconnecting" in caplog.text
+
+
+@pytest.mark.postgresql_only
+async def test_a_listen_that_gets_no_answer_is_retried(
+    backend: str, proxy: SilentProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = PostgresListener(
+        PostgresDatabase(proxy.url, pool_size=1), 0.01, check=60, deadline=0.5
+    )
+    proxy.freeze_on(b"LISTEN")
+    try:
+        with caplog.at_level(logging.INFO, "flaskr_async"):
+            await asyncio.wait_for(listener.reconnect(), WAIT)
+    finally:
+        await listener.close()
+    assert "cannot reconnect the listener yet: TimeoutError" in caplog.text
+    assert "the PostgreSQL listener reconnected" in caplog.text
+
+
+@pytest.mark.postgresql_only
+async def test_a_check_on_a_lost_connection_reconnects(
+    backend: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = PostgresListener(
+        PostgresDatabase(database_url, pool_size=1), 0.01, check=0.01, deadline=WAIT
+    )
+    await listener.open()
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = $1",
+            APPLICATION_NAME,
+        )
+        await asyncio.wait_for(listener.wake.wait(), WAIT)  # the connection's end, heard
+        # As if the check started just as the connection ended, before the wake-up was seen.
+        listener.wake.clear()
+        with caplog.at_level(logging.WARNING, "flaskr_async"):
+            await asyncio.wait_for(listener.next_notify(), WAIT)
+        assert listener.connection is not None
+        assert not listener.connection.raw.is_closed()
+    finally:
+        await admin.close()
+        await listener.close()
+    assert "the PostgreSQL listener's check failed (connection is closed)" in caplog.text
+
+
+@pytest.mark.postgresql_only
+async def test_closing_a_silent_postgres_listener_is_bounded(
+    backend: str, proxy: SilentProxy
+) -> None:
+    listener = PostgresListener(
+        PostgresDatabase(proxy.url, pool_size=1), 0.01, check=60, deadline=0.5
+    )
+    await listener.open()
+    assert listener.connection is not None
+    raw = listener.connection.raw
+    proxy.freeze()
+    await asyncio.wait_for(listener.close(), WAIT)
+    assert listener.connection is None
+    assert raw.is_closed()
