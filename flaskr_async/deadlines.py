@@ -24,9 +24,7 @@ from typing import Any
 
 import hypercorn.asyncio.run
 from hypercorn.asyncio.tcp_server import TCPServer
-from hypercorn.events import Closed
 from hypercorn.events import Event
-from hypercorn.events import RawData
 from hypercorn.typing import ASGIFramework
 from hypercorn.typing import ASGIReceiveCallable
 from hypercorn.typing import ASGISendCallable
@@ -107,12 +105,10 @@ class DeadlineTCPServer(TCPServer):
         cls.deadline = min(cls.deadline, STOPPING_GRACE)
         soon = asyncio.get_running_loop().time() + cls.deadline
         for timer in [*cls.timers.values()]:
-            when = timer.when()
-            if when is None or when > soon:
-                timer.reschedule(soon)
+            timer.reschedule(min(soon, timer.when() or soon))
 
-    async def in_time(self, write: Callable[[], Any]) -> bool:
-        """Run a write (or the close) under the deadline; past it abort the connection, True."""
+    async def in_time(self, write: Callable[[], Any]) -> None:
+        """Run a write (or the close) under the deadline; past it abort the connection."""
         try:
             async with asyncio.timeout(self.deadline) as timer:
                 self.timers[self] = timer
@@ -123,14 +119,13 @@ class DeadlineTCPServer(TCPServer):
             self.timers.pop(self, None)
         if timer.expired():
             self.writer.transport.abort()
-        return timer.expired()
 
     async def protocol_send(self, event: Event) -> None:
-        """Send as hypercorn does, within the deadline; past it the connection is gone."""
-        late = await self.in_time(lambda: super(DeadlineTCPServer, self).protocol_send(event))
-        if late and isinstance(event, RawData):
-            # As hypercorn does when a write fails: the request sees a disconnect.
-            await self.protocol.handle(Closed())
+        """Send as hypercorn does, within the deadline; past it the connection is aborted.
+
+        hypercorn's reader then sees the connection lost and tells the request (a disconnect).
+        """
+        await self.in_time(lambda: super(DeadlineTCPServer, self).protocol_send(event))
 
     async def _close(self) -> None:
         await self.in_time(lambda: super(DeadlineTCPServer, self)._close())

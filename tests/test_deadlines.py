@@ -1,0 +1,237 @@
+"""Every write to a client has a deadline: in the app, and in hypercorn's connections.
+
+hypercorn runs in this process here (``hypercorn.asyncio.serve``), as the serve command's one
+worker does, so that what its connections do is measured with everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import hypercorn.asyncio
+import hypercorn.asyncio.run
+import pytest
+from hypercorn.config import Config
+from hypercorn.typing import ASGIReceiveCallable
+from hypercorn.typing import ASGISendCallable
+from hypercorn.typing import ASGISendEvent
+from hypercorn.typing import Scope
+from quart import Quart
+
+from flaskr_async import create_app
+from flaskr_async.db import current_database
+from flaskr_async.deadlines import CONNECTION_CLASS
+from flaskr_async.deadlines import SendDeadline
+from flaskr_async.deadlines import deadline_server
+from tests.conftest import load_test_data
+from tests.servers import free_port
+from tests.test_stream_limits import held_by_server
+
+PAGE_POSTS = 100  # of 60 KB: a 6 MB page, more than the kernel's socket buffers take
+
+
+@asynccontextmanager
+async def hypercorn_in_process(config: dict[str, Any]) -> AsyncIterator[tuple[Quart, int]]:
+    """Serve an app with hypercorn in this process; stop it (as SIGTERM would) after the block."""
+    app = create_app({**config, "POSTS_PER_PAGE": PAGE_POSTS})
+    port = free_port()
+    server_config = Config()
+    server_config.bind = [f"127.0.0.1:{port}"]
+    server_config.graceful_timeout = 5
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        hypercorn.asyncio.serve(app, server_config, shutdown_trigger=stop.wait)
+    )
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    await client.get(f"http://127.0.0.1:{port}/hello")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+        yield app, port
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 15)
+
+
+async def fill_the_index(app: Quart) -> None:
+    """Write a page of large posts straight into the database."""
+    async with app.app_context():
+        await load_test_data(app)
+        async with current_database().transaction() as tx:
+            for n in range(PAGE_POSTS):
+                await tx.execute(
+                    "INSERT INTO post (title, body, author_id) VALUES (?, ?, 1)",
+                    (f"big {n}", "x" * 60_000),
+                )
+
+
+def stalled(port: int, path: str, client: str) -> socket.socket:
+    """Ask for a path from ``client`` with the smallest receive buffer, and read nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.bind((client, 0))
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock
+
+
+async def until_released(port: int, client: str, within: float) -> float:
+    """Wait until the server holds no socket from ``client``; return the seconds it took."""
+    started = time.monotonic()
+    async with asyncio.timeout(within):
+        while held_by_server(port, client):
+            await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest.mark.sqlite_only  # what is measured is the connection, not the database
+async def test_a_stalled_write_costs_the_client_its_connection(
+    app_config: dict[str, Any], backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {**app_config, "SEND_TIMEOUT": 1}
+    with caplog.at_level(logging.INFO, "flaskr_async"):
+        async with hypercorn_in_process(config) as (app, port):
+            await fill_the_index(app)
+            sockets = [stalled(port, "/", f"127.0.3.{n}") for n in (1, 2)]
+            try:
+                took = [await until_released(port, f"127.0.3.{n}", within=4) for n in (1, 2)]
+                async with httpx.AsyncClient() as client:
+                    hello = await client.get(f"http://127.0.0.1:{port}/hello")
+            finally:
+                for sock in sockets:
+                    sock.close()
+    print(f"a 6 MB page never read: connections let go after {max(took):.2f} s (SEND_TIMEOUT 1)")
+    assert hello.status_code == 200
+    assert max(took) < 3
+
+
+@pytest.mark.sqlite_only
+async def test_stopping_is_not_held_by_clients_that_never_read(
+    app_config: dict[str, Any], backend: str
+) -> None:
+    # A write deadline longer than the stop: the stop shortens every pending one.
+    config = {**app_config, "SEND_TIMEOUT": 30, "LIVE_POLL_INTERVAL": 0.05}
+    sockets: list[socket.socket] = []
+    try:
+        async with hypercorn_in_process(config) as (app, port):
+            await fill_the_index(app)
+            sockets = [stalled(port, "/", "127.0.4.1"), stalled(port, "/events", "127.0.4.2")]
+            await asyncio.sleep(0.3)  # the page's write has stalled, the stream is open
+            assert held_by_server(port, "127.0.4.1") == held_by_server(port, "127.0.4.2") == 1
+            stopping = time.monotonic()
+        stopped = time.monotonic() - stopping
+    finally:
+        for sock in sockets:
+            sock.close()
+    print(f"stopped in {stopped:.2f} s with a stalled page and a silent stream (SEND_TIMEOUT 30)")
+    assert stopped < 4
+
+
+async def test_the_connection_class_is_hypercorns_again_after_serving(
+    app_config: dict[str, Any],
+) -> None:
+    original = getattr(hypercorn.asyncio.run, CONNECTION_CLASS)
+    app = create_app(app_config)
+    async with app.test_app():
+        assert getattr(hypercorn.asyncio.run, CONNECTION_CLASS) is not original
+    assert getattr(hypercorn.asyncio.run, CONNECTION_CLASS) is original
+
+
+async def test_a_write_of_hypercorns_own_has_the_deadline_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An app without the app's own deadline: only the connection's can cut the write.
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http":
+            start: Any = {"type": "http.response.start", "status": 200, "headers": []}
+            await send(start)
+            await send({"type": "http.response.body", "body": b"x" * 6_000_000, "more_body": False})
+
+    stopping: list[bool] = []
+    server_class = deadline_server(0.5, lambda: stopping.append(True))
+    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, server_class)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    stop = asyncio.Event()
+    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        await listening(port)
+        sock = stalled(port, "/", "127.0.5.1")
+        try:
+            took = await until_released(port, "127.0.5.1", within=3)
+        finally:
+            sock.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 10)
+    assert took < 2
+    assert stopping == [True]
+
+
+async def listening(port: int) -> None:
+    """Wait until something accepts connections on a loopback port."""
+    async with asyncio.timeout(5):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.02)
+            else:
+                writer.close()
+                await writer.wait_closed()
+                return
+
+
+def test_each_app_gets_a_connection_class_of_its_own() -> None:
+    one, two = deadline_server(1, lambda: None), deadline_server(2, lambda: None)
+    assert (one.deadline, two.deadline) == (1, 2)
+    assert one.timers is not two.timers and one.watched is not two.watched
+
+
+async def test_a_send_that_never_completes_ends_the_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent: list[ASGISendEvent] = []
+
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"never taken", "more_body": False})
+
+    async def stuck(message: ASGISendEvent) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # HTTP/2 flow control that never opens, say
+
+    scope: Any = {"type": "http", "client": ("192.0.2.1", 1234)}
+    with caplog.at_level(logging.INFO, "flaskr_async"):
+        async with asyncio.timeout(2):
+            await SendDeadline(app, 0.05)(scope, receive_nothing, stuck)
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
+    assert "Ended a response to 192.0.2.1: nothing taken for 0.05 s" in caplog.text
+
+
+async def receive_nothing() -> Any:
+    """Wait forever, as a client that sends no more would."""
+    await asyncio.Event().wait()
+
+
+async def test_other_scopes_pass_through() -> None:
+    seen = []
+
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        seen.append(scope["type"])
+
+    scope: Any = {"type": "lifespan"}
+    await SendDeadline(app, 1)(scope, receive_nothing, receive_nothing)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
