@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import resource
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ from flaskr_async.db.postgres import PostgresDatabase
 from flaskr_async.db.sqlite import SQLiteDatabase
 from flaskr_async.live import LIVE_KEY
 from flaskr_async.live import end_streams
+from flaskr_async.live import fit_to_descriptors
 from flaskr_async.live_broadcast import RELOAD
 from flaskr_async.live_broadcast import Broadcaster
 from flaskr_async.live_broadcast import Listener
@@ -38,6 +41,7 @@ from flaskr_async.live_events import record
 from flaskr_async.live_sources import APPLICATION_NAME
 from flaskr_async.live_sources import PostgresListener
 from flaskr_async.live_sources import SQLitePoller
+from flaskr_async.live_sources import data_version
 from tests.conftest import AuthActions
 from tests.conftest import serving
 from tests.silent_proxy import SilentProxy
@@ -707,3 +711,64 @@ async def test_closing_a_silent_postgres_listener_is_bounded(
     await asyncio.wait_for(listener.close(), WAIT)
     assert listener.connection is None
     assert raw.is_closed()
+
+
+async def test_events_lost_between_two_reads_tell_an_open_page_to_reload(
+    live_config: dict[str, Any],
+) -> None:
+    async with serving({**live_config, "LIVE_HISTORY": 2}) as app:
+        async with listening(app) as reader:
+            await create(await logged_in(app), "seen")
+            await reader.event()
+            # Five writes in one transaction: pruning passes the event the worker read last
+            # before its next read, as more writes than LIVE_HISTORY within one interval do.
+            async with app.app_context():
+                async with current_database().transaction(serialize=SERIALIZE) as tx:
+                    for _ in range(5):
+                        await record(tx, 1, "updated")
+            assert (await reader.message())["event"] == "reload"
+            newest = [await reader.event() for _ in range(2)]
+    assert [event["event"] for event in newest] == ["updated", "updated"]
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "wanted", "streams", "raised_to"),
+    [
+        (1024, 1024, 100, 100, None),  # fits
+        (1024, 4096, 1000, 1000, 2000),  # fits once the soft limit is raised
+        (1024, 1500, 1000, 750, 1500),  # raised as far as allowed, then clamped
+        (256, 256, 1000, 128, None),  # clamped: half the limit stays for the rest
+        (2, 2, 1000, 1, None),  # never below one stream
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, 100_000, 100_000, None),
+        (1024, resource.RLIM_INFINITY, 1000, 1000, 2000),
+    ],
+)
+def test_streams_fit_the_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    soft: int,
+    hard: int,
+    wanted: int,
+    streams: int,
+    raised_to: int | None,
+) -> None:
+    limits = {"now": (soft, hard)}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
+    with caplog.at_level(logging.INFO, "flaskr_async"):
+        assert fit_to_descriptors(wanted) == streams
+    assert limits["now"] == ((raised_to, hard) if raised_to else (soft, hard))
+    assert ("does not fit the open-file limit" in caplog.text) == (streams < wanted)
+
+
+@pytest.mark.sqlite_only
+async def test_an_unreadable_data_version_still_polls(
+    live_app: Quart, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def locked(*_: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    async with live_app.app_context():
+        async with current_database().lease() as connection:
+            monkeypatch.setattr(connection, "fetch_one", locked)
+            assert await data_version(connection) is None

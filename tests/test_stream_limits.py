@@ -8,7 +8,9 @@ tried through the serve command (one and two workers) and plain hypercorn, on bo
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.servers import ROOT
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -287,3 +290,32 @@ async def test_sigterm_with_clients_that_never_read(site: Site) -> None:
     assert status == 0
     assert stopped < GRACEFUL
     assert output.count("Database closed") == output.count("Database opened") >= 1
+
+
+def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> None:
+    port = free_port()
+    env = server_env(tmp_path / "flaskr.sqlite")
+    command = server_command("serve, 1 worker", port, tmp_path)
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=few_descriptors,  # the child sets its own limit only
+    )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    try:
+        wait_until_serving(server)
+        assert httpx.get(server.url + "/hello").status_code == 200
+    finally:
+        server.stop()
+        output = server.output()
+    assert (
+        "Live index: LIVE_MAX_STREAMS = 1000 does not fit the open-file limit (256):"
+        " at most 128 streams" in output
+    )
