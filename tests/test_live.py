@@ -772,3 +772,15 @@ async def test_an_unreadable_data_version_still_polls(
         async with current_database().lease() as connection:
             monkeypatch.setattr(connection, "fetch_one", locked)
             assert await data_version(connection) is None
+
+
+async def test_a_stream_ends_after_its_lifetime_and_frees_its_slot(
+    live_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lifetime's spread, drawn as small as it goes: the 10 s lifetime ends within 0.1 s.
+    monkeypatch.setattr("flaskr_async.live.random.uniform", lambda low, high: 0.01)
+    async with serving({**live_config, "LIVE_STREAM_LIFETIME": 10}) as app:
+        async with listening(app) as reader:
+            assert await reader.message() == {"retry": "2000"}
+            assert await reader.ended()
+        assert current_broadcaster_of(app).open_streams == 0
