@@ -299,7 +299,7 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
             )
             assert created.headers["location"] == "/"
             received = b""
-            while b"through nginx" not in received:
+            while b"event: created" not in received:
                 received += next(chunks)
             latency = time.monotonic() - written
             print(f"nginx: an event reached the stream {latency * 1000:.0f} ms after the write")
