@@ -10,7 +10,7 @@ Two places, because a write can wait in two:
   long as it likes; under Python 3.12+ shutdown waits for every connection to close. Its
   connection class is replaced by one that aborts the connection when a write or the close
   passes the deadline. When the server starts stopping, open live streams end at once and
-  what is left of every connection gets ``STOPPING_GRACE`` seconds.
+  a write still waiting gets at most ``STOPPING_GRACE`` seconds from its start.
 """
 
 from __future__ import annotations
@@ -79,23 +79,28 @@ class SendDeadline:
 
 
 class DeadlineTCPServer(TCPServer):
-    """hypercorn's connection, aborted when a write or its close passes the deadline."""
+    """hypercorn's connection, aborted when a write or its close passes the deadline.
+
+    A write only notes when it started; one sweep per worker aborts the connections whose
+    write has waited past the deadline (so a write costs no timer of its own: the live index
+    writes to a thousand streams at once). The abort fails the write's ``drain()``, which
+    hypercorn handles as a lost connection, and lets a close finish.
+    """
 
     deadline: float  # seconds; set on the subclass that serve_with_deadlines makes
     on_stopping: Callable[[], None]  # called once when the server starts stopping
-    connections: weakref.WeakSet[DeadlineTCPServer]
-    watched: weakref.WeakSet[Any]  # the worker contexts whose stopping is watched
-    watchers: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
-    timers: weakref.WeakKeyDictionary[DeadlineTCPServer, asyncio.Timeout]
+    writing: dict[DeadlineTCPServer, float]  # the connections mid-write, since when
+    watched: weakref.WeakSet[Any]  # the worker contexts swept and watched for stopping
+    tasks: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.connections.add(self)
         if self.context not in self.watched:
             self.watched.add(self.context)
-            watcher = asyncio.ensure_future(self.watch_stopping(self.context))
-            self.watchers.add(watcher)
-            watcher.add_done_callback(self.watchers.discard)
+            for job in (self.watch_stopping(self.context), self.sweep(self.context)):
+                task = asyncio.ensure_future(job)
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
     @classmethod
     async def watch_stopping(cls, context: Any) -> None:
@@ -103,32 +108,33 @@ class DeadlineTCPServer(TCPServer):
         await context.terminated.wait()
         cls.on_stopping()
         cls.deadline = min(cls.deadline, STOPPING_GRACE)
-        soon = asyncio.get_running_loop().time() + cls.deadline
-        for timer in [*cls.timers.values()]:
-            timer.reschedule(min(soon, timer.when() or soon))
 
-    async def in_time(self, write: Callable[[], Any]) -> None:
-        """Run a write (or the close) under the deadline; past it abort the connection."""
-        try:
-            async with asyncio.timeout(self.deadline) as timer:
-                self.timers[self] = timer
-                await write()
-        except TimeoutError:
-            pass
-        finally:
-            self.timers.pop(self, None)
-        if timer.expired():
-            self.writer.transport.abort()
+    @classmethod
+    async def sweep(cls, context: Any) -> None:
+        """Abort the connections whose write is late, until the worker stops and none is left."""
+        loop = asyncio.get_running_loop()
+        while not (context.terminated.is_set() and not cls.writing):
+            await asyncio.sleep(min(cls.deadline, STOPPING_GRACE) / 4)
+            late = loop.time() - cls.deadline
+            for connection, since in [*cls.writing.items()]:
+                if since <= late:
+                    del cls.writing[connection]
+                    connection.writer.transport.abort()
 
     async def protocol_send(self, event: Event) -> None:
-        """Send as hypercorn does, within the deadline; past it the connection is aborted.
-
-        hypercorn's reader then sees the connection lost and tells the request (a disconnect).
-        """
-        await self.in_time(lambda: super(DeadlineTCPServer, self).protocol_send(event))
+        """Send as hypercorn does, aborted past the deadline."""
+        self.writing[self] = self.loop.time()
+        try:
+            await super().protocol_send(event)
+        finally:
+            self.writing.pop(self, None)
 
     async def _close(self) -> None:
-        await self.in_time(lambda: super(DeadlineTCPServer, self)._close())
+        self.writing[self] = self.loop.time()
+        try:
+            await super()._close()
+        finally:
+            self.writing.pop(self, None)
 
 
 def deadline_server(seconds: float, on_stopping: Callable[[], None]) -> type[DeadlineTCPServer]:
@@ -139,10 +145,9 @@ def deadline_server(seconds: float, on_stopping: Callable[[], None]) -> type[Dea
         {
             "deadline": seconds,
             "on_stopping": staticmethod(on_stopping),
-            "connections": weakref.WeakSet(),
+            "writing": {},
             "watched": weakref.WeakSet(),
-            "watchers": set(),
-            "timers": weakref.WeakKeyDictionary(),
+            "tasks": set(),
         },
     )
 

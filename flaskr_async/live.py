@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 
@@ -34,37 +33,27 @@ from flaskr_async.live_sources import source_for
 LIVE_KEY = "flaskr_async.live"
 RETRY_MS = 2000  # the browser's reconnection delay after a dropped stream
 RETRY_AFTER = 5  # seconds, on a 503 from a full (or stopping) worker
-KEEP_ALIVE = b": keep-alive\n\n"
 
 bp = Blueprint("live", __name__)
 
 
 class Stream:
-    """A stream's body: its messages until it ends or its lifetime passes; its slot freed after."""
+    """A stream's body: what its listener is sent, until it ends; its slot freed after."""
 
     def __init__(self, broadcaster: Broadcaster, listener: Listener) -> None:
         self.broadcaster = broadcaster
         self.listener = listener
-        config = current_app.config
-        # Spread over the last tenth: pages that connected together do not reconnect together.
-        lifetime = float(config["LIVE_STREAM_LIFETIME"]) * random.uniform(0.9, 1.0)
-        self.messages = self.generate(float(config["LIVE_KEEPALIVE_INTERVAL"]), lifetime)
+        self.messages = self.generate()
 
-    async def generate(self, keep_alive: float, lifetime: float) -> AsyncGenerator[bytes, None]:
-        """Yield the retry delay and the catch-up, then what arrives, with keep-alive comments."""
+    async def generate(self) -> AsyncGenerator[bytes, None]:
+        """Yield the retry delay and the catch-up, then what arrives, until the stream ends.
+
+        No timer per stream: the broadcaster's tick sends keep-alive comments and ends streams
+        past their lifetime (the browser then reconnects from its last event).
+        """
         yield f"retry: {RETRY_MS}\n\n".encode() + self.listener.take()
-        loop = asyncio.get_running_loop()
-        ends_at = loop.time() + lifetime
         while not self.listener.ended:
-            left = ends_at - loop.time()
-            if left <= 0:
-                return  # the browser reconnects after the retry delay, from its last event
-            try:
-                async with asyncio.timeout(min(keep_alive, left)):
-                    await self.listener.ready.wait()
-            except TimeoutError:
-                yield KEEP_ALIVE
-                continue
+            await self.listener.ready.wait()
             if data := self.listener.take():
                 yield data
 
@@ -164,6 +153,7 @@ async def serve_live() -> AsyncGenerator[None, None]:
         per_client=int(config["LIVE_STREAMS_PER_CLIENT"]),
         queue_size=int(config["LIVE_QUEUE_SIZE"]),
         history=int(config["LIVE_HISTORY"]),
+        lifetime=float(config["LIVE_STREAM_LIFETIME"]),
     )
     source = source_for(current_database(), float(config["LIVE_POLL_INTERVAL"]))
     try:
@@ -172,19 +162,19 @@ async def serve_live() -> AsyncGenerator[None, None]:
     except BaseException:
         await source.close()
         raise
-    task = asyncio.create_task(
-        source.run(
-            lambda: broadcaster.last_id, lambda news: broadcaster.publish(news.events, news.missed)
-        )
-    )
+    tasks = {
+        asyncio.create_task(source.run(lambda: broadcaster.last_id, broadcaster.hear)),
+        asyncio.create_task(broadcaster.keep_alive(float(config["LIVE_KEEPALIVE_INTERVAL"]))),
+    }
     app.extensions[LIVE_KEY] = broadcaster
     try:
         yield
     finally:
         del app.extensions[LIVE_KEY]
         broadcaster.close()
-        task.cancel()
-        await asyncio.wait({task})  # not `await task`: a cancellation of this hook still counts
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)  # not `await`: a cancellation of this hook still counts
         await source.close()
         logger.info("Live index stopped")
 

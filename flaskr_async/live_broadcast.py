@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
+import random
+import time
 from collections.abc import Iterable
 
 from flaskr_async.live_events import MAX_MESSAGE_BYTES
@@ -17,6 +20,7 @@ from flaskr_async.live_events import News
 
 # Told to a page that missed events the worker can no longer send: it offers a reload.
 RELOAD = b"event: reload\ndata: {}\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"
 
 
 class Unavailable(Exception):
@@ -26,9 +30,11 @@ class Unavailable(Exception):
 class Listener:
     """One open stream's unsent messages, at most ``max_bytes`` of them; ended, it sends no more."""
 
-    def __init__(self, client: str, max_bytes: int) -> None:
+    def __init__(self, client: str, max_bytes: int, ends_at: float = math.inf) -> None:
         self.client = client
         self.max_bytes = max_bytes
+        self.ends_at = ends_at  # time.monotonic() when the stream has lived long enough
+        self.idle = False  # nothing sent since the last keep-alive tick
         self.pending: list[bytes] = []
         self.size = 0  # bytes pending
         self.ended = False
@@ -41,6 +47,7 @@ class Listener:
             return False
         self.pending.append(message)
         self.size += len(message)
+        self.idle = False
         self.ready.set()
         return True
 
@@ -64,7 +71,16 @@ class Listener:
 class Broadcaster:
     """One app's streams, their share per client, and the recent events a page catches up from."""
 
-    def __init__(self, *, max_streams: int, per_client: int, queue_size: int, history: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_streams: int,
+        per_client: int,
+        queue_size: int,
+        history: int,
+        lifetime: float = math.inf,
+    ) -> None:
+        self.lifetime = lifetime  # seconds a stream lives before its browser reconnects
         self.max_streams = max_streams
         self.per_client = per_client
         self.queue_bytes = queue_size * MAX_MESSAGE_BYTES
@@ -112,7 +128,10 @@ class Broadcaster:
             raise Unavailable
         if self.streams[client] >= self.per_client:
             raise Unavailable
-        listener = Listener(client, self.queue_bytes)
+        # Spread over the last tenth: pages that connected together do not reconnect together.
+        lifetime = self.lifetime * random.uniform(0.9, 1.0)
+        ends_at = time.monotonic() + lifetime
+        listener = Listener(client, self.queue_bytes, ends_at)
         for message in self.missed(since):
             listener.send(message)
         self.streams[client] += 1
@@ -129,6 +148,21 @@ class Broadcaster:
         messages = [event.message for event in self.history if event.id > since]
         # More than a stream may hold unsent: the page reloads instead of catching up.
         return messages if len(messages) <= self.queue_size else [RELOAD]
+
+    def tick(self, now: float) -> None:
+        """Send a keep-alive to each stream idle since the last tick; end those past their life."""
+        for listener in [*self.listeners]:
+            if now >= listener.ends_at:
+                self.drop(listener)  # the browser reconnects after the retry delay
+            elif listener.idle and not listener.send(KEEP_ALIVE):
+                self.drop(listener)
+            listener.idle = True
+
+    async def keep_alive(self, interval: float) -> None:
+        """Tick every ``interval`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            self.tick(time.monotonic())
 
     def drop(self, listener: Listener) -> None:
         """Stop sending to a listener and end its stream (its browser reconnects, catching up)."""

@@ -196,7 +196,7 @@ async def listening(port: int) -> None:
 def test_each_app_gets_a_connection_class_of_its_own() -> None:
     one, two = deadline_server(1, lambda: None), deadline_server(2, lambda: None)
     assert (one.deadline, two.deadline) == (1, 2)
-    assert one.timers is not two.timers and one.watched is not two.watched
+    assert one.writing is not two.writing and one.watched is not two.watched
 
 
 async def test_a_send_that_never_completes_ends_the_response(

@@ -26,6 +26,7 @@ from flaskr_async.db.sqlite import SQLiteDatabase
 from flaskr_async.live import LIVE_KEY
 from flaskr_async.live import end_streams
 from flaskr_async.live import fit_to_descriptors
+from flaskr_async.live_broadcast import KEEP_ALIVE
 from flaskr_async.live_broadcast import RELOAD
 from flaskr_async.live_broadcast import Broadcaster
 from flaskr_async.live_broadcast import Listener
@@ -777,10 +778,30 @@ async def test_an_unreadable_data_version_still_polls(
 async def test_a_stream_ends_after_its_lifetime_and_frees_its_slot(
     live_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The lifetime's spread, drawn as small as it goes: the 10 s lifetime ends within 0.1 s.
-    monkeypatch.setattr("flaskr_async.live.random.uniform", lambda low, high: 0.01)
-    async with serving({**live_config, "LIVE_STREAM_LIFETIME": 10}) as app:
+    # The lifetime's spread, drawn as small as it goes: the 10 s lifetime is over in 0.1 s,
+    # and the next keep-alive tick ends the stream.
+    monkeypatch.setattr("flaskr_async.live_broadcast.random.uniform", lambda low, high: 0.01)
+    config = {**live_config, "LIVE_STREAM_LIFETIME": 10, "LIVE_KEEPALIVE_INTERVAL": 1}
+    async with serving(config) as app:
         async with listening(app) as reader:
             assert await reader.message() == {"retry": "2000"}
             assert await reader.ended()
         assert current_broadcaster_of(app).open_streams == 0
+
+
+def test_a_tick_keeps_idle_streams_alive_and_ends_old_ones() -> None:
+    broadcaster = broadcaster_of(queue_size=1)
+    idle, busy, old = (broadcaster.listen(None, client) for client in "abc")
+    old.ends_at = 100.0
+    broadcaster.tick(now=50.0)  # the first tick: nothing is idle yet
+    assert idle.take() == busy.take() == old.take() == b""
+    busy.send(event(1).message)
+    broadcaster.tick(now=100.0)
+    assert idle.take() == KEEP_ALIVE
+    assert busy.take() == event(1).message  # it was sent something: no comment needed
+    assert old.ended and old not in broadcaster.listeners
+    # A stream whose queue is full cannot take its keep-alive: it is dropped.
+    idle.send(event(2).message)
+    idle.idle = True
+    broadcaster.tick(now=101.0)
+    assert idle.ended
