@@ -41,6 +41,7 @@ sys.path.insert(1, str(HERE.parent))  # the project's tests, for their private P
 
 import live  # noqa: E402
 import seed  # noqa: E402
+from processes import tree_cpu_seconds  # noqa: E402
 
 from tests.postgres_server import find_tool  # noqa: E402
 from tests.postgres_server import private_postgres  # noqa: E402
@@ -164,22 +165,6 @@ def cpu_times() -> tuple[int, int, int]:
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle = fields[3] + fields[4]  # idle, iowait
     return fields[7], sum(fields) - idle - fields[7], sum(fields)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """Return the CPU time (user + system) of a process and its live descendants."""
-    ticks = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # it exited meanwhile
-        ticks += int(stat[11]) + int(stat[12])  # utime, stime: fields 14 and 15 of stat
-        pending.extend(int(child) for child in children)
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds() -> float:
