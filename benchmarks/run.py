@@ -51,6 +51,8 @@ SECRET_KEY = "benchmark-secret-key-that-is-long-enough-to-serve"
 REPORT_LUA = HERE / "report.lua"
 BACKENDS = ("sqlite", "postgresql")
 ENDPOINTS = {"index": "/", "create": "/create"}
+# The phases wrk drives; startup, costs and live need no wrk.
+WRK_PHASES = {"hello", "index", "logins", "flood", "postgres"}
 # The index's server table (goal 5): the references, the app as shipped, the other servers.
 SERVER_TABLE = ("flaskr", "flask-reuse", "full", "full-asyncio", "uvicorn", "granian")
 SERVER_NAMES = {
@@ -977,13 +979,13 @@ def csrf_token(response: httpx.Response) -> str:
 
 
 def check_tools(phases: Sequence[str]) -> None:
-    """Fail early when wrk (or, for the postgres phase, PostgreSQL's initdb) is missing."""
-    if shutil.which("wrk") is None:
+    """Fail early when wrk or PostgreSQL's initdb is missing for a phase that needs it."""
+    if WRK_PHASES.intersection(phases) and shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
-    if "postgres" in phases and find_tool("initdb") is None:
+    if {"postgres", "live"}.intersection(phases) and find_tool("initdb") is None:
         sys.exit(
-            "The postgres phase needs PostgreSQL's initdb (make system-deps installs it);"
-            " or leave it out: --phases hello,index,logins,startup"
+            "The postgres and live phases need PostgreSQL's initdb (make system-deps installs"
+            " it); or leave them out: --phases hello,index,logins,startup"
         )
 
 
