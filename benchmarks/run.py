@@ -41,6 +41,7 @@ sys.path.insert(1, str(HERE.parent))  # the project's tests, for their private P
 
 import live  # noqa: E402
 import seed  # noqa: E402
+from processes import tree_cpu_seconds  # noqa: E402
 
 from tests.postgres_server import find_tool  # noqa: E402
 from tests.postgres_server import private_postgres  # noqa: E402
@@ -50,6 +51,8 @@ SECRET_KEY = "benchmark-secret-key-that-is-long-enough-to-serve"
 REPORT_LUA = HERE / "report.lua"
 BACKENDS = ("sqlite", "postgresql")
 ENDPOINTS = {"index": "/", "create": "/create"}
+# The phases wrk drives; startup, costs and live need no wrk.
+WRK_PHASES = {"hello", "index", "logins", "flood", "postgres"}
 # The index's server table (goal 5): the references, the app as shipped, the other servers.
 SERVER_TABLE = ("flaskr", "flask-reuse", "full", "full-asyncio", "uvicorn", "granian")
 SERVER_NAMES = {
@@ -164,22 +167,6 @@ def cpu_times() -> tuple[int, int, int]:
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle = fields[3] + fields[4]  # idle, iowait
     return fields[7], sum(fields) - idle - fields[7], sum(fields)
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """Return the CPU time (user + system) of a process and its live descendants."""
-    ticks = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # it exited meanwhile
-        ticks += int(stat[11]) + int(stat[12])  # utime, stime: fields 14 and 15 of stat
-        pending.extend(int(child) for child in children)
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds() -> float:
@@ -992,13 +979,13 @@ def csrf_token(response: httpx.Response) -> str:
 
 
 def check_tools(phases: Sequence[str]) -> None:
-    """Fail early when wrk (or, for the postgres phase, PostgreSQL's initdb) is missing."""
-    if shutil.which("wrk") is None:
+    """Fail early when wrk or PostgreSQL's initdb is missing for a phase that needs it."""
+    if WRK_PHASES.intersection(phases) and shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
-    if "postgres" in phases and find_tool("initdb") is None:
+    if {"postgres", "live"}.intersection(phases) and find_tool("initdb") is None:
         sys.exit(
-            "The postgres phase needs PostgreSQL's initdb (make system-deps installs it);"
-            " or leave it out: --phases hello,index,logins,startup"
+            "The postgres and live phases need PostgreSQL's initdb (make system-deps installs"
+            " it); or leave them out: --phases hello,index,logins,startup"
         )
 
 
