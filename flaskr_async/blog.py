@@ -21,6 +21,7 @@ from flaskr_async.db import Statements
 from flaskr_async.db import get_db
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
+from flaskr_async.live import announce
 from flaskr_async.live import last_event_id
 from flaskr_async.live_events import SERIALIZE
 from flaskr_async.live_events import record
@@ -125,6 +126,7 @@ async def create() -> ResponseReturnValue:
             )
             assert row is not None
             await record(tx, row["id"], "created")
+        announce()
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -144,6 +146,7 @@ async def update(id: int) -> ResponseReturnValue:
                 (form.title.data, form.body.data, id),
             )
             await record(tx, id, "updated")
+        announce()
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -158,4 +161,5 @@ async def delete(id: int) -> ResponseReturnValue:
     async with get_db().transaction(serialize=SERIALIZE) as tx:
         await tx.execute("DELETE FROM post WHERE id = ?", (id,))
         await record(tx, id, "deleted")
+    announce()
     return redirect(url_for("blog.index"))

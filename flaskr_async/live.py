@@ -28,9 +28,11 @@ from flaskr_async.live_broadcast import Broadcaster
 from flaskr_async.live_broadcast import Listener
 from flaskr_async.live_broadcast import Unavailable
 from flaskr_async.live_events import newest_events
+from flaskr_async.live_sources import Source
 from flaskr_async.live_sources import source_for
 
 LIVE_KEY = "flaskr_async.live"
+SOURCE_KEY = "flaskr_async.live.source"
 RETRY_MS = 2000  # the browser's reconnection delay after a dropped stream
 RETRY_AFTER = 5  # seconds, on a 503 from a full (or stopping) worker
 
@@ -79,6 +81,13 @@ def end_streams(app: Quart) -> None:
     broadcaster: Broadcaster | None = app.extensions.get(LIVE_KEY)
     if broadcaster is not None:  # None: the app never started serving
         broadcaster.close()
+
+
+def announce() -> None:
+    """Have this worker read its new post events now: the write that made them has committed."""
+    source: Source | None = current_app.extensions.get(SOURCE_KEY)
+    if source is not None:  # None: not serving (a command), or stopping
+        source.changed()
 
 
 def last_event_id() -> int:
@@ -167,10 +176,11 @@ async def serve_live() -> AsyncGenerator[None, None]:
         asyncio.create_task(broadcaster.keep_alive(float(config["LIVE_KEEPALIVE_INTERVAL"]))),
     }
     app.extensions[LIVE_KEY] = broadcaster
+    app.extensions[SOURCE_KEY] = source
     try:
         yield
     finally:
-        del app.extensions[LIVE_KEY]
+        del app.extensions[LIVE_KEY], app.extensions[SOURCE_KEY]
         broadcaster.close()
         for task in tasks:
             task.cancel()

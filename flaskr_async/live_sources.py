@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from collections.abc import Callable
 
@@ -33,6 +34,8 @@ Publish = Callable[[News], None]
 class Source:
     """One worker's reader of new events: opened once, then run as a task until cancelled."""
 
+    wake: asyncio.Event  # set to read at once
+
     async def open(self) -> Statements:
         """Open the reader's own connection (never a pooled one); return it for catch-up reads."""
         raise NotImplementedError  # pragma: no cover - every source overrides it
@@ -44,6 +47,10 @@ class Source:
     async def close(self) -> None:
         """Close the reader's connection."""
         raise NotImplementedError  # pragma: no cover - every source overrides it
+
+    def changed(self) -> None:
+        """Read now: this worker has just committed a post event."""
+        self.wake.set()
 
 
 class SQLitePoller(Source):
@@ -57,6 +64,7 @@ class SQLitePoller(Source):
     def __init__(self, database: SQLiteDatabase, interval: float) -> None:
         self.database = database
         self.interval = interval
+        self.wake = asyncio.Event()
         self.connection: SQLiteConnection | None = None
 
     async def open(self) -> Statements:
@@ -73,7 +81,11 @@ class SQLitePoller(Source):
             if version is None or version != seen:
                 seen = version
                 await poll_once(self.connection, last_id, publish)
-            await asyncio.sleep(self.interval)
+            # Until the next check, or sooner when a write of this worker has committed.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self.wake.wait()
+            self.wake.clear()
 
     async def close(self) -> None:
         """Close the poller's connection."""

@@ -24,6 +24,7 @@ from flaskr_async.db import current_database
 from flaskr_async.db.postgres import PostgresDatabase
 from flaskr_async.db.sqlite import SQLiteDatabase
 from flaskr_async.live import LIVE_KEY
+from flaskr_async.live import announce
 from flaskr_async.live import end_streams
 from flaskr_async.live import fit_to_descriptors
 from flaskr_async.live_broadcast import KEEP_ALIVE
@@ -805,3 +806,9 @@ def test_a_tick_keeps_idle_streams_alive_and_ends_old_ones() -> None:
     idle.idle = True
     broadcaster.tick(now=101.0)
     assert idle.ended
+
+
+async def test_announcing_outside_serving_does_nothing(live_config: dict[str, Any]) -> None:
+    app = create_app(live_config)
+    async with app.app_context():
+        announce()  # a command's write, or a stopping worker's: nothing to wake
