@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from quart import Quart
+from quart.testing import connections
 
 from flaskr_async.clients import client_of
 from tests.conftest import serving
@@ -92,28 +93,29 @@ async def failed_login(app: Quart, username: str, address: str) -> int:
     return response.status_code
 
 
+def stream_from(app: Quart, address: str) -> connections.TestHTTPConnection:
+    """Return a test connection asking for the event stream from a client address."""
+    connection = app.test_client().request("/events", headers=from_address(address))
+    assert isinstance(connection, connections.TestHTTPConnection)
+    return connection
+
+
+async def opened(connection: connections.TestHTTPConnection) -> bool:
+    """Send the request; tell whether the stream opened (its retry field arrived)."""
+    await connection.send_complete()
+    return (await connection.receive()).startswith(b"retry:")
+
+
 async def test_the_stream_share_counts_a_64_as_one_client(app_config: dict[str, Any]) -> None:
     config = behind_proxy(app_config, LIVE_STREAMS_PER_CLIENT=2)
     async with serving(config) as app:
-        opened = []
-        try:
-            for n in range(2):
-                connection = app.test_client().request(
-                    "/events", headers=from_address(f"2001:db8:9:9::{n + 1:x}")
-                )
-                await connection.__aenter__()
-                await connection.send_complete()
-                assert (await connection.receive()).startswith(b"retry:")
-                opened.append(connection)
-            client = app.test_client()
-            third = await client.get("/events", headers=from_address("2001:db8:9:9::ff"))
-            elsewhere = client.request("/events", headers=from_address("2001:db8:9:a::1"))
-            async with elsewhere:
-                await elsewhere.send_complete()
-                assert (await elsewhere.receive()).startswith(b"retry:")
-                await elsewhere.disconnect()
-        finally:
-            for connection in opened:
+        one = stream_from(app, "2001:db8:9:9::1")
+        two = stream_from(app, "2001:db8:9:9::2")
+        elsewhere = stream_from(app, "2001:db8:9:a::1")
+        async with one, two, elsewhere:
+            assert await opened(one) and await opened(two)
+            third = await app.test_client().get("/events", headers=from_address("2001:db8:9:9::ff"))
+            assert await opened(elsewhere)  # another /64 is another client
+            for connection in (one, two, elsewhere):
                 await connection.disconnect()
-                await connection.__aexit__(None, None, None)
     assert third.status_code == 503
