@@ -24,7 +24,11 @@ from typing import Any
 
 import hypercorn.asyncio.run
 from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.events import Closed
 from hypercorn.events import Event
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h11 import H2CProtocolRequiredError
+from hypercorn.protocol.h11 import H2ProtocolAssumedError
 from hypercorn.typing import ASGIFramework
 from hypercorn.typing import ASGIReceiveCallable
 from hypercorn.typing import ASGISendCallable
@@ -121,6 +125,15 @@ class DeadlineTCPServer(TCPServer):
                     del cls.writing[connection]
                     connection.writer.transport.abort()
 
+    @property  # type: ignore[override]
+    def protocol(self) -> HTTP1Only:
+        """The connection's protocol: HTTP/1.1 only, unless TLS negotiated HTTP/2."""
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, wrapper: ProtocolWrapper) -> None:
+        self._protocol = HTTP1Only(wrapper)
+
     async def protocol_send(self, event: Event) -> None:
         """Send as hypercorn does, aborted past the deadline."""
         self.writing[self] = self.loop.time()
@@ -135,6 +148,32 @@ class DeadlineTCPServer(TCPServer):
             await super()._close()
         finally:
             self.writing.pop(self, None)
+
+
+class HTTP1Only:
+    """hypercorn's protocol switch, refusing HTTP/2 without TLS (h2c): the connection closes.
+
+    Browsers never speak h2c; only a client talking straight to hypercorn can, and hypercorn
+    0.18's HTTP/2 was measured to let one such client hold a worker: connections that never
+    open a stream are never closed (every descriptor, from one address), a zero flow-control
+    window keeps each response's body in memory (1.6 GB from 6 connections) and holds the
+    stop. HTTP/2 is nginx's (deploy/nginx.conf), which limits it per client; a hypercorn that
+    terminates TLS itself should offer HTTP/1.1 alone (hypercorn.toml, alpn_protocols).
+    """
+
+    def __init__(self, wrapper: ProtocolWrapper) -> None:
+        self.wrapper = wrapper
+
+    async def initiate(self) -> None:
+        """Start the protocol, as hypercorn's wrapper does."""
+        await self.wrapper.initiate()
+
+    async def handle(self, event: Event) -> None:
+        """Pass an event to the protocol; close the connection where it would switch to h2c."""
+        try:
+            await self.wrapper.protocol.handle(event)
+        except (H2ProtocolAssumedError, H2CProtocolRequiredError):
+            await self.wrapper.send(Closed())
 
 
 def deadline_server(seconds: float, on_stopping: Callable[[], None]) -> type[DeadlineTCPServer]:

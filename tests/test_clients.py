@@ -26,9 +26,23 @@ from tests.conftest import serving
         ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
         ("::1", "::/64"),
         ("fe80::1%eth0", "fe80::/64"),
-        ("unix-socket-peer", "unix-socket-peer"),
-        ("", "unknown"),
-        (None, "unknown"),
+        # As some proxies write it: with a port, or with white space.
+        ("192.0.2.1:4711", "192.0.2.1"),
+        ("[2001:db8:1:2::9]:4711", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2::9]", "2001:db8:1:2::/64"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        # IPv6 addresses that carry an IPv4 client: 6to4 and Teredo.
+        ("2002:c000:201:1::1", "192.0.2.1"),
+        ("2002:c000:201:ffff::1", "192.0.2.1"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),
+        # Not an IP address: one client, however it is spelt.
+        ("unix-socket-peer", "invalid"),
+        ("08.8.8.8", "invalid"),
+        ("8.8.8.008", "invalid"),
+        ("unknown7", "invalid"),
+        ("192.0.2.1:4711:1", "invalid"),
+        ("", "invalid"),
+        (None, "invalid"),
     ],
 )
 def test_the_client_of_an_address(address: str | None, client: str) -> None:
@@ -38,19 +52,25 @@ def test_the_client_of_an_address(address: str | None, client: str) -> None:
 ipv6 = st.integers(min_value=0, max_value=2**128 - 1).map(ipaddress.IPv6Address)
 
 
+def carries_ipv4(address: ipaddress.IPv6Address) -> bool:
+    """Tell whether an IPv6 address carries an IPv4 client (mapped, 6to4, Teredo)."""
+    return bool(address.ipv4_mapped or address.sixtofour or address.teredo)
+
+
 @given(ipv6, st.integers(min_value=0, max_value=2**64 - 1))
 def test_every_address_of_a_64_is_one_client(address: ipaddress.IPv6Address, host: int) -> None:
     network = int(address) >> 64 << 64
     twin = ipaddress.IPv6Address(network | host)
-    if address.ipv4_mapped is None and twin.ipv4_mapped is None:
-        assert client_of(str(address)) == client_of(str(twin)) == client_of(address.exploded)
+    if not carries_ipv4(address) and not carries_ipv4(twin):
+        written = (str(address), address.exploded, f"[{address}]:443")
+        assert {client_of(text) for text in written} == {client_of(str(twin))}
 
 
 @given(ipv6, ipv6)
 def test_addresses_of_different_64s_are_different_clients(
     a: ipaddress.IPv6Address, b: ipaddress.IPv6Address
 ) -> None:
-    if int(a) >> 64 != int(b) >> 64 and a.ipv4_mapped is None and b.ipv4_mapped is None:
+    if int(a) >> 64 != int(b) >> 64 and not carries_ipv4(a) and not carries_ipv4(b):
         assert client_of(str(a)) != client_of(str(b))
 
 

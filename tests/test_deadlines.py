@@ -235,3 +235,35 @@ async def test_other_scopes_pass_through() -> None:
     scope: Any = {"type": "lifespan"}
     await SendDeadline(app, 1)(scope, receive_nothing, receive_nothing)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2C_UPGRADE = (
+    b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+)
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("opening", [H2_PREFACE, H2_PREFACE[:16], H2C_UPGRADE])
+async def test_http2_without_tls_is_refused(
+    app_config: dict[str, Any], backend: str, opening: bytes
+) -> None:
+    async with hypercorn_in_process(app_config) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(opening)
+            if opening == H2_PREFACE[:16]:
+                # Not yet known to be HTTP/2: still an unfinished HTTP/1.1 request.
+                writer.write(H2_PREFACE[16:])
+            async with asyncio.timeout(2):
+                answer = await reader.read()  # until the server closes the connection
+            # Nothing served: at most hypercorn's 101 to the upgrade, before the close.
+            assert answer == b"" or (
+                answer.startswith(b"HTTP/1.1 101 ") and answer.count(b"HTTP/") == 1
+            )
+        finally:
+            writer.close()
+        # HTTP/1.1 is served as ever.
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/hello")).text == "Hello, World!"
