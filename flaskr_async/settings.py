@@ -145,12 +145,12 @@ def is_host_list(value: Any) -> bool:
     )
 
 
-def seconds(most: int) -> Setting:
+def seconds(most: int, example: str) -> Setting:
     """Declare a positive number of seconds (int or float) up to ``most``."""
     return Setting(
         lambda value: type(value) in (int, float) and 0 < value <= most and math.isfinite(value),
         f"a positive number of seconds (at most {most})",
-        "1.5",
+        example,
     )
 
 
@@ -201,11 +201,7 @@ SETTINGS: dict[str, Setting] = {
         show=without_password,
     ),
     "DATABASE_POOL_SIZE": optional(positive("4")),
-    "SQLITE_BUSY_TIMEOUT": Setting(
-        lambda value: type(value) in (int, float) and 0 < value <= 86400 and math.isfinite(value),
-        "a positive number of seconds (at most 86400)",
-        "5.0",
-    ),
+    "SQLITE_BUSY_TIMEOUT": seconds(86400, "5.0"),
     "SQLITE_SYNCHRONOUS": one_of(*SYNCHRONOUS_MODES),
     "POSTS_PER_PAGE": positive("20"),
     "MAX_CONTENT_LENGTH": positive("1048576"),
