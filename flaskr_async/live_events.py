@@ -54,14 +54,17 @@ def encode(row: Row) -> Event:
 
 
 async def record(tx: Statements, post_id: int, kind: str) -> None:
-    """Write a post's change event in the writer's transaction; keep the newest LIVE_HISTORY."""
+    """Write a post's change event in the writer's transaction; keep the newest LIVE_HISTORY.
+
+    And one more: a reader whose newest event is the oldest kept has missed nothing, and can
+    tell (events_after).
+    """
     row = await tx.fetch_one(
         "INSERT INTO post_event (post_id, kind) VALUES (?, ?) RETURNING id", (post_id, kind)
     )
     assert row is not None
-    await tx.execute(
-        "DELETE FROM post_event WHERE id <= ?", (row["id"] - current_app.config["LIVE_HISTORY"],)
-    )
+    kept = int(current_app.config["LIVE_HISTORY"]) + 1
+    await tx.execute("DELETE FROM post_event WHERE id <= ?", (row["id"] - kept,))
 
 
 async def events_after(db: Statements, last_id: int) -> News:
