@@ -14,6 +14,7 @@ from quart import session
 from quart.testing import QuartClient
 
 from flaskr_async import passwords
+from flaskr_async.clients import client_of
 from flaskr_async.db import current_database
 from flaskr_async.user_sessions import id_hash
 from tests.conftest import AuthActions
@@ -219,7 +220,9 @@ async def test_hello_and_static_files_skip_the_session(app: Quart, path: str) ->
         assert g.user is None
 
 
-LOCAL = "<local>"  # the Quart test client's remote address
+# The Quart test client's remote address, "<local>", is no IP address: the throttle counts it
+# as the one client of all such addresses.
+LOCAL = client_of("<local>")
 
 
 async def test_ten_failures_for_a_username_throttle_it(auth: AuthActions) -> None:

@@ -24,6 +24,7 @@ from werkzeug.datastructures import Headers
 
 from flaskr_async import DEFAULTS
 from flaskr_async.boundary import host_problem
+from flaskr_async.boundary import refuse
 from flaskr_async.boundary import trusted_names
 from flaskr_async.security import SECURITY_HEADERS
 from tests.conftest import serving
@@ -198,15 +199,25 @@ def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> 
         assert response.headers[name] == value
 
 
-def test_http2_refusals_end_the_stream_only(server: Watched) -> None:
-    """HTTP/2 forbids Connection: the refusal goes without it, and other streams go on."""
+def test_http2_without_tls_is_refused_and_http1_goes_on(server: Watched) -> None:
+    """hypercorn serves HTTP/1.1 alone (flaskr_async/deadlines.py): h2c closes the connection."""
     with httpx.Client(http1=False, http2=True, timeout=5) as client:
-        base = f"http://127.0.0.1:{server.port}"
-        refused = client.get(base + "/hello", headers={"Host": "evil.example"})
-        served = client.get(base + "/hello")
-    assert (refused.http_version, refused.status_code) == ("HTTP/2", 400)
-    assert "connection" not in refused.headers
-    assert served.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(f"http://127.0.0.1:{server.port}/hello")
+    assert httpx.get(f"http://127.0.0.1:{server.port}/hello").status_code == 200
+
+
+async def test_an_http2_refusal_goes_without_a_connection_header() -> None:
+    """HTTP/2 forbids Connection (RFC 9113 8.2.2): a refusal over it (TLS) leaves it out."""
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await refuse("2", "a Host this site does not serve", send)
+    start = sent[0]
+    assert start["status"] == 400
+    assert b"connection" not in {name for name, _ in start["headers"]}
 
 
 def test_foreign_host_sockets_are_all_closed(server: Watched) -> None:
