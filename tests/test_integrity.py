@@ -49,7 +49,12 @@ class Browser:
 
     def __init__(self, url: str, session: str = "", token: str = "") -> None:
         # No cookie jar: the session has to outlive a server (and its port) in the crash test.
-        self.client = httpx.AsyncClient(base_url=url, timeout=30)
+        # A connection idle for about hypercorn's keep-alive timeout (5 s) may be closed by the
+        # server just as the next request goes out on it, which fails that request (seen
+        # under load, when writers wait for the others' logins): a browser drops idle ones
+        # well before, as browsers do.
+        limits = httpx.Limits(keepalive_expiry=2)
+        self.client = httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
         self.session = session
         self.token = token
 
