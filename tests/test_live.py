@@ -817,3 +817,9 @@ async def test_events_lost_between_two_reads_tell_an_open_page_to_reload(
     # never saw (PostgreSQL's ids can have gaps, so three writes cannot prove none was): told.
     kinds = [message["event"] for message in received]
     assert kinds == ["reload"] * reload + ["updated"] * kept
+
+
+def test_the_readme_states_the_largest_event() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"at most {MAX_MESSAGE_BYTES} bytes each" in readme
+    assert f"larger than {MAX_MESSAGE_BYTES} bytes" in readme
