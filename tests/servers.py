@@ -119,15 +119,21 @@ def running(
 ) -> Iterator[Server]:
     """Serve for the block; the server is stopped (SIGTERM, then SIGKILL) however it ends."""
     server = start(command, env, port, host, cwd)
+    failed = True
     try:
         wait_until_serving(server)
         yield server
+        failed = False
     finally:
         if server.process.poll() is None:
             server.process.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.process.wait(15)
         server.kill()  # whatever is left of the group, workers of a killed parent included
+        if failed and server.process.stdout is not None and not server.process.stdout.closed:
+            # A failed test shows what its server logged (pytest prints captured output).
+            log = server.process.stdout.read().decode(errors="replace")
+            print(f"--- the server's log ---\n{log}")
         if server.process.stdout is not None:
             server.process.stdout.close()
 
