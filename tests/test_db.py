@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC
 from datetime import datetime
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -16,6 +17,11 @@ from flaskr_async.db import Pool
 from flaskr_async.db import create_database
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
+from flaskr_async.db.migrate import CREATED
+from flaskr_async.db.migrate import POSTGRES_OBJECTS
+from flaskr_async.db.migrate import SQLITE_OBJECTS
+from flaskr_async.db.postgres import PostgresDatabase
+from flaskr_async.db.sqlite import TABLES
 from tests.conftest import serving
 
 
@@ -195,3 +201,42 @@ async def test_cancelled_startup_closes_what_it_opened(app_config: dict[str, Any
     # Nothing is left open: the autouse guard checks for aiosqlite threads; a leaked
     # asyncpg connection would warn (an error here) when collected.
     await database.close()
+
+
+async def test_a_starting_worker_waits_for_no_transaction(app: Quart) -> None:
+    # Another worker's transaction holds a write lock on every table (PostgreSQL: a deadlock
+    # with a login's transaction was possible when start-up ran the schema script regardless).
+    async with database_of(app).transaction() as tx:
+        for table in ("post_event", "login_attempt", "user_session", "post", "user"):
+            await tx.execute(f'DELETE FROM "{table}"')
+        starting = create_database(app.config)
+        try:
+            async with asyncio.timeout(10):
+                await starting.open()
+        finally:
+            await starting.close()
+
+
+async def test_start_up_completes_a_schema_missing_any_object(app_config: dict[str, Any]) -> None:
+    database = create_database(create_app(app_config).config)
+    script = "schema_postgres.sql" if isinstance(database, PostgresDatabase) else "schema.sql"
+    text = resources.files("flaskr_async").joinpath(script).read_text()
+    objects = [next(name for name in match if name) for match in CREATED.findall(text)]
+    catalog = POSTGRES_OBJECTS if isinstance(database, PostgresDatabase) else SQLITE_OBJECTS
+    for name in ["login_failure", *objects]:
+        await database.open()
+        async with database.lease() as db:
+            if name == "login_failure":  # a table the schema drops
+                await db.execute("CREATE TABLE login_failure (id INTEGER)")
+            elif name.endswith("_notify"):
+                await db.execute(f"DROP RULE {name} ON post_event")
+            else:
+                kind = "TABLE" if name in TABLES else "INDEX"
+                cascade = " CASCADE" if isinstance(database, PostgresDatabase) else ""
+                await db.execute(f'DROP {kind} "{name}"{cascade}')
+        await database.close()
+        await database.open()
+        async with database.lease() as db:
+            names = {row["name"] for row in await db.fetch_all(catalog)}
+        await database.close()
+        assert set(objects) <= names and "login_failure" not in names, name

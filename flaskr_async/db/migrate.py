@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flaskr_async.db import Connection
 from flaskr_async.db import logger
 from flaskr_async.identity import NotAllowed
@@ -18,6 +20,32 @@ SET_KEY = (
     ' AND NOT EXISTS (SELECT 1 FROM "user" WHERE username_key = ?)'
 )
 SHOWN_IDS = 20  # of the accounts left without a key, in the log line
+
+# The objects a schema script creates (tables, indexes, rules) and the tables it drops.
+CREATED = re.compile(
+    r'CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS "?(\w+)|CREATE OR REPLACE RULE (\w+)'
+)
+DROPPED = re.compile(r'DROP TABLE IF EXISTS "?(\w+)')
+SQLITE_OBJECTS = "SELECT name FROM sqlite_master"
+POSTGRES_OBJECTS = (
+    "SELECT relname AS name FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+    " UNION ALL SELECT rulename FROM pg_rules WHERE schemaname = current_schema()"
+)
+
+
+async def schema_is_current(connection: Connection, script: str, objects_sql: str) -> bool:
+    """Tell, taking no lock, whether start-up has nothing to create, drop or key.
+
+    A starting worker that ran the schema script anyway would lock every table it names
+    (PostgreSQL takes a SHARE lock even for an index that exists): writes on every host would
+    wait for it, and a login's transaction, locking tables in another order, could deadlock.
+    """
+    names = {row["name"] for row in await connection.fetch_all(objects_sql)}
+    created = {next(name for name in match if name) for match in CREATED.findall(script)}
+    if not created <= names or names & set(DROPPED.findall(script)):
+        return False
+    row = await connection.fetch_one('SELECT 1 FROM "user" WHERE username_key IS NULL LIMIT 1')
+    return row is None
 
 
 async def migrate_sqlite(connection: Connection) -> None:

@@ -21,7 +21,9 @@ from flaskr_async.db import Params
 from flaskr_async.db import PooledDatabase
 from flaskr_async.db import Row
 from flaskr_async.db import logger
+from flaskr_async.db.migrate import POSTGRES_OBJECTS
 from flaskr_async.db.migrate import migrate_postgres
+from flaskr_async.db.migrate import schema_is_current
 from flaskr_async.db.sqlite import TABLES
 from flaskr_async.db.sqlite import split_statements
 
@@ -151,6 +153,8 @@ class PostgresDatabase(PooledDatabase):
     async def create_schema(self, connection: PostgresConnection) -> None:
         """Create the tables and indexes that are missing, one host at a time."""
         script = resources.files("flaskr_async").joinpath("schema_postgres.sql").read_text()
+        if await schema_is_current(connection, script, POSTGRES_OBJECTS):
+            return  # the usual start-up: no lock taken, so no host's traffic waits for it
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
             await migrate_postgres(connection)

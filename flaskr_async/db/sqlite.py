@@ -21,7 +21,9 @@ from flaskr_async.db import Params
 from flaskr_async.db import PooledDatabase
 from flaskr_async.db import Row
 from flaskr_async.db import logger
+from flaskr_async.db.migrate import SQLITE_OBJECTS
 from flaskr_async.db.migrate import migrate_sqlite
+from flaskr_async.db.migrate import schema_is_current
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # Children first.
@@ -204,6 +206,8 @@ class SQLiteDatabase(PooledDatabase):
     async def create_schema(self, connection: SQLiteConnection) -> None:
         """Create the tables and indexes that are missing, dropping nothing."""
         statements = resources.files("flaskr_async").joinpath("schema.sql").read_text()
+        if await schema_is_current(connection, statements, SQLITE_OBJECTS):
+            return  # the usual start-up: no write lock taken, so no writer waits for it
         async with connection.transaction():
             await migrate_sqlite(connection)
             for statement in split_statements(statements):
