@@ -1,7 +1,8 @@
 """Lint once, then type-check and run the whole suite on every supported Python, each with its lock.
 
 ``nox`` runs them all (``make test`` calls it); ``nox -s tests-3.13`` runs one Python, and
-``nox -s tests-3.13 -- tests/test_db.py -x`` passes arguments to pytest instead of the coverage run.
+``nox -s tests-3.13 -- tests/db/test_db.py -x`` passes arguments to pytest instead of the
+coverage run.
 """
 
 from __future__ import annotations

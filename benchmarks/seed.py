@@ -112,7 +112,7 @@ def seed_postgres(tree: Path, url: str, posts: int, password_hash: str) -> str:
 def bench_password_hash(tree: Path) -> str:
     """Hash the benchmark user's password with the app's current hasher (no rehash on login)."""
     code = (
-        "import sys; from flaskr_async.passwords import hash_sync;"
+        "import sys; from flaskr_async.accounts.passwords import hash_sync;"
         " sys.stdout.write(hash_sync(sys.argv[1]))"
     )
     result = subprocess.run(

@@ -12,17 +12,17 @@ from quart import Quart
 
 from flaskr_async import auth
 from flaskr_async import blog
-from flaskr_async import boundary
-from flaskr_async import cli
 from flaskr_async import db
-from flaskr_async import deadlines
-from flaskr_async import devserver
-from flaskr_async import limits
 from flaskr_async import live
-from flaskr_async import security
-from flaskr_async import sessions
 from flaskr_async import settings
 from flaskr_async import templating
+from flaskr_async.db import commands
+from flaskr_async.middleware import body_limits
+from flaskr_async.middleware import boundary
+from flaskr_async.middleware import cookie_session
+from flaskr_async.middleware import deadlines
+from flaskr_async.middleware import security
+from flaskr_async.serving import devserver
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_POOL_SIZE": None,  # None: the backend's own default (SQLite 1, PostgreSQL 4)
@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
     # A known browser's own failures.
     "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
-    # The live index (flaskr_async/live.py): open streams per worker (at most half its
+    # The live index (flaskr_async/live/__init__.py): open streams per worker (at most half its
     # open-file limit) and per client, events queued per stream before it is dropped, events a
     # reconnecting page can catch up on, seconds between keep-alive comments, of a stream's
     # life before the browser reconnects, and between SQLite's change checks.
@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None: on unless debugging or testing
     # The absolute lifetime of a login session, and how long it may go unused, both enforced
-    # on the server (flaskr_async/user_sessions.py).
+    # on the server (flaskr_async/accounts/login_sessions.py).
     "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
     "SESSION_IDLE_TIMEOUT": 24 * 3600,
     # The cookie keeps its expiry from login: no Set-Cookie on every response (nor on static files).
@@ -112,13 +112,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
             app.logger.setLevel(logging.INFO)
 
     # First: bodies are bounded before anything (the CSRF check) parses them.
-    limits.init_app(app)
-    sessions.init_app(app)
+    body_limits.init_app(app)
+    cookie_session.init_app(app)
     db.init_app(app)
     # After the database: its streams open after it and end before it closes.
     live.init_app(app)
     devserver.init_app(app)
-    cli.init_app(app)
+    commands.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
     # "/" is the blog index; url_for("index") works as well as url_for("blog.index").

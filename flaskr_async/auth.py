@@ -18,9 +18,12 @@ from quart import request
 from quart import url_for
 from quart.typing import ResponseReturnValue
 
-from flaskr_async import devices
-from flaskr_async import throttle
-from flaskr_async import user_sessions
+from flaskr_async.accounts import devices
+from flaskr_async.accounts import login_sessions
+from flaskr_async.accounts import throttle
+from flaskr_async.accounts.passwords import hash_password
+from flaskr_async.accounts.passwords import install_limit
+from flaskr_async.accounts.passwords import verify_password
 from flaskr_async.clients import client_of
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import get_db
@@ -29,9 +32,6 @@ from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
-from flaskr_async.passwords import hash_password
-from flaskr_async.passwords import install_limit
-from flaskr_async.passwords import verify_password
 
 logger = logging.getLogger("flaskr_async")
 
@@ -77,7 +77,7 @@ async def load_logged_in_user() -> None:
     g.user = None
     # Static files and /hello show no user: they touch neither the session nor the database.
     if request.endpoint not in WITHOUT_USER:
-        g.user = await user_sessions.load_user()
+        g.user = await login_sessions.load_user()
 
 
 @bp.route("/register", methods=("GET", "POST"))
@@ -139,8 +139,8 @@ async def login() -> ResponseReturnValue:
         await throttle.forget(tx, reservation.attempt_id)
         if new_hash is not None:
             await tx.execute('UPDATE "user" SET password = ? WHERE id = ?', (new_hash, user["id"]))
-        session_id = await user_sessions.create(tx, user["id"])
-    user_sessions.remember(session_id)
+        session_id = await login_sessions.create(tx, user["id"])
+    login_sessions.remember(session_id)
     response = redirect(url_for("index"))
     devices.remember(response, key)
     return response
@@ -149,5 +149,5 @@ async def login() -> ResponseReturnValue:
 @bp.route("/logout", methods=("POST",))
 async def logout() -> ResponseReturnValue:
     """End the session on the server (a POST, so no link or image can log anyone out)."""
-    await user_sessions.end()
+    await login_sessions.end()
     return redirect(url_for("index"))

@@ -23,8 +23,8 @@ from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
 from flaskr_async.live import announce
 from flaskr_async.live import last_event_id
-from flaskr_async.live_events import SERIALIZE
-from flaskr_async.live_events import record
+from flaskr_async.live.post_events import SERIALIZE
+from flaskr_async.live.post_events import record
 
 bp = Blueprint("blog", __name__)
 # Registered with the blueprint (before its routes are added), so create_app needs no line.

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS post (
 );
 
 -- Every change to a post, written in the same transaction as the change: the live index's feed
--- (flaskr_async/live.py). Its id is the event id of the stream on every worker and host; the
+-- (flaskr_async/live/__init__.py). Its id is the event id of the stream on every worker and host; the
 -- table keeps the newest LIVE_HISTORY rows. No foreign key: a deletion's event outlives its post.
 CREATE TABLE IF NOT EXISTS post_event (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS post_event (
   at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
--- Wakes each worker's listener (flaskr_async/live_sources.py) when the writing transaction
+-- Wakes each worker's listener (flaskr_async/live/sources.py) when the writing transaction
 -- commits, never for one rolled back: the views keep one SQL text for both backends.
 CREATE OR REPLACE RULE post_event_notify AS ON INSERT TO post_event DO ALSO NOTIFY flaskr_post_event;
 

@@ -13,10 +13,10 @@ from quart import g
 from quart import session
 from quart.testing import QuartClient
 
-from flaskr_async import passwords
+from flaskr_async.accounts import passwords
+from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.clients import client_of
 from flaskr_async.db import current_database
-from flaskr_async.user_sessions import id_hash
 from tests.conftest import AuthActions
 from tests.conftest import add_failures
 from tests.conftest import csrf_token_of

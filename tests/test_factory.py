@@ -12,8 +12,8 @@ import pytest
 from quart import Quart
 
 from flaskr_async import create_app
+from flaskr_async.accounts.passwords import LIMIT_KEY
 from flaskr_async.db import current_database
-from flaskr_async.passwords import LIMIT_KEY
 from tests.conftest import load_test_data
 from tests.conftest import serving
 from tests.servers import TEST_SECRET_KEY

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from quart import Quart
 from quart.testing import QuartClient
 
-from flaskr_async import passwords
+from flaskr_async.accounts import passwords
+from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import canonical_password
 from flaskr_async.identity import canonical_username
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
-from flaskr_async.user_sessions import id_hash
 from tests.conftest import AuthActions
 from tests.conftest import fetch_one
 from tests.conftest import page_text

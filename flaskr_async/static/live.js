@@ -1,5 +1,5 @@
 // The live index: hear of new, edited and deleted posts through Server-Sent Events.
-// Loaded only on the first page of the index (flaskr_async/live.py); text goes in through
+// Loaded only on the first page of the index (flaskr_async/live/__init__.py); text goes in through
 // textContent alone, never as HTML.
 //
 // One tab per browser holds the stream. Over HTTP/1.1 a browser opens at most 6 connections

@@ -16,8 +16,8 @@ from flaskr_async.db.postgres import PostgresConnection
 from flaskr_async.db.postgres import PostgresDatabase
 from flaskr_async.db.sqlite import SQLiteConnection
 from flaskr_async.db.sqlite import SQLiteDatabase
-from flaskr_async.live_events import News
-from flaskr_async.live_events import events_after
+from flaskr_async.live.post_events import News
+from flaskr_async.live.post_events import events_after
 
 APPLICATION_NAME = "flaskr_async live index"  # names the listener in pg_stat_activity
 CHANNEL = "flaskr_post_event"  # NOTIFY'd by the rule in schema_postgres.sql

@@ -27,12 +27,12 @@ from quart import Quart
 
 from flaskr_async import create_app
 from flaskr_async.db import current_database
-from flaskr_async.deadlines import CONNECTION_CLASS
-from flaskr_async.deadlines import SendDeadline
-from flaskr_async.deadlines import deadline_server
+from flaskr_async.middleware.deadlines import CONNECTION_CLASS
+from flaskr_async.middleware.deadlines import SendDeadline
+from flaskr_async.middleware.deadlines import deadline_server
 from tests.conftest import load_test_data
 from tests.servers import free_port
-from tests.test_stream_limits import held_by_server
+from tests.system.test_stream_limits import held_by_server
 
 PAGE_POSTS = 100  # of 60 KB: a 6 MB page, more than the kernel's socket buffers take
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from flaskr_async import create_app
-from flaskr_async.devserver import ACCEPT_RACE
-from flaskr_async.devserver import drop_cancellations
+from flaskr_async.serving.devserver import ACCEPT_RACE
+from flaskr_async.serving.devserver import drop_cancellations
 from tests.servers import TEST_SECRET_KEY
 
 

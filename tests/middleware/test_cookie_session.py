@@ -11,7 +11,7 @@ from quart.sessions import NullSession
 from quart.sessions import SecureCookieSessionInterface
 
 from flaskr_async import create_app
-from flaskr_async.sessions import CookieSessionInterface
+from flaskr_async.middleware.cookie_session import CookieSessionInterface
 from tests.conftest import AuthActions
 from tests.conftest import page_text
 from tests.conftest import set_cookie_of

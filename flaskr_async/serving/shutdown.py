@@ -46,7 +46,7 @@ async def stopped(app: Quart) -> None:
     end_streams(app)
 
 
-def worker(  # pragma: no cover - runs in hypercorn's worker processes (tests/test_live_servers.py)
+def worker(  # pragma: no cover - runs in hypercorn's worker processes (tests/system)
     config: Config, sockets: Sockets | None = None, shutdown_event: EventType | None = None
 ) -> None:
     """Run hypercorn's asyncio worker, whose shutdown trigger first ends the app's streams."""
@@ -63,7 +63,7 @@ def worker(  # pragma: no cover - runs in hypercorn's worker processes (tests/te
         end_streams(app)
 
     # Imported here: the serve command imports this module.
-    from flaskr_async.__main__ import event_loop_factory
+    from flaskr_async.serving.command import event_loop_factory
 
     _run(
         partial(worker_serve, wrapper, config, sockets=sockets),

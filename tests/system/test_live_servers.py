@@ -29,9 +29,9 @@ from tests.servers import start
 from tests.servers import stored_ids
 from tests.servers import stored_titles
 from tests.servers import wait_until_serving
-from tests.test_multihost import HOSTS
-from tests.test_multihost import Visitor
-from tests.test_multihost import register_and_log_in
+from tests.system.test_multihost import HOSTS
+from tests.system.test_multihost import Visitor
+from tests.system.test_multihost import register_and_log_in
 
 WAIT = 15.0
 
@@ -214,8 +214,8 @@ async def test_plain_hypercorn_with_two_workers(tmp_path: Path) -> None:
         finally:
             visitor.close()
         # Plain hypercorn tells the app of a stop only after its connections closed; the app's
-        # connection class (flaskr_async/deadlines.py) hears hypercorn start stopping and ends
-        # the streams then, on every Python (3.12+ waits in Server.wait_closed() for them).
+        # connection class (flaskr_async/middleware/deadlines.py) hears hypercorn start stopping and
+        # ends the streams then, on every Python (3.12+ waits in Server.wait_closed() for them).
         stopping = time.monotonic()
         server.process.send_signal(15)
         ends = await asyncio.gather(*(stream.ended() for stream in streams))
@@ -229,7 +229,7 @@ async def test_plain_hypercorn_with_two_workers(tmp_path: Path) -> None:
             stream.close()
         assert max(ends) - stopping < 6
         # The first worker to exit closed its database; hypercorn.run then SIGTERMs the other
-        # (the serve command's workers ignore that: see flaskr_async/shutdown.py).
+        # (the serve command's workers ignore that: see flaskr_async/serving/shutdown.py).
         assert server.output().count("Database closed") >= 1
     assert "to every worker" in await stored_titles(tmp_path / "live.sqlite")
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from quart import Quart
 
+from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.db import current_database
-from flaskr_async.user_sessions import id_hash
 from tests.conftest import AnyClient
 from tests.conftest import AuthActions
 from tests.conftest import fetch_one

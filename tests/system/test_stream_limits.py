@@ -33,10 +33,10 @@ from tests.servers import hypercorn_command
 from tests.servers import server_env
 from tests.servers import start
 from tests.servers import wait_until_serving
-from tests.test_live_servers import RawStream
-from tests.test_live_servers import loopback_client
-from tests.test_multihost import Visitor
-from tests.test_multihost import register_and_log_in
+from tests.system.test_live_servers import RawStream
+from tests.system.test_live_servers import loopback_client
+from tests.system.test_multihost import Visitor
+from tests.system.test_multihost import register_and_log_in
 
 SEND_TIMEOUT = 1  # seconds, the smallest allowed: a stalled write is cut after this
 PER_CLIENT = 3

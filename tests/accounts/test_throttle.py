@@ -8,8 +8,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from quart import Quart
 
-from flaskr_async import devices
-from flaskr_async import passwords
+from flaskr_async.accounts import devices
+from flaskr_async.accounts import passwords
 from flaskr_async.db import current_database
 from tests.conftest import AnyClient
 from tests.conftest import add_failures

@@ -24,12 +24,12 @@ from flaskr_async.clients import client_of
 from flaskr_async.converters import MAX_ID
 from flaskr_async.db import current_database
 from flaskr_async.db import logger
-from flaskr_async.live_broadcast import Broadcaster
-from flaskr_async.live_broadcast import Listener
-from flaskr_async.live_broadcast import Unavailable
-from flaskr_async.live_events import newest_events
-from flaskr_async.live_sources import Source
-from flaskr_async.live_sources import source_for
+from flaskr_async.live.broadcast import Broadcaster
+from flaskr_async.live.broadcast import Listener
+from flaskr_async.live.broadcast import Unavailable
+from flaskr_async.live.post_events import newest_events
+from flaskr_async.live.sources import Source
+from flaskr_async.live.sources import source_for
 
 LIVE_KEY = "flaskr_async.live"
 SOURCE_KEY = "flaskr_async.live.source"

@@ -19,10 +19,10 @@ import pytest
 from hypercorn.config import Config
 from quart import Quart
 
-from flaskr_async import __main__ as entry_point
 from flaskr_async import create_app
 from flaskr_async import load_settings
-from flaskr_async import shutdown
+from flaskr_async.serving import command as entry_point
+from flaskr_async.serving import shutdown
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port

@@ -13,7 +13,7 @@ from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import RegisterForm
-from flaskr_async.limits import FORM_LIMITS
+from flaskr_async.middleware.body_limits import FORM_LIMITS
 from tests.conftest import AuthActions
 from tests.conftest import page_text
 from tests.conftest import row_count

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from flaskr_async import cli
 from flaskr_async import create_app
+from flaskr_async.db import commands
 from flaskr_async.db import opened
 from tests.servers import free_port
 from tests.servers import server_env
@@ -34,7 +34,7 @@ def counts(config: dict[str, Any]) -> tuple[int, int]:
 
     async def read() -> tuple[int, int]:
         async with opened(config, pool_size=1) as database:
-            return await cli.count_rows(database)
+            return await commands.count_rows(database)
 
     return asyncio.run(read())
 
@@ -103,7 +103,7 @@ def test_init_db_on_a_terminal_asks_first(
     left: tuple[int, int],
 ) -> None:
     add_user_and_posts(config, posts=1)
-    monkeypatch.setattr(cli, "stdin_is_a_terminal", lambda: True)
+    monkeypatch.setattr(commands, "stdin_is_a_terminal", lambda: True)
     result = invoke(config, "init-db", answer=answer)
     assert result.exit_code == exit_code, result.output
     prompt, *_, last = result.output.splitlines()

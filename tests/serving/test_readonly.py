@@ -19,8 +19,8 @@ import pytest
 from quart import Quart
 from quart.testing.app import LifespanError
 
-from flaskr_async import __main__ as entry_point
 from flaskr_async import create_app
+from flaskr_async.serving import command as entry_point
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port

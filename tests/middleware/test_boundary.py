@@ -23,10 +23,10 @@ from quart import Quart
 from werkzeug.datastructures import Headers
 
 from flaskr_async import DEFAULTS
-from flaskr_async.boundary import host_problem
-from flaskr_async.boundary import refuse
-from flaskr_async.boundary import trusted_names
-from flaskr_async.security import SECURITY_HEADERS
+from flaskr_async.middleware.boundary import host_problem
+from flaskr_async.middleware.boundary import refuse
+from flaskr_async.middleware.boundary import trusted_names
+from flaskr_async.middleware.security import SECURITY_HEADERS
 from tests.conftest import serving
 from tests.servers import Server
 from tests.servers import free_port
@@ -200,7 +200,7 @@ def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> 
 
 
 def test_http2_without_tls_is_refused_and_http1_goes_on(server: Watched) -> None:
-    """hypercorn serves HTTP/1.1 alone (flaskr_async/deadlines.py): h2c closes the connection."""
+    """hypercorn serves HTTP/1.1 alone (middleware/deadlines.py): h2c closes the connection."""
     with httpx.Client(http1=False, http2=True, timeout=5) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             client.get(f"http://127.0.0.1:{server.port}/hello")

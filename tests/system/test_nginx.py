@@ -23,7 +23,7 @@ import pytest
 from markupsafe import escape
 
 from flaskr_async import DEFAULTS
-from flaskr_async.security import REFERER_MISSING
+from flaskr_async.middleware.security import REFERER_MISSING
 from tests.conftest import csrf_token_of
 from tests.servers import ROOT
 from tests.servers import Server

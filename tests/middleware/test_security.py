@@ -24,11 +24,11 @@ from quart import Quart
 from quart import typing as quart_typing
 
 from flaskr_async import create_app
-from flaskr_async import passwords
-from flaskr_async.security import FORM_EXPIRED
-from flaskr_async.security import REFERER_FOREIGN
-from flaskr_async.security import REFERER_MISSING
-from flaskr_async.security import SECURITY_HEADERS
+from flaskr_async.accounts import passwords
+from flaskr_async.middleware.security import FORM_EXPIRED
+from flaskr_async.middleware.security import REFERER_FOREIGN
+from flaskr_async.middleware.security import REFERER_MISSING
+from flaskr_async.middleware.security import SECURITY_HEADERS
 from flaskr_async.settings import InvalidSetting
 from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import csrf_token_of
@@ -440,7 +440,7 @@ def test_shipped_hypercorn_config(tmp_path: Path) -> None:
         assert response.status_code == 200
         assert "server" not in response.headers
         assert get("127.0.0.1:8000").status_code == 200
-        # The app's TRUSTED_HOSTS, not hypercorn's server_names (see tests/test_boundary.py).
+        # The app's TRUSTED_HOSTS, not hypercorn's server_names (tests/middleware/test_boundary.py).
         assert get("evil.example").status_code == 400
         assert get("localhost:8000.evil.example").status_code == 400
     finally:

@@ -27,23 +27,23 @@ from flaskr_async.live import LIVE_KEY
 from flaskr_async.live import announce
 from flaskr_async.live import end_streams
 from flaskr_async.live import fit_to_descriptors
-from flaskr_async.live_broadcast import KEEP_ALIVE
-from flaskr_async.live_broadcast import RELOAD
-from flaskr_async.live_broadcast import Broadcaster
-from flaskr_async.live_broadcast import Listener
-from flaskr_async.live_broadcast import Unavailable
-from flaskr_async.live_events import BATCH
-from flaskr_async.live_events import MAX_MESSAGE_BYTES
-from flaskr_async.live_events import SERIALIZE
-from flaskr_async.live_events import Event
-from flaskr_async.live_events import News
-from flaskr_async.live_events import events_after
-from flaskr_async.live_events import newest_events
-from flaskr_async.live_events import record
-from flaskr_async.live_sources import APPLICATION_NAME
-from flaskr_async.live_sources import PostgresListener
-from flaskr_async.live_sources import SQLitePoller
-from flaskr_async.live_sources import data_version
+from flaskr_async.live.broadcast import KEEP_ALIVE
+from flaskr_async.live.broadcast import RELOAD
+from flaskr_async.live.broadcast import Broadcaster
+from flaskr_async.live.broadcast import Listener
+from flaskr_async.live.broadcast import Unavailable
+from flaskr_async.live.post_events import BATCH
+from flaskr_async.live.post_events import MAX_MESSAGE_BYTES
+from flaskr_async.live.post_events import SERIALIZE
+from flaskr_async.live.post_events import Event
+from flaskr_async.live.post_events import News
+from flaskr_async.live.post_events import events_after
+from flaskr_async.live.post_events import newest_events
+from flaskr_async.live.post_events import record
+from flaskr_async.live.sources import APPLICATION_NAME
+from flaskr_async.live.sources import PostgresListener
+from flaskr_async.live.sources import SQLitePoller
+from flaskr_async.live.sources import data_version
 from tests.conftest import AuthActions
 from tests.conftest import serving
 from tests.silent_proxy import SilentProxy
@@ -763,7 +763,7 @@ async def test_a_stream_ends_after_its_lifetime_and_frees_its_slot(
 ) -> None:
     # The lifetime's spread, drawn as small as it goes: the 10 s lifetime is over in 0.1 s,
     # and the next keep-alive tick ends the stream.
-    monkeypatch.setattr("flaskr_async.live_broadcast.random.uniform", lambda low, high: 0.01)
+    monkeypatch.setattr("flaskr_async.live.broadcast.random.uniform", lambda low, high: 0.01)
     config = {**live_config, "LIVE_STREAM_LIFETIME": 10, "LIVE_KEEPALIVE_INTERVAL": 1}
     async with serving(config) as app:
         async with listening(app) as reader:

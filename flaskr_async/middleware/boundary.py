@@ -13,7 +13,7 @@ from hypercorn.typing import HTTPScope
 from hypercorn.typing import Scope
 from quart import Quart
 
-from flaskr_async.security import SECURITY_HEADERS
+from flaskr_async.middleware.security import SECURITY_HEADERS
 
 # werkzeug's host_is_trusted pattern: a name or IPv4 address, or a bracketed IPv6 one, and a port.
 HOST = re.compile(rb"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([1-9][0-9]{0,4}))?", re.IGNORECASE)

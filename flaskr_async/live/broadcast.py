@@ -14,9 +14,9 @@ import random
 import time
 from collections.abc import Iterable
 
-from flaskr_async.live_events import MAX_MESSAGE_BYTES
-from flaskr_async.live_events import Event
-from flaskr_async.live_events import News
+from flaskr_async.live.post_events import MAX_MESSAGE_BYTES
+from flaskr_async.live.post_events import Event
+from flaskr_async.live.post_events import News
 
 # Told to a page that missed events the worker can no longer send: it offers a reload.
 RELOAD = b"event: reload\ndata: {}\n\n"

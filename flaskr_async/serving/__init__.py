@@ -1,0 +1,11 @@
+"""Running the app: the serve command, its shutdown, and the development server's reloads.
+
+- ``command``: ``python -m flaskr_async serve`` (``make run``): hypercorn with the shipped
+  config, a first-run secret key, start-up failures as one line and a non-zero exit.
+- ``shutdown``: SIGTERM ends the live streams first, so stopping never waits on them.
+- ``devserver``: quiet reloads under ``quart --app flaskr_async run --debug`` (installed by
+  ``create_app``).
+
+``command`` and ``shutdown`` call ``create_app``; nothing in the app imports them. Skip this
+folder on a first reading: ``hypercorn asgi:app`` serves the same app without it.
+"""

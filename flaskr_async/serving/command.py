@@ -1,0 +1,140 @@
+"""Serve the app with hypercorn, exiting non-zero when start-up fails.
+
+``python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]``. hypercorn's own
+command exits 0 after a failed start-up, which hides the failure from systemd and scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from collections.abc import Sequence
+from functools import partial
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from hypercorn.run import run
+from hypercorn.utils import LifespanFailureError
+from quart import Quart
+
+import flaskr_async
+from flaskr_async import create_app
+from flaskr_async import load_settings
+from flaskr_async.serving.shutdown import stopped
+from flaskr_async.serving.shutdown import streams_end_first
+from flaskr_async.settings import InvalidSetting
+
+
+def ensure_secret_key(app: Quart) -> bool:
+    """Write a random SECRET_KEY into instance/config.py if none is configured; True if written."""
+    if app.config["SECRET_KEY"] != "dev":
+        return False
+    path = os.path.join(app.instance_path, "config.py")
+    try:
+        os.makedirs(app.instance_path, exist_ok=True)
+        # 0o600: the key signs every session, so only the owner may read it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as error:
+        raise InvalidSetting(
+            f"cannot write SECRET_KEY to {path}: {error.strerror}; set FLASKR_SECRET_KEY"
+            f" or make {app.instance_path} writable"
+        ) from error
+    with os.fdopen(descriptor, "a") as config:
+        config.write("\n# Written by `python -m flaskr_async serve`; keep it secret.\n")
+        config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
+    app.logger.warning("Wrote a new random SECRET_KEY to %s", path)
+    return True
+
+
+def configured_app() -> Quart:
+    """Create the app, first writing a random SECRET_KEY if no source sets one."""
+    unchecked = Quart(flaskr_async.__name__, instance_relative_config=True)
+    load_settings(unchecked)
+    ensure_secret_key(unchecked)
+    return create_app()
+
+
+def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
+    """Load hypercorn's settings from a TOML file, binding to loopback unless told otherwise."""
+    config = Config.from_toml(config_path) if config_path else Config()
+    if bind:
+        config.bind = list(bind)
+    elif not config_path:
+        config.bind = ["127.0.0.1:8000"]
+    config.application_path = "flaskr_async:create_app()"
+    return config
+
+
+async def check_startup(app: Quart) -> None:
+    """Start the app and stop it again, so that a broken set-up fails before workers fork."""
+    try:
+        await app.startup()
+    except Exception as error:
+        # Logged already, as hypercorn's lifespan failure is: say so the same way.
+        raise LifespanFailureError("startup", str(error)) from error
+    await app.shutdown()
+
+
+# The app runs on asyncio (aiosqlite, asyncpg): hypercorn's trio worker cannot serve it.
+WORKER_CLASSES = ("asyncio", "uvloop")
+
+
+def event_loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return the event loop hypercorn's ``worker_class`` names: uvloop's, else asyncio's (None)."""
+    if config.worker_class == "uvloop":
+        import uvloop  # only where configured: not on Windows, which uvloop does not support
+
+        return uvloop.new_event_loop
+    return None
+
+
+async def serve_until_stopped(app: Quart, config: Config) -> int:
+    """Serve in this process until SIGTERM or SIGINT; return the exit status."""
+    # Our trigger: open live streams end at once, so shutdown does not wait for them.
+    await serve(app, config, shutdown_trigger=partial(stopped, app))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the app; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m flaskr_async", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the app with hypercorn")
+    serve_parser.add_argument("--config", help="a hypercorn TOML config file")
+    serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
+    args = parser.parse_args(argv)
+
+    try:
+        app = configured_app()
+    except InvalidSetting as error:
+        # One line, no traceback: the message names the setting and what it must be.
+        print(f"Start-up failed: {error}", file=sys.stderr)
+        return 1
+    config = hypercorn_config(args.config, args.bind)
+    if config.worker_class not in WORKER_CLASSES:
+        print(
+            f"Start-up failed: worker_class = {config.worker_class!r} in the hypercorn config"
+            f" must be one of {', '.join(WORKER_CLASSES)}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        if config.workers > 1:
+            asyncio.run(check_startup(app))
+            with streams_end_first():
+                return run(config)
+        # In this process, so hypercorn's worker_class is ours to honour (run() does for workers).
+        with asyncio.Runner(loop_factory=event_loop_factory(config)) as runner:
+            return runner.run(serve_until_stopped(app, config))
+    # Whatever stops start-up, the caller must see a non-zero status. The app's own failure
+    # was logged where it happened (one line naming the setting, or Quart's traceback).
+    except LifespanFailureError:
+        app.logger.error("Start-up failed: the reason is logged above.")
+        return 1
+    except Exception as error:
+        app.logger.error("Start-up failed: %s", error)
+        return 1

@@ -1,0 +1,1 @@
+"""Tests of flaskr_async/serving."""
