@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from quart import Quart
@@ -24,58 +23,13 @@ from flaskr_async.middleware import deadlines
 from flaskr_async.middleware import security
 from flaskr_async.serving import devserver
 
-DEFAULTS: dict[str, Any] = {
-    "DATABASE_POOL_SIZE": None,  # None: the backend's own default (SQLite 1, PostgreSQL 4)
-    "SQLITE_BUSY_TIMEOUT": 5.0,
-    # NORMAL in WAL mode: a process crash loses nothing acknowledged; a power cut may
-    # lose the last transactions (never corrupts). FULL survives power loss too.
-    "SQLITE_SYNCHRONOUS": "NORMAL",
-    "POSTS_PER_PAGE": 20,
-    "MAX_CONTENT_LENGTH": 1024 * 1024,
-    "PASSWORD_HASH_CONCURRENCY": 2,
-    "LOGIN_FAILURE_WINDOW": 15 * 60,
-    "LOGIN_MAX_FAILURES_PER_USERNAME": 10,
-    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
-    # Failures for one username from browsers not known to it, all addresses together.
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
-    # A known browser's own failures.
-    "LOGIN_MAX_FAILURES_PER_DEVICE": 10,
-    # The live index (flaskr_async/live/__init__.py): open streams per worker (at most half its
-    # open-file limit) and per client, events queued per stream before it is dropped, events a
-    # reconnecting page can catch up on, seconds between keep-alive comments, of a stream's
-    # life before the browser reconnects, and between SQLite's change checks.
-    "LIVE_MAX_STREAMS": 1000,
-    "LIVE_STREAMS_PER_CLIENT": 8,
-    "LIVE_QUEUE_SIZE": 64,
-    "LIVE_HISTORY": 1000,
-    "LIVE_KEEPALIVE_INTERVAL": 15.0,
-    "LIVE_STREAM_LIFETIME": 600.0,
-    "LIVE_POLL_INTERVAL": 0.05,
-    # Seconds a client may take nothing of a response before it loses it and its connection.
-    "SEND_TIMEOUT": 10.0,
-    "PROXY_FIX_TRUSTED_HOPS": 0,
-    # Host names served (port ignored; ".example.org" adds its subdomains); any other Host
-    # gets 400. None serves every host. Loopback stays listed for checks on the server.
-    "TRUSTED_HOSTS": ["localhost", "127.0.0.1", "[::1]"],
-    "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": None,  # None: on unless debugging or testing
-    # The absolute lifetime of a login session, and how long it may go unused, both enforced
-    # on the server (flaskr_async/accounts/login_sessions.py).
-    "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
-    "SESSION_IDLE_TIMEOUT": 24 * 3600,
-    # The cookie keeps its expiry from login: no Set-Cookie on every response (nor on static files).
-    "SESSION_REFRESH_EACH_REQUEST": False,
-    # One CSRF token per session, valid until the session ends: no 400s for a second tab.
-    "WTF_CSRF_TIME_LIMIT": None,
-}
-
 
 def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> list[str]:
     """Fill the app's config from every source, unchecked; return what the environment got wrong."""
     app.config.from_mapping(
         SECRET_KEY="dev",
         DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),
-        **DEFAULTS,
+        **settings.DEFAULTS,
     )
     if test_config is None:
         # The instance config, if it exists, when not testing.

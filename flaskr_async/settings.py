@@ -16,8 +16,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from flaskr_async.db.sqlite import SYNCHRONOUS_MODES
-
+# SQLite's PRAGMA synchronous levels (https://sqlite.org/pragma.html#pragma_synchronous).
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 PREFIX = "FLASKR_"
 MIN_SECRET_KEY_BYTES = 32
 # Counts and seconds go into SQL parameters and timestamps: this bound fits every column and
@@ -34,16 +34,47 @@ class InvalidSetting(ValueError):
     """A setting has a value the app cannot run with; the message says which and why."""
 
 
+class Unset:
+    """The default of a setting this app leaves to Quart, Quart-WTF or create_app itself."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = Unset()
+
+
 @dataclass(frozen=True)
 class Setting:
-    """What one setting's value must be, and how an environment variable writes it."""
+    """One setting: what it must be, its default and meaning, and how the environment writes it."""
 
     accepts: Callable[[Any], bool]
     must_be: str  # completes "POSTS_PER_PAGE = 0 is invalid: must be ..."
-    example: str  # a valid environment value
+    default: Any  # UNSET: set by create_app (SECRET_KEY, DATABASE) or by Quart or Quart-WTF
+    meaning: str  # one line, for README.md's table
+    example: str = ""  # a valid environment value; "": the default, as JSON
+    shown_default: str = ""  # the README's default column; "": the default, as JSON
+    hint: str = ""  # how to fix a bad value, after must_be in messages only
     text: bool = False  # the environment's raw text is the value; otherwise it is read as JSON
     secret: bool = False  # never shown in messages
     show: Callable[[Any], str] = repr
+
+    @property
+    def requirement(self) -> str:
+        """Say what the value must be, and how to fix it where that is not obvious."""
+        return f"{self.must_be}: {self.hint}" if self.hint else self.must_be
+
+    @property
+    def environment_example(self) -> str:
+        """Return a valid value of this setting as an environment variable holds it."""
+        return self.example or as_json(self.default)
+
+
+def as_json(value: Any) -> str:
+    """Write a default as JSON, the way the environment and the README show it."""
+    if isinstance(value, timedelta):
+        return str(int(value.total_seconds()))
+    return json.dumps(value)
 
 
 def whole(low: int) -> Callable[[Any], bool]:
@@ -51,9 +82,9 @@ def whole(low: int) -> Callable[[Any], bool]:
     return lambda value: type(value) is int and low <= value <= MAX_INT
 
 
-def positive(example: str = "10") -> Setting:
+def positive(default: int, meaning: str) -> Setting:
     """Declare a positive integer setting."""
-    return Setting(whole(1), f"a positive integer (at most {MAX_INT})", example)
+    return Setting(whole(1), f"a positive integer (at most {MAX_INT})", default, meaning)
 
 
 def optional(setting: Setting) -> Setting:
@@ -66,14 +97,24 @@ def optional(setting: Setting) -> Setting:
     )
 
 
-def one_of(*choices: str) -> Setting:
+def one_of(choices: Sequence[str], default: str, meaning: str) -> Setting:
     """Declare a text setting taking one of a few words, in any letter case."""
     words = {choice.upper() for choice in choices}
     return Setting(
         lambda value: isinstance(value, str) and value.upper() in words,
         f"one of {', '.join(choices)}",
-        choices[0],
+        default,
+        meaning,
+        example=default,
+        shown_default=default,
         text=True,
+    )
+
+
+def boolean(default: bool, meaning: str) -> Setting:
+    """Declare a True or False setting."""
+    return Setting(
+        lambda value: type(value) is bool, "True or False (JSON true or false)", default, meaning
     )
 
 
@@ -145,38 +186,45 @@ def is_host_list(value: Any) -> bool:
     )
 
 
-def seconds(most: int, example: str) -> Setting:
+def seconds(most: int, default: float, meaning: str) -> Setting:
     """Declare a positive number of seconds (int or float) up to ``most``."""
     return Setting(
         lambda value: type(value) in (int, float) and 0 < value <= most and math.isfinite(value),
         f"a positive number of seconds (at most {most})",
-        example,
+        default,
+        meaning,
     )
 
 
-def seconds_between(least: float, most: float, example: str) -> Setting:
+def seconds_between(least: float, most: float, default: float, meaning: str) -> Setting:
     """Declare a number of seconds (int or float) from ``least`` to ``most``."""
     return Setting(
         lambda value: type(value) in (int, float) and least <= value <= most,
         f"a number of seconds from {least:g} to {most:g}",
-        example,
+        default,
+        meaning,
     )
 
 
-def count_between(least: int, most: int, example: str) -> Setting:
+def count_between(least: int, most: int, default: int, meaning: str) -> Setting:
     """Declare an integer from ``least`` to ``most``."""
     return Setting(
         lambda value: type(value) is int and least <= value <= most,
         f"an integer from {least} to {most}",
-        example,
+        default,
+        meaning,
     )
 
 
-BOOLEAN = Setting(lambda value: type(value) is bool, "True or False (JSON true or false)", "true")
 SECRET_KEY = Setting(
     lambda value: is_key(value, MIN_SECRET_KEY_BYTES),
-    f"a random key of at least {MIN_SECRET_KEY_BYTES} bytes, not 'dev': {KEY_HINT}",
-    "a-random-key-of-at-least-32-bytes",
+    f"a random key of at least {MIN_SECRET_KEY_BYTES} bytes, not 'dev'",
+    UNSET,
+    "signs sessions and CSRF tokens; debug and testing accept any key, `dev` included;"
+    " `python -m flaskr_async serve` writes a random one on its first run",
+    example="a-random-key-of-at-least-32-bytes",
+    shown_default='"dev" (create_app, as in Flaskr)',
+    hint=KEY_HINT,
     text=True,
     secret=True,
     show=redact,
@@ -184,61 +232,210 @@ SECRET_KEY = Setting(
 SECRET_KEY_FALLBACKS = Setting(
     key_list(MIN_SECRET_KEY_BYTES),
     f"a list of old secret keys, each of at least {MIN_SECRET_KEY_BYTES} bytes",
-    '["old-key"]',
+    UNSET,
+    "old keys still accepted for sessions while you rotate (see Scaling out)",
+    example='["an-old-key-of-at-least-32-bytes-long"]',
+    shown_default="null (Quart)",
     secret=True,
     show=redact,
 )
 
-# One line per setting the app reads. Check with tests/test_settings.py's table when adding one.
+# Every setting the app reads, once: what it must be, its default and what it means. A new
+# setting is one entry here (and a row of tests/test_settings.py's CASES); README.md's table
+# is this table (tests/test_settings.py checks it).
 SETTINGS: dict[str, Setting] = {
     "SECRET_KEY": SECRET_KEY,
     "SECRET_KEY_FALLBACKS": SECRET_KEY_FALLBACKS,
     "DATABASE": Setting(
         is_database,
         "a SQLite file path, sqlite:///path, or postgresql://user:password@host/database",
-        "postgresql://flaskr:secret@db.internal/flaskr",
+        UNSET,
+        "the database; other URL schemes (`mysql://`, `postgresql:/x`) and `:memory:` are refused",
+        example="postgresql://flaskr:secret@db.internal/flaskr",
+        shown_default="instance/flaskr.sqlite (create_app, as in Flaskr)",
         text=True,
         show=without_password,
     ),
-    "DATABASE_POOL_SIZE": optional(positive("4")),
-    "SQLITE_BUSY_TIMEOUT": seconds(86400, "5.0"),
-    "SQLITE_SYNCHRONOUS": one_of(*SYNCHRONOUS_MODES),
-    "POSTS_PER_PAGE": positive("20"),
-    "MAX_CONTENT_LENGTH": positive("1048576"),
-    "PASSWORD_HASH_CONCURRENCY": positive("2"),
-    "LOGIN_FAILURE_WINDOW": positive("900"),
-    "LOGIN_MAX_FAILURES_PER_USERNAME": positive("10"),
-    "LOGIN_MAX_FAILURES_PER_ADDRESS": positive("20"),
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT": positive("100"),
-    "LOGIN_MAX_FAILURES_PER_DEVICE": positive("10"),
+    "DATABASE_POOL_SIZE": optional(
+        Setting(
+            whole(1),
+            f"a positive integer (at most {MAX_INT})",
+            None,
+            "connections each worker opens at start-up and leases to one statement or"
+            " transaction at a time; null: SQLite 1, PostgreSQL 4 (SQLite: each is a thread"
+            " contending with the event loop for the GIL, so more is slower: see Performance)",
+            example="4",
+        )
+    ),
+    "SQLITE_BUSY_TIMEOUT": seconds(86400, 5.0, "seconds a write waits for another writer's lock"),
+    # NORMAL in WAL mode: a process crash loses nothing acknowledged; a power cut may lose the
+    # last transactions (never corrupts). FULL survives power loss too.
+    "SQLITE_SYNCHRONOUS": one_of(SYNCHRONOUS_MODES, "NORMAL", "see Durability"),
+    "POSTS_PER_PAGE": positive(20, "index page size"),
+    "MAX_CONTENT_LENGTH": positive(1024 * 1024, "larger request bodies get 413"),
+    "PASSWORD_HASH_CONCURRENCY": positive(
+        2, "password hashes run at once per worker (each takes about 19 MiB and a core)"
+    ),
+    "LOGIN_FAILURE_WINDOW": positive(15 * 60, "seconds failed logins are remembered"),
+    "LOGIN_MAX_FAILURES_PER_USERNAME": positive(
+        10, "failures for one username from one client in the window before 429"
+    ),
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": positive(
+        20, "failures from one client (an IPv4 address or an IPv6 /64) in the window before 429"
+    ),
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": positive(
+        100, "failures for one username from browsers not known to it, all addresses together"
+    ),
+    "LOGIN_MAX_FAILURES_PER_DEVICE": positive(10, "failures of a browser known to the account"),
     # The live index's bounds: each one caps what a client can make a worker hold or do.
-    "LIVE_MAX_STREAMS": count_between(1, 100_000, "1000"),
-    "LIVE_STREAMS_PER_CLIENT": count_between(1, 1000, "8"),
-    "LIVE_QUEUE_SIZE": count_between(1, 10_000, "64"),
-    "LIVE_HISTORY": count_between(1, 100_000, "1000"),
+    "LIVE_MAX_STREAMS": count_between(
+        1,
+        100_000,
+        1000,
+        "open live-index streams per worker; more get 503 with `Retry-After: 5`. At start-up"
+        " each worker raises its open-file soft limit to twice this if it may, else clamps this"
+        " to half the limit and logs one line: the other half stays for ordinary requests",
+    ),
+    "LIVE_STREAMS_PER_CLIENT": count_between(
+        1,
+        1000,
+        8,
+        "streams one client may hold per worker (an IPv4 address or an IPv6 /64, the login"
+        " throttle's address); more get 503",
+    ),
+    "LIVE_QUEUE_SIZE": count_between(
+        1,
+        10_000,
+        64,
+        "events (at most 74 bytes each) queued unsent for one stream, catch-up included; past it"
+        " the stream ends (the page reconnects) or, for a catch-up, the page is told to reload",
+    ),
+    "LIVE_HISTORY": count_between(
+        1,
+        100_000,
+        1000,
+        "recent events a reconnecting page catches up on (in each worker's memory, and kept in"
+        " the `post_event` table)",
+    ),
     # Below 1 s a keep-alive is a flood; above 300 s proxies (nginx: 60 s) cut idle streams.
-    "LIVE_KEEPALIVE_INTERVAL": seconds_between(1, 300, "15"),
-    "LIVE_STREAM_LIFETIME": seconds_between(10, 86400, "600"),
+    "LIVE_KEEPALIVE_INTERVAL": seconds_between(
+        1, 300, 15.0, "a keep-alive comment on each idle stream this often, so proxies keep it open"
+    ),
+    "LIVE_STREAM_LIFETIME": seconds_between(
+        10,
+        86400,
+        600.0,
+        "a stream ends after this (less up to a tenth, spread), and the browser reconnects from"
+        " its last event",
+    ),
     # Below 10 ms the change check is a busy loop; above 60 s the page is no longer live.
-    "LIVE_POLL_INTERVAL": seconds_between(0.01, 60, "0.05"),
-    "SEND_TIMEOUT": seconds_between(1, 600, "10"),
-    "PROXY_FIX_TRUSTED_HOPS": Setting(whole(0), f"an integer from 0 to {MAX_INT}", "1"),
+    "LIVE_POLL_INTERVAL": seconds_between(
+        0.01,
+        60,
+        0.05,
+        "SQLite: how often each worker asks whether anything committed (`PRAGMA data_version`,"
+        " no table read); PostgreSQL: the wait between reconnection attempts of the listener",
+    ),
+    "SEND_TIMEOUT": seconds_between(
+        1,
+        600,
+        10.0,
+        "every write to a client: one that takes nothing for this long loses the response and"
+        " its connection",
+    ),
+    "PROXY_FIX_TRUSTED_HOPS": Setting(
+        whole(0),
+        f"an integer from 0 to {MAX_INT}",
+        0,
+        "set to the number of proxies in front (1 behind nginx) to trust `X-Forwarded-*`",
+        example="1",
+    ),
+    # Loopback stays listed for checks on the server itself.
     "TRUSTED_HOSTS": optional(
-        Setting(is_host_list, "a non-empty list of host names", '["example.org", ".example.org"]')
+        Setting(
+            is_host_list,
+            "a non-empty list of host names",
+            ["localhost", "127.0.0.1", "[::1]"],
+            "host names served (port ignored, case-insensitive; `.example.org` adds its"
+            " subdomains); any other `Host` gets 400; null serves every host",
+            example='["example.org", ".example.org"]',
+        )
     ),
-    "SESSION_IDLE_TIMEOUT": positive("7200"),
-    "SESSION_COOKIE_SECURE": optional(BOOLEAN),
-    "SESSION_COOKIE_SAMESITE": one_of("Lax", "Strict", "None"),
-    "SESSION_COOKIE_HTTPONLY": BOOLEAN,
-    "SESSION_REFRESH_EACH_REQUEST": BOOLEAN,
+    "SESSION_IDLE_TIMEOUT": positive(
+        24 * 3600, "seconds a login session lives without a request (enforced on the server)"
+    ),
+    "SESSION_COOKIE_SECURE": optional(
+        Setting(
+            lambda value: type(value) is bool,
+            "True or False (JSON true or false)",
+            None,
+            "the session cookie's Secure flag; null: on, except when debugging or testing;"
+            " false for plain-HTTP use other than on localhost",
+            example="true",
+        )
+    ),
+    "SESSION_COOKIE_SAMESITE": one_of(
+        ("Lax", "Strict", "None"), "Lax", "the session cookie's SameSite"
+    ),
+    "SESSION_COOKIE_HTTPONLY": replace(
+        boolean(True, "keep it: scripts cannot read the session cookie"),
+        default=UNSET,
+        shown_default="true (Quart)",
+        example="true",
+    ),
+    # The cookie keeps its expiry from login: no Set-Cookie on every response (nor on static files).
+    "SESSION_REFRESH_EACH_REQUEST": boolean(
+        False, "the cookie keeps its expiry from login: no `Set-Cookie` on every response"
+    ),
     "PERMANENT_SESSION_LIFETIME": Setting(
-        is_lifetime, f"a positive timedelta or number of seconds (at most {MAX_INT})", "1209600"
+        is_lifetime,
+        f"a positive timedelta or number of seconds (at most {MAX_INT})",
+        timedelta(days=14),
+        "a login session's absolute lifetime (enforced on the server)",
+        shown_default="14 days",
     ),
-    "WTF_CSRF_ENABLED": BOOLEAN,
-    "WTF_CSRF_TIME_LIMIT": optional(positive("3600")),
-    "PROPAGATE_EXCEPTIONS": optional(BOOLEAN),
-    "TESTING": BOOLEAN,
-    "DEBUG": BOOLEAN,
+    "WTF_CSRF_ENABLED": replace(
+        boolean(True, "CSRF tokens on every form (tests turn it off)"),
+        default=UNSET,
+        shown_default="true (Quart-WTF)",
+        example="true",
+    ),
+    # One CSRF token per session, valid until the session ends: no 400s for a second tab.
+    "WTF_CSRF_TIME_LIMIT": optional(
+        Setting(
+            whole(1),
+            f"a positive integer (at most {MAX_INT})",
+            None,
+            "seconds a form's token lasts; null: as long as its login session",
+            example="3600",
+        )
+    ),
+    "PROPAGATE_EXCEPTIONS": optional(
+        replace(
+            boolean(
+                False, "re-raise errors instead of the 500 page; null: when testing or debugging"
+            ),
+            default=UNSET,
+            shown_default="null (Quart)",
+            example="true",
+        )
+    ),
+    "TESTING": replace(
+        boolean(False, "testing: relaxes the secret key's strength and nothing else"),
+        default=UNSET,
+        shown_default="false (Quart)",
+        example="true",
+    ),
+    "DEBUG": replace(
+        boolean(False, "debugging: relaxes the secret key's strength and nothing else"),
+        default=UNSET,
+        shown_default="false (Quart)",
+        example="true",
+    ),
+}
+# What create_app puts in the config before config.py and the environment.
+DEFAULTS: dict[str, Any] = {
+    name: setting.default for name, setting in SETTINGS.items() if setting.default is not UNSET
 }
 # Debug and testing relax the key strength, and nothing else.
 RELAXED: dict[str, Setting] = {
@@ -246,11 +443,21 @@ RELAXED: dict[str, Setting] = {
         SECRET_KEY,
         accepts=lambda value: is_key(value, 1) or value == "dev",
         must_be="a str or bytes key",
+        hint="",
     ),
     "SECRET_KEY_FALLBACKS": replace(
         SECRET_KEY_FALLBACKS, accepts=key_list(1), must_be="a list of str or bytes keys"
     ),
 }
+
+
+def markdown_table() -> str:
+    """Return README.md's settings table: one row per setting, from SETTINGS."""
+    rows = ["| setting | must be | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, setting in SETTINGS.items():
+        default = setting.shown_default or f"`{as_json(setting.default)}`"
+        rows.append(f"| `{name}` | {setting.must_be} | {default} | {setting.meaning} |")
+    return "\n".join(rows)
 
 
 def apply_environment(config: MutableMapping[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -270,8 +477,8 @@ def apply_environment(config: MutableMapping[str, Any], environ: Mapping[str, st
             except ValueError:
                 shown = redact(raw) if setting.secret else repr(raw)
                 problems.append(
-                    f"{variable} = {shown} is invalid: must be {setting.must_be}, written as"
-                    f" JSON, e.g. {variable}='{setting.example}'"
+                    f"{variable} = {shown} is invalid: must be {setting.requirement}, written"
+                    f" as JSON, e.g. {variable}='{setting.environment_example}'"
                 )
     return problems
 
@@ -294,7 +501,7 @@ def problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]
             source = f" (from {PREFIX}{name})" if PREFIX + name in environ else ""
             found.append(
                 f"{name} = {setting.show(config[name])}{source} is invalid:"
-                f" must be {setting.must_be}"
+                f" must be {setting.requirement}"
             )
     return found
 

@@ -20,7 +20,6 @@ from markupsafe import escape
 from quart import Quart
 from quart.testing import QuartClient
 
-from flaskr_async import DEFAULTS
 from flaskr_async.accounts import passwords
 from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
@@ -36,6 +35,7 @@ from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
 from flaskr_async.middleware.body_limits import FORM_LIMITS
 from flaskr_async.middleware.security import FORM_EXPIRED
+from flaskr_async.settings import DEFAULTS
 from tests.conftest import STATE_CHANGING_FORMS
 from tests.conftest import AuthActions
 from tests.conftest import csrf_token_of

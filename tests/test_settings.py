@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from flaskr_async import DEFAULTS
 from flaskr_async import create_app
 from flaskr_async.settings import CONFIG_FILE
+from flaskr_async.settings import DEFAULTS
 from flaskr_async.settings import MAX_INT
 from flaskr_async.settings import SETTINGS
+from flaskr_async.settings import UNSET
 from flaskr_async.settings import InvalidSetting
+from flaskr_async.settings import markdown_table
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import free_port
@@ -180,6 +182,22 @@ def test_the_defaults_pass(base: dict[str, Any]) -> None:
         assert app.config[name] == expected(name, value)
 
 
+@pytest.mark.parametrize("name", SETTINGS)
+def test_each_declared_default_and_example_is_accepted(name: str) -> None:
+    setting = SETTINGS[name]
+    if setting.default is not UNSET:
+        assert setting.accepts(setting.default)
+    example = setting.environment_example
+    assert setting.accepts(example if setting.text else json.loads(example))
+
+
+def test_the_settings_table_of_the_readme_is_the_declared_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate it: python -c " + repr(
+        "from flaskr_async import settings; print(settings.markdown_table())"
+    )
+
+
 @pytest.mark.parametrize(("name", "value"), cases(accepted=True))
 def test_a_good_value_is_accepted(base: dict[str, Any], name: str, value: Any) -> None:
     assert (
@@ -194,7 +212,7 @@ def test_a_bad_value_is_refused(base: dict[str, Any], name: str, value: Any) -> 
     message = str(error.value)
     assert message.startswith(f"{name} = ")
     # The hints name the config.py of this app's instance folder (the clone's, in the tests).
-    must_be = SETTINGS[name].must_be.replace(CONFIG_FILE, str(ROOT / "instance" / "config.py"))
+    must_be = SETTINGS[name].requirement.replace(CONFIG_FILE, str(ROOT / "instance" / "config.py"))
     assert f" is invalid: must be {must_be}" in message
     if SETTINGS[name].secret and isinstance(value, str) and len(value) > 3:
         assert value not in message
@@ -239,7 +257,8 @@ def test_environment_text_that_is_not_json_is_refused(
         create_app(base)
     message = str(error.value)
     assert message.startswith(f"FLASKR_{name} = ")
-    assert f"must be {SETTINGS[name].must_be}, written as JSON, e.g. FLASKR_{name}='" in message
+    requirement = SETTINGS[name].requirement
+    assert f"must be {requirement}, written as JSON, e.g. FLASKR_{name}='" in message
     if SETTINGS[name].secret:
         assert text not in message
         assert f"'<redacted, {len(text)} bytes>'" in message

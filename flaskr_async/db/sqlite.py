@@ -24,8 +24,8 @@ from flaskr_async.db import logger
 from flaskr_async.db.migrate import SQLITE_OBJECTS
 from flaskr_async.db.migrate import migrate_sqlite
 from flaskr_async.db.migrate import schema_is_current
+from flaskr_async.settings import SYNCHRONOUS_MODES
 
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # Children first.
 TABLES = ("post_event", "login_attempt", "login_failure", "user_session", "post", "user")
 # One pooled connection, so one thread for requests (the live index polls on one of its own):

@@ -18,7 +18,6 @@ from quart import Quart
 from quart.testing import connections
 from quart.testing.app import LifespanError
 
-from flaskr_async import DEFAULTS
 from flaskr_async import create_app
 from flaskr_async.db import current_database
 from flaskr_async.db.postgres import PostgresDatabase
@@ -44,6 +43,7 @@ from flaskr_async.live.sources import APPLICATION_NAME
 from flaskr_async.live.sources import PostgresListener
 from flaskr_async.live.sources import SQLitePoller
 from flaskr_async.live.sources import data_version
+from flaskr_async.settings import DEFAULTS
 from tests.conftest import AuthActions
 from tests.conftest import serving
 from tests.silent_proxy import SilentProxy

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from quart import Quart
 from werkzeug.datastructures import Headers
 
-from flaskr_async import DEFAULTS
 from flaskr_async.middleware.boundary import host_problem
 from flaskr_async.middleware.boundary import refuse
 from flaskr_async.middleware.boundary import trusted_names
 from flaskr_async.middleware.security import SECURITY_HEADERS
+from flaskr_async.settings import DEFAULTS
 from tests.conftest import serving
 from tests.servers import Server
 from tests.servers import free_port

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from markupsafe import escape
 
-from flaskr_async import DEFAULTS
 from flaskr_async.middleware.security import REFERER_MISSING
+from flaskr_async.settings import DEFAULTS
 from tests.conftest import csrf_token_of
 from tests.servers import ROOT
 from tests.servers import Server
