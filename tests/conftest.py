@@ -24,7 +24,8 @@ from quart.typing import TestClientProtocol
 from flaskr_async import create_app
 from flaskr_async.db import Row
 from flaskr_async.db import current_database
-from flaskr_async.db.sqlite import split_statements
+from flaskr_async.db.schema import split_statements
+from tests import servers
 from tests.postgres_server import private_postgres
 from tests.postgres_server import with_database
 from tests.servers import ARTIFACTS
@@ -61,6 +62,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         only = [name for name in BACKENDS if metafunc.definition.get_closest_marker(f"{name}_only")]
         metafunc.parametrize("backend", only or BACKENDS)
+
+
+SYSTEM = Path(__file__).parent / "system"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark system every test that needs a real server process: ``-m "not system"`` skips them.
+
+    Those are tests/system/ (hypercorn, nginx, a browser), every test on the PostgreSQL backend
+    and the few elsewhere marked by hand; a test that starts a server unmarked fails.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgresql"
+        if SYSTEM in item.path.parents or on_postgres or "postgres_server" in item.fixturenames:
+            item.add_marker(pytest.mark.system)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Let only a test marked system start a real server (tests/servers.py checks this)."""
+    servers.may_start_servers = item.get_closest_marker("system") is not None
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.servers import free_port
+from tests.servers import refuse_unless_system
 
 DEBIAN_BIN = Path("/usr/lib/postgresql")
 
@@ -45,6 +46,7 @@ def run_quietly(command: list[str]) -> None:
 @contextmanager
 def private_postgres() -> Iterator[str]:
     """Start PostgreSQL in a temporary folder on loopback; yield the admin URL."""
+    refuse_unless_system("PostgreSQL started")
     initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise FileNotFoundError("initdb/pg_ctl not found (install Debian's postgresql package)")

@@ -24,6 +24,20 @@ TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-to-serve"
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots, git-ignored
 
 
+# Whether the running test may start a real server (conftest.py sets it for each test: only
+# tests marked system may). True outside pytest: the benchmarks start servers too.
+may_start_servers = True
+
+
+def refuse_unless_system(what: str) -> None:
+    """Raise if a test not marked system starts a real process, keeping the fast run fast."""
+    if not may_start_servers:
+        raise RuntimeError(
+            f"{what} in a test not marked system: move it to tests/system/ or mark it"
+            " @pytest.mark.system (pytest -m 'not system' runs without such tests)"
+        )
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -93,6 +107,7 @@ def start(
     cwd: Path = ROOT,
 ) -> Server:
     """Start a server process (from the project root by default), without waiting for it."""
+    refuse_unless_system(f"{command[-1]!r} started")
     process = subprocess.Popen(
         list(command),
         cwd=cwd,

@@ -366,6 +366,7 @@ def last_line(output: str) -> str:
     return [line for line in output.splitlines() if line.strip()][-1]
 
 
+@pytest.mark.system
 def test_serve_stops_with_one_line(bad_environment: dict[str, str]) -> None:
     port = free_port()
     server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], bad_environment, port)
@@ -374,6 +375,7 @@ def test_serve_stops_with_one_line(bad_environment: dict[str, str]) -> None:
     assert output.strip().splitlines() == [f"Start-up failed: {ZERO_PAGE} (at most {MAX_INT})"]
 
 
+@pytest.mark.system
 def test_hypercorn_stops_with_one_line(bad_environment: dict[str, str]) -> None:
     port = free_port()
     server = start(hypercorn_command(port), bad_environment, port)
@@ -385,6 +387,7 @@ def test_hypercorn_stops_with_one_line(bad_environment: dict[str, str]) -> None:
     assert last_line(output) == f"Start-up failed: {ZERO_PAGE} (at most {MAX_INT})"
 
 
+@pytest.mark.system
 def test_quart_run_stops_with_the_line_last(bad_environment: dict[str, str]) -> None:
     port = free_port()
     server = start(

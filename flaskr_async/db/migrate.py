@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from flaskr_async.db import Connection
-from flaskr_async.db import logger
+from flaskr_async.db.interface import Connection
+from flaskr_async.db.interface import logger
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import username_key
 

@@ -15,17 +15,17 @@ from typing import Any
 
 import asyncpg
 
-from flaskr_async.db import DatabaseUnavailable
-from flaskr_async.db import IntegrityError
-from flaskr_async.db import Params
-from flaskr_async.db import PooledDatabase
-from flaskr_async.db import Row
-from flaskr_async.db import logger
+from flaskr_async.db.interface import DatabaseUnavailable
+from flaskr_async.db.interface import IntegrityError
+from flaskr_async.db.interface import Params
+from flaskr_async.db.interface import PooledDatabase
+from flaskr_async.db.interface import Row
+from flaskr_async.db.interface import logger
 from flaskr_async.db.migrate import POSTGRES_OBJECTS
 from flaskr_async.db.migrate import migrate_postgres
 from flaskr_async.db.migrate import schema_is_current
-from flaskr_async.db.sqlite import TABLES
-from flaskr_async.db.sqlite import split_statements
+from flaskr_async.db.schema import TABLES
+from flaskr_async.db.schema import split_statements
 
 # Serialises schema changes from every host that starts (or runs init-db) at once.
 SCHEMA_LOCK = 0x666C61736B72  # "flaskr"

@@ -15,19 +15,19 @@ from typing import Any
 
 import aiosqlite
 
-from flaskr_async.db import DatabaseUnavailable
-from flaskr_async.db import IntegrityError
-from flaskr_async.db import Params
-from flaskr_async.db import PooledDatabase
-from flaskr_async.db import Row
-from flaskr_async.db import logger
+from flaskr_async.db.interface import DatabaseUnavailable
+from flaskr_async.db.interface import IntegrityError
+from flaskr_async.db.interface import Params
+from flaskr_async.db.interface import PooledDatabase
+from flaskr_async.db.interface import Row
+from flaskr_async.db.interface import logger
 from flaskr_async.db.migrate import SQLITE_OBJECTS
 from flaskr_async.db.migrate import migrate_sqlite
 from flaskr_async.db.migrate import schema_is_current
+from flaskr_async.db.schema import TABLES
+from flaskr_async.db.schema import split_statements
 from flaskr_async.settings import SYNCHRONOUS_MODES
 
-# Children first.
-TABLES = ("post_event", "login_attempt", "login_failure", "user_session", "post", "user")
 # One pooled connection, so one thread for requests (the live index polls on one of its own):
 # each thread takes the GIL back from the busy event loop for every row it reads, and each
 # more thread adds to that tug of war. Under load one served the index faster than two, and
@@ -249,9 +249,3 @@ class SQLiteDatabase(PooledDatabase):
         """Copy the database into the empty file ``target`` (SQLite's VACUUM INTO)."""
         async with self.lease() as connection:
             await connection.execute("VACUUM INTO ?", (target,))
-
-
-def split_statements(script: str) -> list[str]:
-    """Split a schema script into statements (it has no semicolons in literals or comments)."""
-    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
-    return [statement.strip() for statement in code.split(";") if statement.strip()]

@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import sys
-from collections.abc import Callable
 from collections.abc import Sequence
 from functools import partial
 
@@ -24,6 +23,8 @@ from quart import Quart
 import flaskr_async
 from flaskr_async import create_app
 from flaskr_async import load_settings
+from flaskr_async.serving.event_loops import WORKER_CLASSES
+from flaskr_async.serving.event_loops import event_loop_factory
 from flaskr_async.serving.shutdown import stopped
 from flaskr_async.serving.shutdown import streams_end_first
 from flaskr_async.settings import InvalidSetting
@@ -77,19 +78,6 @@ async def check_startup(app: Quart) -> None:
         # Logged already, as hypercorn's lifespan failure is: say so the same way.
         raise LifespanFailureError("startup", str(error)) from error
     await app.shutdown()
-
-
-# The app runs on asyncio (aiosqlite, asyncpg): hypercorn's trio worker cannot serve it.
-WORKER_CLASSES = ("asyncio", "uvloop")
-
-
-def event_loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """Return the event loop hypercorn's ``worker_class`` names: uvloop's, else asyncio's (None)."""
-    if config.worker_class == "uvloop":
-        import uvloop  # only where configured: not on Windows, which uvloop does not support
-
-        return uvloop.new_event_loop
-    return None
 
 
 async def serve_until_stopped(app: Quart, config: Config) -> int:

@@ -25,6 +25,7 @@ from hypercorn.utils import load_application
 from quart import Quart
 
 from flaskr_async.live import end_streams
+from flaskr_async.serving.event_loops import event_loop_factory
 
 
 async def signalled() -> None:
@@ -61,9 +62,6 @@ def worker(  # pragma: no cover - runs in hypercorn's worker processes (tests/sy
     async def trigger() -> None:
         await check_multiprocess_shutdown_event(shutdown_event, asyncio.sleep)
         end_streams(app)
-
-    # Imported here: the serve command imports this module.
-    from flaskr_async.serving.command import event_loop_factory
 
     _run(
         partial(worker_serve, wrapper, config, sockets=sockets),

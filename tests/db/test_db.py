@@ -21,7 +21,7 @@ from flaskr_async.db.migrate import CREATED
 from flaskr_async.db.migrate import POSTGRES_OBJECTS
 from flaskr_async.db.migrate import SQLITE_OBJECTS
 from flaskr_async.db.postgres import PostgresDatabase
-from flaskr_async.db.sqlite import TABLES
+from flaskr_async.db.schema import TABLES
 from tests.conftest import serving
 
 

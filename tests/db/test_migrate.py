@@ -195,6 +195,7 @@ async def test_a_current_database_restarts_without_warnings(
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+@pytest.mark.system
 @pytest.mark.sqlite_only
 def test_the_issue_cases_on_a_served_flaskr_database(backend: str, tmp_path: Path) -> None:
     """The cases measured in issue 12, against hypercorn serving a Flaskr database."""

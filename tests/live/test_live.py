@@ -46,6 +46,7 @@ from flaskr_async.live.sources import data_version
 from flaskr_async.settings import DEFAULTS
 from tests.conftest import AuthActions
 from tests.conftest import serving
+from tests.servers import ROOT
 from tests.silent_proxy import SilentProxy
 
 WAIT = 5.0  # seconds an expected event may take (the poll interval is 0.02 s)
@@ -820,6 +821,6 @@ async def test_events_lost_between_two_reads_tell_an_open_page_to_reload(
 
 
 def test_the_readme_states_the_largest_event() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     assert f"at most {MAX_MESSAGE_BYTES} bytes each" in readme
     assert f"larger than {MAX_MESSAGE_BYTES} bytes" in readme

@@ -162,6 +162,7 @@ ODDITIES = [
 ]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("raw", "status"), [case[1:] for case in ODDITIES], ids=[case[0] for case in ODDITIES]
 )
@@ -174,6 +175,7 @@ def test_request_oddities(server: Watched, raw: bytes, status: int) -> None:
     assert "Traceback" not in server.output()
 
 
+@pytest.mark.system
 def test_a_request_smuggled_behind_ambiguous_framing_is_never_read(server: Watched) -> None:
     """Content-Length and Transfer-Encoding together: one 400, then the connection closes."""
     smuggled = request(b"/hello", HOST)
@@ -187,6 +189,7 @@ def test_a_request_smuggled_behind_ambiguous_framing_is_never_read(server: Watch
     assert reply.startswith(b"HTTP/1.1 400 ") and reply.count(b"HTTP/1.1 ") == 1
 
 
+@pytest.mark.system
 def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> None:
     response = httpx.get(
         f"http://127.0.0.1:{server.port}/hello", headers={"Host": "evil.example"}, timeout=5
@@ -199,6 +202,7 @@ def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> 
         assert response.headers[name] == value
 
 
+@pytest.mark.system
 def test_http2_without_tls_is_refused_and_http1_goes_on(server: Watched) -> None:
     """hypercorn serves HTTP/1.1 alone (middleware/deadlines.py): h2c closes the connection."""
     with httpx.Client(http1=False, http2=True, timeout=5) as client:
@@ -220,6 +224,7 @@ async def test_an_http2_refusal_goes_without_a_connection_header() -> None:
     assert b"connection" not in {name for name, _ in start["headers"]}
 
 
+@pytest.mark.system
 def test_foreign_host_sockets_are_all_closed(server: Watched) -> None:
     """Thirty clients send one foreign-Host request each and then sit idle."""
     sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(30)]
@@ -244,6 +249,7 @@ def test_foreign_host_sockets_are_all_closed(server: Watched) -> None:
     assert len(times) == 30 and max(times) < KEEP_ALIVE
 
 
+@pytest.mark.system
 def test_hypercorn_server_names_leaks_the_connection(tmp_path: Path) -> None:
     """Why the app checks Host itself: hypercorn 0.18's own check never closes (or times out)."""
     port = free_port()
@@ -296,6 +302,7 @@ def raw_request(method: bytes, target: bytes, version: bytes, headers: list[Any]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
+@pytest.mark.system
 @settings(max_examples=150, deadline=None, database=None)
 @given(method=METHODS, target=TARGETS, version=VERSIONS, headers=HEADERS)
 def test_fuzzed_request_heads_never_get_a_5xx(

@@ -426,6 +426,7 @@ def shipped_config_server(tmp_path: Path) -> tuple[Callable[[str], httpx.Respons
     return get, server
 
 
+@pytest.mark.system
 def test_shipped_hypercorn_config(tmp_path: Path) -> None:
     get, server = shipped_config_server(tmp_path)
     try:

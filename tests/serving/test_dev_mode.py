@@ -59,6 +59,7 @@ def wait_for_text(url: str, text: str, deadline: float) -> None:
     raise TimeoutError(f"{url} still says {body!r}, not {text!r}, after {deadline} s")
 
 
+@pytest.mark.system
 def test_quart_run_debug_reloads_quietly_on_a_code_change(tmp_path: Path) -> None:
     init = copy_of_the_package(tmp_path)
     assert HELLO in init.read_text()

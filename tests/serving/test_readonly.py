@@ -130,6 +130,7 @@ def as_nobody(folder: Path, *args: str, **settings: str) -> list[str]:
     return [*AS_NOBODY, *clean, *env, str(PYTHON), "-m", "flaskr_async", "serve", *args]
 
 
+@pytest.mark.system
 @needs_nobody
 @pytest.mark.parametrize("instance", ["missing", "read-only"])
 def test_a_read_only_install_fails_only_where_it_writes(
@@ -159,6 +160,7 @@ def test_a_read_only_install_fails_only_where_it_writes(
     assert not folder.exists() or not any(folder.iterdir())
 
 
+@pytest.mark.system
 @needs_nobody
 def test_a_read_only_install_serves_with_every_setting_in_the_environment(
     read_only_install: Path,

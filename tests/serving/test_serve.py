@@ -46,6 +46,7 @@ def post_count(database: Path) -> int:
         return int(connection.execute("SELECT count(*) FROM post").fetchone()[0])
 
 
+@pytest.mark.system
 def test_hypercorn_serves_and_stops_cleanly(tmp_path: Path) -> None:
     database = tmp_path / "flaskr.sqlite"
     port = free_port()
@@ -64,6 +65,7 @@ def test_hypercorn_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert post_count(database) == 0
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("make_unusable", ["directory", "unwritable", "corrupt"])
 def test_serve_exits_non_zero_on_an_unusable_database(tmp_path: Path, make_unusable: str) -> None:
     database = tmp_path / "flaskr.sqlite"
@@ -83,6 +85,7 @@ def test_serve_exits_non_zero_on_an_unusable_database(tmp_path: Path, make_unusa
     assert "Traceback" not in output
 
 
+@pytest.mark.system
 def test_plain_hypercorn_hides_a_failed_start_up(tmp_path: Path) -> None:
     """Document why the serve wrapper exists: hypercorn alone exits 0 here."""
     port = free_port()
@@ -91,6 +94,7 @@ def test_plain_hypercorn_hides_a_failed_start_up(tmp_path: Path) -> None:
     assert f"Cannot use DATABASE {str(tmp_path)!r}" in server.output()
 
 
+@pytest.mark.system
 def test_serve_refuses_the_development_secret_key(tmp_path: Path) -> None:
     port = free_port()
     env = server_env(tmp_path / "flaskr.sqlite", SECRET_KEY="too-short")
@@ -249,7 +253,7 @@ def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
 
 
 def test_shipped_hypercorn_config_is_valid() -> None:
-    config = entry_point.hypercorn_config(str(Path(__file__).parent.parent / "hypercorn.toml"), [])
+    config = entry_point.hypercorn_config(str(ROOT / "hypercorn.toml"), [])
     assert config.include_server_header is False
     # The app checks Host (TRUSTED_HOSTS): hypercorn's own check leaks connections.
     assert config.server_names == []
@@ -289,6 +293,7 @@ def test_serve_runs_on_the_configured_event_loop(
     assert seen["loop"].startswith(loop_class)
 
 
+@pytest.mark.system
 def test_serve_process_stops_cleanly(tmp_path: Path) -> None:
     database = tmp_path / "flaskr.sqlite"
     port = free_port()
