@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from quart import Quart
-from quart import Response as TestResponse
 from quart.testing import QuartClient
-from quart.typing import TestClientProtocol
 
-from flaskr_async import create_app
-from flaskr_async.db import Row
-from flaskr_async.db import current_database
-from flaskr_async.db.schema import split_statements
 from tests import servers
+from tests.helpers import AuthActions
+from tests.helpers import serving
 from tests.postgres_server import private_postgres
 from tests.postgres_server import with_database
 from tests.servers import ARTIFACTS
 from tests.servers import TEST_SECRET_KEY
-
-DATA_SQL = (Path(__file__).parent / "data.sql").read_text()
-
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -76,7 +67,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_postgres = callspec is not None and callspec.params.get("backend") == "postgresql"
-        if SYSTEM in item.path.parents or on_postgres or "postgres_server" in item.fixturenames:
+        if (
+            SYSTEM in item.path.parents
+            or on_postgres
+            or "postgres_server" in getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.system)
 
 
@@ -139,23 +134,6 @@ def app_config(database_url: str) -> dict[str, Any]:
     }
 
 
-async def load_test_data(app: Quart) -> None:
-    """Insert the fixture rows through the seam of the serving app."""
-    async with app.app_context():
-        async with current_database().lease() as db, db.transaction():
-            for statement in split_statements(DATA_SQL):
-                await db.execute(statement)
-
-
-@asynccontextmanager
-async def serving(config: dict[str, Any]) -> AsyncIterator[Quart]:
-    """Serve an app (lifespan included) on a database holding the fixture rows."""
-    app = create_app(config)
-    async with app.test_app():
-        await load_test_data(app)
-        yield app
-
-
 @pytest.fixture
 async def app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
     """Serve the app of the test settings."""
@@ -176,47 +154,6 @@ async def csrf_app(csrf_config: dict[str, Any]) -> AsyncIterator[Quart]:
         yield app
 
 
-# Every state-changing form: (path, valid fields, whether it needs a logged-in user).
-STATE_CHANGING_FORMS = {
-    "register": ("/auth/register", {"username": "new", "password": "a-long-password"}, False),
-    "login": ("/auth/login", {"username": "test", "password": "test"}, False),
-    "logout": ("/auth/logout", {}, True),
-    "create": ("/create", {"title": "created", "body": "b"}, True),
-    "update": ("/1/update", {"title": "updated", "body": "b"}, True),
-    "delete": ("/1/delete", {}, True),
-}
-
-
-async def fetch_one(app: Quart, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-    """Run one query through the serving app's database seam."""
-    async with app.app_context():
-        async with current_database().lease() as db:
-            return await db.fetch_one(sql, params)
-
-
-def failure_rows(count: int, username: str, address: str, age: float = 0) -> list[tuple[Any, ...]]:
-    """Return failed-login rows made ``age`` seconds ago, from browsers unknown to the user."""
-    return [(username, address, time.time() - age)] * count
-
-
-async def add_failures(app: Quart, rows: list[tuple[Any, ...]]) -> None:
-    """Record failed logins directly, as earlier requests would have."""
-    async with app.app_context():
-        async with current_database().transaction() as tx:
-            for row in rows:
-                await tx.execute(
-                    "INSERT INTO login_attempt (username, address, attempted_at) VALUES (?, ?, ?)",
-                    row,
-                )
-
-
-async def row_count(app: Quart, table: str) -> int:
-    """Count a table's rows, re-read from the database."""
-    row = await fetch_one(app, f'SELECT count(*) AS n FROM "{table}"')
-    assert row is not None
-    return int(row["n"])
-
-
 @pytest.fixture
 def client(app: Quart) -> QuartClient:
     """Return a test client of the serving app."""
@@ -225,50 +162,10 @@ def client(app: Quart) -> QuartClient:
     return test_client
 
 
-# app.test_client() is typed as the protocol; the client fixture as Quart's own class.
-AnyClient = QuartClient | TestClientProtocol
-
-
-class AuthActions:
-    """Log the test client in and out."""
-
-    def __init__(self, client: AnyClient) -> None:
-        self.client = client
-
-    async def login(self, username: str = "test", password: str = "test") -> TestResponse:
-        """Post the login form."""
-        return await self.client.post(
-            "/auth/login", form={"username": username, "password": password}
-        )
-
-    async def logout(self) -> TestResponse:
-        """Post the logout form."""
-        return await self.client.post("/auth/logout")
-
-
 @pytest.fixture
 def auth(client: QuartClient) -> AuthActions:
     """Return login helpers bound to the client."""
     return AuthActions(client)
-
-
-async def page_text(response: TestResponse) -> str:
-    """Return a response body as text."""
-    return await response.get_data(as_text=True)
-
-
-def set_cookie_of(response: TestResponse, name: str = "session") -> str:
-    """Return the Set-Cookie header a response gives for one cookie."""
-    headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{name}=")]
-    assert len(headers) == 1, f"expected one Set-Cookie for {name!r}, got {headers}"
-    return headers[0]
-
-
-def csrf_token_of(page: str) -> str:
-    """Return the CSRF token rendered in a page's forms."""
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match is not None, "the page has no CSRF token"
-    return match.group(1)
 
 
 def database_threads() -> list[threading.Thread]:

@@ -17,14 +17,14 @@ from flaskr_async.accounts import passwords
 from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.clients import client_of
 from flaskr_async.db import current_database
-from tests.conftest import AuthActions
-from tests.conftest import add_failures
-from tests.conftest import csrf_token_of
-from tests.conftest import failure_rows
-from tests.conftest import fetch_one
-from tests.conftest import page_text
-from tests.conftest import row_count
-from tests.conftest import serving
+from tests.helpers import AuthActions
+from tests.helpers import add_failures
+from tests.helpers import csrf_token_of
+from tests.helpers import failure_rows
+from tests.helpers import fetch_one
+from tests.helpers import page_text
+from tests.helpers import row_count
+from tests.helpers import serving
 
 
 async def stored_user(app: Quart, username: str) -> Any:

@@ -9,10 +9,10 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from flaskr_async.db import current_database
-from tests.conftest import AuthActions
-from tests.conftest import page_text
-from tests.conftest import row_count
-from tests.conftest import serving
+from tests.helpers import AuthActions
+from tests.helpers import page_text
+from tests.helpers import row_count
+from tests.helpers import serving
 
 
 async def test_index(client: QuartClient, auth: AuthActions) -> None:

@@ -12,7 +12,7 @@ from quart import Quart
 from quart.testing import connections
 
 from flaskr_async.clients import client_of
-from tests.conftest import serving
+from tests.helpers import serving
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from werkzeug.routing import MapAdapter
 
 from flaskr_async import create_app
 from flaskr_async.converters import MAX_ID
-from tests.conftest import AuthActions
-from tests.conftest import fetch_one
+from tests.helpers import AuthActions
+from tests.helpers import fetch_one
 from tests.servers import TEST_SECRET_KEY
 
 # Every character Unicode gives a digit value to (decimal, superscript, circled...), but ASCII's.

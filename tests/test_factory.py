@@ -14,8 +14,8 @@ from quart import Quart
 from flaskr_async import create_app
 from flaskr_async.accounts.passwords import LIMIT_KEY
 from flaskr_async.db import current_database
-from tests.conftest import load_test_data
-from tests.conftest import serving
+from tests.helpers import load_test_data
+from tests.helpers import serving
 from tests.servers import TEST_SECRET_KEY
 
 

@@ -36,12 +36,12 @@ from flaskr_async.identity import username_key
 from flaskr_async.middleware.body_limits import FORM_LIMITS
 from flaskr_async.middleware.security import FORM_EXPIRED
 from flaskr_async.settings import DEFAULTS
-from tests.conftest import STATE_CHANGING_FORMS
-from tests.conftest import AuthActions
-from tests.conftest import csrf_token_of
-from tests.conftest import fetch_one
-from tests.conftest import page_text
-from tests.conftest import row_count
+from tests.helpers import STATE_CHANGING_FORMS
+from tests.helpers import AuthActions
+from tests.helpers import csrf_token_of
+from tests.helpers import fetch_one
+from tests.helpers import page_text
+from tests.helpers import row_count
 
 # Hypothesis caches Unicode tables and source constants under ./.hypothesis even without
 # an example database. The directory is read on first use, which comes after this import.

@@ -12,16 +12,16 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from flaskr_async.accounts import passwords
-from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import canonical_password
 from flaskr_async.identity import canonical_username
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
-from tests.conftest import AuthActions
-from tests.conftest import fetch_one
-from tests.conftest import page_text
-from tests.conftest import row_count
+from tests.helpers import AuthActions
+from tests.helpers import fetch_one
+from tests.helpers import logged_in_as
+from tests.helpers import page_text
+from tests.helpers import row_count
 
 
 def nfd(text: str) -> str:
@@ -59,18 +59,6 @@ async def register(client: QuartClient, username: str, password: str = "a-long-p
         return response.headers["Location"]
     assert response.status_code == 200
     return (await page_text(response)).replace("&#39;", "'")
-
-
-async def logged_in_as(app: Quart, client: QuartClient) -> int | None:
-    """Return the id of the user whose session the client holds, if any."""
-    async with client.session_transaction() as current:
-        session_id = current.get("session_id")
-    if session_id is None:
-        return None
-    row = await fetch_one(
-        app, "SELECT user_id FROM user_session WHERE id_hash = ?", (id_hash(session_id),)
-    )
-    return None if row is None else int(row["user_id"])
 
 
 @pytest.mark.parametrize("spelling", JURGEN_SPELLINGS.values(), ids=JURGEN_SPELLINGS.keys())

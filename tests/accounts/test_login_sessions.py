@@ -10,13 +10,13 @@ from quart import Quart
 
 from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.db import current_database
-from tests.conftest import AnyClient
-from tests.conftest import AuthActions
-from tests.conftest import fetch_one
-from tests.conftest import page_text
-from tests.conftest import row_count
-from tests.conftest import serving
-from tests.conftest import set_cookie_of
+from tests.helpers import AnyClient
+from tests.helpers import AuthActions
+from tests.helpers import fetch_one
+from tests.helpers import page_text
+from tests.helpers import row_count
+from tests.helpers import serving
+from tests.helpers import set_cookie_of
 
 
 async def session_id_of(client: AnyClient) -> str:

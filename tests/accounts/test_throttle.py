@@ -11,10 +11,10 @@ from quart import Quart
 from flaskr_async.accounts import devices
 from flaskr_async.accounts import passwords
 from flaskr_async.db import current_database
-from tests.conftest import AnyClient
-from tests.conftest import add_failures
-from tests.conftest import failure_rows
-from tests.conftest import set_cookie_of
+from tests.helpers import AnyClient
+from tests.helpers import add_failures
+from tests.helpers import failure_rows
+from tests.helpers import set_cookie_of
 
 ATTACKER = ("198.51.100.66", 4000)
 ALICE_HOME = ("203.0.113.5", 5000)

@@ -22,7 +22,7 @@ from flaskr_async.db.migrate import POSTGRES_OBJECTS
 from flaskr_async.db.migrate import SQLITE_OBJECTS
 from flaskr_async.db.postgres import PostgresDatabase
 from flaskr_async.db.schema import TABLES
-from tests.conftest import serving
+from tests.helpers import serving
 
 
 def database_of(app: Quart) -> Pool:

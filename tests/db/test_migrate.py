@@ -20,16 +20,16 @@ from werkzeug.security import generate_password_hash
 
 from flaskr_async import create_app
 from flaskr_async.db import current_database
-from tests.conftest import AuthActions
-from tests.conftest import csrf_token_of
-from tests.conftest import fetch_one
-from tests.conftest import page_text
-from tests.conftest import serving
+from tests.helpers import AuthActions
+from tests.helpers import csrf_token_of
+from tests.helpers import fetch_one
+from tests.helpers import logged_in_as
+from tests.helpers import page_text
+from tests.helpers import serving
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
-from tests.test_identity import logged_in_as
 
 # Flask's Flaskr tutorial schema (examples/tutorial/flaskr/schema.sql), as its databases hold it.
 FLASKR_SCHEMA = """

@@ -44,8 +44,8 @@ from flaskr_async.live.sources import PostgresListener
 from flaskr_async.live.sources import SQLitePoller
 from flaskr_async.live.sources import data_version
 from flaskr_async.settings import DEFAULTS
-from tests.conftest import AuthActions
-from tests.conftest import serving
+from tests.helpers import AuthActions
+from tests.helpers import serving
 from tests.servers import ROOT
 from tests.silent_proxy import SilentProxy
 

@@ -14,10 +14,10 @@ from flaskr_async.forms import LoginForm
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import RegisterForm
 from flaskr_async.middleware.body_limits import FORM_LIMITS
-from tests.conftest import AuthActions
-from tests.conftest import page_text
-from tests.conftest import row_count
-from tests.conftest import serving
+from tests.helpers import AuthActions
+from tests.helpers import page_text
+from tests.helpers import row_count
+from tests.helpers import serving
 
 pytestmark = pytest.mark.sqlite_only  # no database work happens before a refusal
 

@@ -27,7 +27,7 @@ from flaskr_async.middleware.boundary import refuse
 from flaskr_async.middleware.boundary import trusted_names
 from flaskr_async.middleware.security import SECURITY_HEADERS
 from flaskr_async.settings import DEFAULTS
-from tests.conftest import serving
+from tests.helpers import serving
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command

@@ -12,9 +12,9 @@ from quart.sessions import SecureCookieSessionInterface
 
 from flaskr_async import create_app
 from flaskr_async.middleware.cookie_session import CookieSessionInterface
-from tests.conftest import AuthActions
-from tests.conftest import page_text
-from tests.conftest import set_cookie_of
+from tests.helpers import AuthActions
+from tests.helpers import page_text
+from tests.helpers import set_cookie_of
 
 
 def cookie_value(response: Any) -> str:

@@ -30,9 +30,9 @@ from flaskr_async.db import current_database
 from flaskr_async.middleware.deadlines import CONNECTION_CLASS
 from flaskr_async.middleware.deadlines import SendDeadline
 from flaskr_async.middleware.deadlines import deadline_server
-from tests.conftest import load_test_data
+from tests.helpers import load_test_data
 from tests.servers import free_port
-from tests.system.test_stream_limits import held_by_server
+from tests.visitors import held_by_server
 
 PAGE_POSTS = 100  # of 60 KB: a 6 MB page, more than the kernel's socket buffers take
 

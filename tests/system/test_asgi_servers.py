@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import csrf_token_of
+from tests.helpers import csrf_token_of
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command

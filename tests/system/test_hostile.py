@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import csrf_token_of
+from tests.helpers import csrf_token_of
 from tests.servers import Server
 from tests.servers import backend_of
 from tests.servers import free_port

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.conftest import csrf_token_of
+from tests.helpers import csrf_token_of
 from tests.servers import ROOT
 from tests.servers import backend_of
 from tests.servers import free_port

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 import sys
 import time
@@ -13,7 +12,6 @@ from contextlib import ExitStack
 from contextlib import closing
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -29,71 +27,13 @@ from tests.servers import start
 from tests.servers import stored_ids
 from tests.servers import stored_titles
 from tests.servers import wait_until_serving
-from tests.system.test_multihost import HOSTS
-from tests.system.test_multihost import Visitor
-from tests.system.test_multihost import register_and_log_in
+from tests.visitors import HOSTS
+from tests.visitors import RawStream
+from tests.visitors import Visitor
+from tests.visitors import loopback_client
+from tests.visitors import register_and_log_in
 
 WAIT = 15.0
-
-
-class RawStream:
-    """One EventSource-like connection over a plain socket (cheap enough for hundreds)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.received = b""
-
-    @classmethod
-    async def open(cls, url: str, client: str | None = None) -> RawStream:
-        """Connect (from the address ``client``) and ask for the stream; wait for its retry."""
-        parts = urlsplit(url)
-        local = (client, 0) if client else None
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port, local_addr=local)
-        writer.write(
-            f"GET /events HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
-        )
-        stream = cls(reader, writer)
-        await stream.until(b"retry: ")
-        assert stream.received.startswith(b"HTTP/1.1 200")
-        return stream
-
-    async def until(self, text: bytes) -> None:
-        """Read until ``text`` has arrived."""
-        async with asyncio.timeout(WAIT):
-            while text not in self.received:
-                chunk = await self.reader.read(65536)
-                assert chunk, f"the stream ended before {text!r}"
-                self.received += chunk
-
-    async def until_created(self, count: int) -> None:
-        """Read until ``count`` created events have arrived."""
-        async with asyncio.timeout(WAIT):
-            while self.received.count(b"event: created") < count:
-                chunk = await self.reader.read(65536)
-                assert chunk, "the stream ended early"
-                self.received += chunk
-
-    def created_ids(self) -> list[int]:
-        """Return the post ids of the created events received, in order."""
-        return [int(n) for n in re.findall(rb'event: created\ndata: {"id": (\d+)}', self.received)]
-
-    async def ended(self) -> float:
-        """Read until the server closes the connection; return when (monotonic)."""
-        async with asyncio.timeout(WAIT):
-            while chunk := await self.reader.read(65536):
-                self.received += chunk
-        return time.monotonic()
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.writer.close()
-
-
-def loopback_client(n: int) -> str:
-    """Return the n-th loopback address, a client of its own (each has a share of streams)."""
-    return f"127.0.{2 + n // 250}.{2 + n % 250}"
 
 
 async def open_streams(urls: list[str], count: int) -> list[RawStream]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,17 +12,17 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.conftest import csrf_token_of
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
 from tests.servers import stored_titles
+from tests.visitors import HOSTS
+from tests.visitors import Visitor
+from tests.visitors import register_and_log_in
 
 pytestmark = pytest.mark.postgresql_only
-
-HOSTS = ("127.0.0.1", "127.0.0.2")  # two "hosts": two loopback addresses, two processes
 
 
 @contextmanager
@@ -40,50 +39,12 @@ def two_hosts(database_url: str) -> Iterator[tuple[Server, Server]]:
         yield servers[0], servers[1]
 
 
-class Visitor:
-    """One user behind a load balancer: the same session cookie goes to whichever host."""
-
-    def __init__(self) -> None:
-        # No cookie jar: cookies are per host name, and a balancer hides the hosts.
-        self.client = httpx.Client(timeout=10)
-        self.session = ""
-
-    def request(self, method: str, url: str, form: dict[str, str] | None = None) -> httpx.Response:
-        """Send the session cookie; keep the one the server sets."""
-        response = self.client.request(
-            method, url, data=form, headers={"Cookie": f"session={self.session}"}
-        )
-        if match := re.search(r"session=([^;]*)", response.headers.get("set-cookie", "")):
-            self.session = match.group(1)
-        return response
-
-    def submit(
-        self, page_url: str, form: dict[str, str], action: str | None = None
-    ) -> httpx.Response:
-        """Load a form page, then post the form with its CSRF token."""
-        page = self.request("GET", page_url)
-        return self.request(
-            "POST", action or page_url, {**form, "csrf_token": csrf_token_of(page.text)}
-        )
-
-    def close(self) -> None:
-        """Close the connections."""
-        self.client.close()
-
-
 @pytest.fixture
 def visitor() -> Iterator[Visitor]:
     """Return a visitor, closed after the test."""
     visitor = Visitor()
     yield visitor
     visitor.close()
-
-
-def register_and_log_in(visitor: Visitor, a: Server, b: Server) -> None:
-    """Register on host A and log in on host B."""
-    credentials = {"username": "alice", "password": "correct horse"}
-    assert visitor.submit(a.url + "/auth/register", credentials).status_code == 302
-    assert visitor.submit(b.url + "/auth/login", credentials).headers["location"] == "/"
 
 
 def test_one_session_and_one_blog_across_hosts(database_url: str, visitor: Visitor) -> None:

@@ -24,7 +24,7 @@ from markupsafe import escape
 
 from flaskr_async.middleware.security import REFERER_MISSING
 from flaskr_async.settings import DEFAULTS
-from tests.conftest import csrf_token_of
+from tests.helpers import csrf_token_of
 from tests.servers import ROOT
 from tests.servers import Server
 from tests.servers import free_port

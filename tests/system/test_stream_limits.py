@@ -33,15 +33,15 @@ from tests.servers import hypercorn_command
 from tests.servers import server_env
 from tests.servers import start
 from tests.servers import wait_until_serving
-from tests.system.test_live_servers import RawStream
-from tests.system.test_live_servers import loopback_client
-from tests.system.test_multihost import Visitor
-from tests.system.test_multihost import register_and_log_in
+from tests.visitors import RawStream
+from tests.visitors import Visitor
+from tests.visitors import held_by_server
+from tests.visitors import loopback_client
+from tests.visitors import register_and_log_in
 
 SEND_TIMEOUT = 1  # seconds, the smallest allowed: a stalled write is cut after this
 PER_CLIENT = 3
 GRACEFUL = 5  # hypercorn's graceful_timeout in these servers
-ESTABLISHED, CLOSE_WAIT = "01", "08"  # /proc/net/tcp states of a socket still held open
 BIG_BODY = "x" * 60_000  # a post near the 64 KiB limit
 # An index page of 6 MB: more than the kernel's socket buffers take (tcp_wmem's 4 MiB at most),
 # so a client that does not read stalls the server's write itself.
@@ -103,19 +103,6 @@ def site(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> I
         server.kill()
         if server.process.stdout is not None:
             server.process.stdout.close()
-
-
-def held_by_server(port: int, client: str | None = None) -> int:
-    """Count the server's sockets on ``port`` still open (from ``client``, if given)."""
-    held = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote, state = fields[1], fields[2], fields[3]
-        if int(local.split(":")[1], 16) != port or state not in (ESTABLISHED, CLOSE_WAIT):
-            continue
-        address = socket.inet_ntoa(bytes.fromhex(remote.split(":")[0])[::-1])
-        held += client is None or address == client
-    return held
 
 
 async def try_stream(site: Site, client: str) -> RawStream | None:
