@@ -1,4 +1,19 @@
-"""The live index: post changes streamed to open pages as Server-Sent Events."""
+"""The live index: post changes streamed to open pages as Server-Sent Events.
+
+Not in Flaskr; skip it on a first reading. This module is the endpoint (``GET /events``) and
+its lifecycle; ``create_app`` calls ``init_app`` after the database's, so the streams open
+after the database and end before it closes. In the order a change travels:
+
+1. ``blog.py`` writes a post and, in the same transaction, a row of ``post_event``
+   (``post_events.py``: ids and kinds only, so an event's size never depends on a post).
+2. ``sources.py`` hears of it on every worker and host: SQLite's ``PRAGMA data_version`` poll,
+   or PostgreSQL's ``LISTEN``.
+3. ``broadcast.py`` hands it to each open stream, each with a byte-bounded queue, a share per
+   client and a deadline; a stream that falls behind is told to reload.
+
+``middleware/deadlines.py`` and ``serving/shutdown.py`` call ``end_streams`` when the server
+stops, so that shutdown never waits on an open page.
+"""
 
 from __future__ import annotations
 
