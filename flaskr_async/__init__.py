@@ -1,4 +1,9 @@
-"""Flaskr on Quart: the application factory."""
+"""Flaskr on Quart: the application factory, the first file to read.
+
+Read next: ``db/__init__.py`` (the database), ``auth.py`` and ``blog.py`` (the views), as in
+Flask's tutorial. Each folder beside them is a layer this factory installs (``accounts``,
+``middleware``, ``live``, ``serving``); docs/porting.md sets each file beside Flaskr's.
+"""
 
 from __future__ import annotations
 
@@ -40,20 +45,26 @@ def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> l
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
-    """Create and configure an instance of the app; raise InvalidSetting for a bad setting."""
+    """Create and configure an instance of the app; raise InvalidSetting for a bad setting.
+
+    Nothing here opens a file, a socket or the database: an ASGI server, the serve command and
+    the tests each start serving later, and the database opens then (db.serve_database).
+    """
+    # create and configure the app
     app = Quart(__name__, instance_relative_config=True)
     templating.init_app(app)
     unreadable = load_settings(app, test_config)
     config_file = os.path.join(app.instance_path, "config.py")
     settings.check(app.config, os.environ, unreadable, config_file)
 
-    # As in Flask's tutorial: a read-only install still starts when every setting points
-    # elsewhere; what writes here (the serve command's key, the default SQLite file) says so.
+    # ensure the instance folder exists; as in Flask's tutorial, a read-only install still
+    # starts when every setting points elsewhere (what writes here says so itself)
     try:
         os.makedirs(app.instance_path, exist_ok=True)
     except OSError:
         pass
 
+    # a simple page that says hello
     @app.route("/hello")
     async def hello() -> str:
         return "Hello, World!"
@@ -65,25 +76,34 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
         if app.logger.level == logging.NOTSET:
             app.logger.setLevel(logging.INFO)
 
-    # First: bodies are bounded before anything (the CSRF check) parses them.
+    # request hardening, part 1 (middleware/): bodies are bounded before anything (the CSRF
+    # check) parses them, and the session cookie is read without per-request set-up
     body_limits.init_app(app)
     cookie_session.init_app(app)
+
+    # the database, opened while serving, and its commands (init-db, backup)
     db.init_app(app)
-    # After the database: its streams open after it and end before it closes.
-    live.init_app(app)
-    devserver.init_app(app)
     commands.init_app(app)
+    # the live index (live/): after the database, so its streams open after it and end
+    # before it closes
+    live.init_app(app)
+    # quiet reloads for `quart run --debug` (serving/devserver.py)
+    devserver.init_app(app)
+
+    # apply the blueprints to the app
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)
-    # "/" is the blog index; url_for("index") works as well as url_for("blog.index").
+    # "/" is the blog index; url_for("index") works as well as url_for("blog.index")
     app.add_url_rule("/", endpoint="index")
-    # Before security.init_app, so that its ProxyFix wraps this check (see boundary.init_app).
+
+    # request hardening, part 2, in this order: the Host and framing check, then security
+    # (its ProxyFix wraps that check; after the blueprints, so the user is loaded before the
+    # CSRF check and even its 400 page shows a logged-in user's navigation), then deadlines,
+    # outermost, so every write to a client has one whatever layer answers
     boundary.init_app(app)
-    # After the blueprints: the user is loaded before the CSRF check, so even its 400
-    # page shows a logged-in user's navigation.
     security.init_app(app)
-    # Outermost: every write to a client, whatever layer answers, has a deadline.
     deadlines.init_app(app)
-    # Last: after every extension and blueprint has added its context processors.
+
+    # last: after every extension and blueprint has added its context processors
     templating.inline_context_processors(app)
     return app

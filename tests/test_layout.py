@@ -59,8 +59,10 @@ def imports_of(module: str) -> set[str]:
     tree = ast.parse(MODULES[module].read_text())
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-            "flaskr_async"
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("flaskr_async")
         ):
             for alias in node.names:
                 submodule = f"{node.module}.{alias.name}"

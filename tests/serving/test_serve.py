@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import runpy
 import signal
 import sqlite3
 import stat
@@ -333,3 +334,13 @@ async def test_the_stop_signal_is_heard_where_the_loop_cannot_handle_signals(
     assert not waiting.done()
     signal.raise_signal(signal.SIGTERM)
     await asyncio.wait_for(waiting, 5)
+
+
+def test_python_m_flaskr_async_runs_the_serve_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["flaskr_async", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("flaskr_async", run_name="__main__")
+    assert exited.value.code == 0
+    assert "usage: python -m flaskr_async" in capsys.readouterr().out
