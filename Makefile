@@ -17,7 +17,7 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test lint lock system-deps bench clean
+.PHONY: run test test-fast lint lock system-deps bench clean
 
 # What serving needs, nothing more (Debian: apt-get install python3-venv).
 $(SERVING): pyproject.toml $(wildcard requirements/*.txt)
@@ -50,6 +50,11 @@ system-deps:
 # filled from its lock. A Python that is not installed is skipped, except under CI=true.
 test: $(INSTALLED) system-deps
 	$(BIN)/nox --sessions lint $(addprefix tests-,$(PYTHONS))
+
+# Between two edits: this Python only, without the tests marked system (real servers, nginx,
+# PostgreSQL, a browser) and without coverage. `make test` runs everything.
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -q -m 'not system'
 
 # Re-resolve requirements/py3.X.txt to the newest releases pyproject.toml allows.
 lock: $(INSTALLED)

@@ -22,7 +22,7 @@ from flaskr_async.accounts import devices
 from flaskr_async.accounts import login_sessions
 from flaskr_async.accounts import throttle
 from flaskr_async.accounts.passwords import hash_password
-from flaskr_async.accounts.passwords import install_limit
+from flaskr_async.accounts.passwords import install_hash_slots
 from flaskr_async.accounts.passwords import verify_password
 from flaskr_async.clients import client_of
 from flaskr_async.db import IntegrityError
@@ -68,7 +68,7 @@ def login_required(view: View[P]) -> View[P]:
 @bp.before_app_serving
 async def limit_password_hashing() -> None:
     """Cap concurrent password hashes; made while serving, so it uses the serving loop."""
-    install_limit(current_app)
+    install_hash_slots(current_app)
 
 
 @bp.before_app_request

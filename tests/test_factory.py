@@ -12,7 +12,7 @@ import pytest
 from quart import Quart
 
 from flaskr_async import create_app
-from flaskr_async.accounts.passwords import LIMIT_KEY
+from flaskr_async.accounts.passwords import HASH_SLOTS_KEY
 from flaskr_async.db import current_database
 from tests.helpers import load_test_data
 from tests.helpers import serving
@@ -88,9 +88,9 @@ async def test_hello(client: Any) -> None:
 
 async def test_blueprint_hook_runs_when_serving(app_config: dict[str, Any]) -> None:
     app = create_app({**app_config, "PASSWORD_HASH_CONCURRENCY": 3})
-    assert LIMIT_KEY not in app.extensions
+    assert HASH_SLOTS_KEY not in app.extensions
     async with app.test_app():
-        limit = app.extensions[LIMIT_KEY]
+        limit = app.extensions[HASH_SLOTS_KEY]
         assert isinstance(limit, asyncio.Semaphore)
         assert limit._value == 3
 

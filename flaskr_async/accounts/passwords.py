@@ -22,7 +22,7 @@ from werkzeug.security import check_password_hash
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import canonical_password
 
-LIMIT_KEY = "flaskr_async.password_limit"
+HASH_SLOTS_KEY = "flaskr_async.password_hash_slots"
 
 # OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane (about 31 MB peak and 170 ms here).
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -38,14 +38,14 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def install_limit(app: Quart) -> None:
+def install_hash_slots(app: Quart) -> None:
     """Cap the hashes this app runs at once (each holds ~19 MiB and a CPU core)."""
-    app.extensions[LIMIT_KEY] = asyncio.Semaphore(int(app.config["PASSWORD_HASH_CONCURRENCY"]))
+    app.extensions[HASH_SLOTS_KEY] = asyncio.Semaphore(int(app.config["PASSWORD_HASH_CONCURRENCY"]))
 
 
-async def run_limited(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+async def run_in_hash_slot(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run one blocking hash function in a worker thread, under the app's cap."""
-    async with current_app.extensions[LIMIT_KEY]:
+    async with current_app.extensions[HASH_SLOTS_KEY]:
         result: T = await run_sync(func)(*args, **kwargs)
     return result
 
@@ -94,9 +94,9 @@ def verify_argon2(stored: str, password: str) -> bool:
 
 async def hash_password(password: str) -> str:
     """Hash a password off the event loop."""
-    return await run_limited(hash_sync, password)
+    return await run_in_hash_slot(hash_sync, password)
 
 
 async def verify_password(stored: str | None, password: str) -> tuple[bool, bool]:
     """Check a password off the event loop; a None hash costs the same as a wrong one."""
-    return await run_limited(verify_sync, stored, password)
+    return await run_in_hash_slot(verify_sync, stored, password)

@@ -1,10 +1,10 @@
 """Login throttling that can't be raced: each attempt is counted before its password is checked.
 
 An attempt is reserved (a ``login_attempt`` row) in the same serialized transaction that checks
-the limits, so however many arrive at once, at most the limit are ever verified in a window.
+the rules, so however many arrive at once, at most a rule's allowance is verified in a window.
 A password that matches deletes its own reservation: only failures stay counted.
 
-The limits (README, "Login throttling"), within ``LOGIN_FAILURE_WINDOW`` seconds:
+The rules (README, "Login throttling"), within ``LOGIN_FAILURE_WINDOW`` seconds:
 - a browser that has logged in as the user before (a device cookie): its own failures,
   ``LOGIN_MAX_FAILURES_PER_DEVICE``; failures made elsewhere never lock it out;
 - any other browser: ``LOGIN_MAX_FAILURES_PER_USERNAME`` for the username from its address,
@@ -25,7 +25,7 @@ from flaskr_async.db import Statements
 # Every reservation, on every worker and host, takes its turn in this queue.
 SERIALIZE_KEY = "flaskr_async.login_attempt"
 
-# The limit-th newest attempt in the window: logins stay refused until it leaves the window.
+# The most-th newest attempt in the window: logins stay refused until it leaves the window.
 NTH_ATTEMPT = " AND attempted_at > ? ORDER BY attempted_at DESC LIMIT 1 OFFSET ?"
 NTH_BY_DEVICE = "SELECT attempted_at FROM login_attempt WHERE device = ?" + NTH_ATTEMPT
 NTH_BY_USERNAME_AND_ADDRESS = (
@@ -43,11 +43,11 @@ class Reservation:
     retry_after: int  # seconds; 0 when the attempt may go ahead
 
 
-Limit = tuple[str, tuple[str, ...], int]  # the query, its key, the most failures it allows
+Rule = tuple[str, tuple[str, ...], int]  # the query, its key, the most attempts it allows
 
 
-def limits(username: str, address: str, device: str | None) -> list[Limit]:
-    """Return the (query, key, limit) rows that apply to this attempt."""
+def rules(username: str, address: str, device: str | None) -> list[Rule]:
+    """Return the (query, key, most attempts) rules that apply to this attempt."""
     config = current_app.config
     if device is not None:
         return [(NTH_BY_DEVICE, (device,), int(config["LOGIN_MAX_FAILURES_PER_DEVICE"]))]
@@ -63,14 +63,14 @@ def limits(username: str, address: str, device: str | None) -> list[Limit]:
 
 
 async def reserve(tx: Statements, username: str, address: str, device: str | None) -> Reservation:
-    """Count one attempt if the limits allow it; call inside ``transaction(SERIALIZE_KEY)``."""
+    """Count one attempt if the rules allow it; call inside ``transaction(SERIALIZE_KEY)``."""
     window = float(current_app.config["LOGIN_FAILURE_WINDOW"])
     now = time.time()
     # Attempts that have left the window count for nothing: forget them here, no job needed.
     await tx.execute("DELETE FROM login_attempt WHERE attempted_at <= ?", (now - window,))
     wait = 0.0
-    for sql, key, limit in limits(username, address, device):
-        row = await tx.fetch_one(sql, (*key, now - window, limit - 1))
+    for sql, key, most in rules(username, address, device):
+        row = await tx.fetch_one(sql, (*key, now - window, most - 1))
         if row is not None:
             wait = max(wait, row["attempted_at"] + window - now)
     if wait > 0:

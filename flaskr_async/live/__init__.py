@@ -134,7 +134,7 @@ async def events() -> ResponseReturnValue:
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
     # Quart's RESPONSE_TIMEOUT (60 s) would cut every stream; the stream ends itself after
-    # LIVE_STREAM_LIFETIME, and each write has SEND_TIMEOUT (deadlines.py).
+    # LIVE_STREAM_LIFETIME, and each write has SEND_TIMEOUT (middleware/deadlines.py).
     response.timeout = None
     return response
 

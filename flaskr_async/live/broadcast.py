@@ -1,7 +1,7 @@
 """One app's live streams: each with a byte-bounded queue, a share per client, and a history.
 
 Every bound here is in bytes as well as in count: an event message is at most
-``MAX_MESSAGE_BYTES`` (live_events.py), so a stream holds at most ``queue_size`` of them unsent
+``MAX_MESSAGE_BYTES`` (post_events.py), so a stream holds at most ``queue_size`` of them unsent
 (its catch-up included) and the history at most ``history`` of them.
 """
 
