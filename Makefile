@@ -17,7 +17,7 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test test-fast lint lock system-deps bench clean
+.PHONY: run test test-fast lint lock settings-table system-deps bench clean
 
 # What serving needs, nothing more (Debian: apt-get install python3-venv).
 $(SERVING): pyproject.toml $(wildcard requirements/*.txt)
@@ -55,6 +55,13 @@ test: $(INSTALLED) system-deps
 # PostgreSQL, a browser) and without coverage. `make test` runs everything.
 test-fast: $(INSTALLED)
 	$(BIN)/python -m pytest -q -m 'not system'
+
+# Rewrite README.md's settings table from flaskr_async/settings.py (between its two markers).
+settings-table: $(SERVING)
+	$(BIN)/python -c 'import re, pathlib; from flaskr_async.settings import markdown_table; \
+	readme = pathlib.Path("README.md"); text = readme.read_text(); \
+	start = re.search(r"<!-- settings table:.*-->\n", text).end(); end = text.index("<!-- end of the settings table -->"); \
+	readme.write_text(text[:start] + markdown_table() + "\n" + text[end:])'
 
 # Re-resolve requirements/py3.X.txt to the newest releases pyproject.toml allows.
 lock: $(INSTALLED)

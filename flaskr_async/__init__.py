@@ -1,8 +1,10 @@
 """Flaskr on Quart: the application factory, the first file to read.
 
 Read next: ``db/__init__.py`` (the database), ``auth.py`` and ``blog.py`` (the views), as in
-Flask's tutorial. Each folder beside them is a layer this factory installs (``accounts``,
-``middleware``, ``live``, ``serving``); docs/porting.md sets each file beside Flaskr's.
+Flask's tutorial. Below, this factory installs the database (``db/``), the request hardening
+(``middleware/``), the live index (``live/``) and the development server's hook
+(``serving/devserver.py``); ``auth.py`` calls ``accounts/``, and ``serving/command.py`` calls
+this factory. docs/porting.md sets each file beside Flaskr's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from flaskr_async import auth
 from flaskr_async import blog
 from flaskr_async import db
 from flaskr_async import live
+from flaskr_async import logs
 from flaskr_async import settings
 from flaskr_async import templating
 from flaskr_async.db import commands
@@ -68,6 +71,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     @app.route("/hello")
     async def hello() -> str:
         return "Hello, World!"
+
+    # log lines as before the package had folders (logs.py)
+    logs.init_app(app)
 
     @app.before_serving
     async def log_at_info() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -16,6 +17,7 @@ from flaskr_async.accounts.passwords import HASH_SLOTS_KEY
 from flaskr_async.db import current_database
 from tests.helpers import load_test_data
 from tests.helpers import serving
+from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 
 
@@ -131,3 +133,32 @@ async def test_proxy_fix_sets_the_client_address(
             row = await current_database().fetch_one("SELECT address FROM login_attempt")
     assert row is not None
     assert row["address"] == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "module"),
+    [
+        ("flaskr_async/live/__init__.py", "live"),
+        ("flaskr_async/live/sources.py", "live_sources"),
+        ("flaskr_async/serving/command.py", "__main__"),
+        ("flaskr_async/db/__init__.py", "__init__"),
+        ("flaskr_async/auth.py", "auth"),
+        ("elsewhere/live/__init__.py", "__init__"),
+    ],
+)
+def test_log_lines_keep_the_module_names_of_the_flat_layout(
+    tmp_path: Path, path: str, module: str
+) -> None:
+    create_app({"TESTING": True, "DATABASE": str(tmp_path / "db.sqlite")})
+    record = logging.LogRecord("flaskr_async", logging.INFO, str(ROOT / path), 1, "m", (), None)
+    assert logging.getLogger("flaskr_async").filter(record)
+    assert record.module == module
+
+
+async def test_the_live_index_logs_in_live_as_before(
+    app_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(app_config):
+        pass
+    stopped = [record for record in caplog.records if record.getMessage() == "Live index stopped"]
+    assert [record.module for record in stopped] == ["live"]

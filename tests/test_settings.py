@@ -173,7 +173,9 @@ def base(tmp_path: Path) -> dict[str, Any]:
 
 def test_every_default_and_every_setting_is_declared_and_tested() -> None:
     assert set(DEFAULTS) | {"SECRET_KEY", "DATABASE"} <= set(SETTINGS)
-    assert set(CASES) == set(SETTINGS)
+    assert set(CASES) == set(SETTINGS), (
+        "each setting in SETTINGS (flaskr_async/settings.py) needs a row of CASES here"
+    )
 
 
 def test_the_defaults_pass(base: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """Serve the app with hypercorn, exiting non-zero when start-up fails.
 
-``python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]``. hypercorn's own
-command exits 0 after a failed start-up, which hides the failure from systemd and scripts.
+python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]. Without --config,
+hypercorn's defaults: 127.0.0.1:8000, one worker, asyncio's own loop (make run passes the
+shipped hypercorn.toml: uvloop). hypercorn's own command exits 0 after a failed start-up, which
+hides the failure from systemd and scripts.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ URLENCODED = {"Content-Type": "application/x-www-form-urlencoded"}
 
 def test_every_post_route_has_a_limit(app: Quart) -> None:
     posted = {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
-    assert posted == set(FORM_LIMITS) == set(PATHS)
+    # A new POST form: its limits in FORM_LIMITS (flaskr_async/middleware/body_limits.py), its URL
+    # in PATHS above.
+    assert posted == set(FORM_LIMITS) == set(PATHS), "a POST route without its form limits"
 
 
 async def test_each_limit_counts_the_forms_fields(csrf_config: dict[str, Any]) -> None:

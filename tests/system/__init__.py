@@ -1,1 +1,1 @@
-"""Tests of flaskr_async/system."""
+"""Tests through real processes: hypercorn and the serve command, nginx, PostgreSQL, Chromium."""
