@@ -34,14 +34,8 @@ class InvalidSetting(ValueError):
     """A setting has a value the app cannot run with; the message says which and why."""
 
 
-class Unset:
-    """The default of a setting this app leaves to Quart, Quart-WTF or create_app itself."""
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = Unset()
+# The default of a setting this app leaves to Quart, Quart-WTF or create_app itself.
+UNSET: Any = object()
 
 
 @dataclass(frozen=True)
