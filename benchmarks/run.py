@@ -1,6 +1,6 @@
 """Side-by-side benchmark of flaskr-async against its references; prints medians, ratios, goals.
 
-``.venv/bin/python benchmarks/run.py [--tree DIR] [--duration S] [--reps N]``. Every server
+``.venv/bin/python -m benchmarks [--tree DIR] [--duration S] [--reps N]``. Every server
 runs on 127.0.0.1 with one worker (the ``postgres`` phase: one and two); wrk drives it. Runs
 are interleaved (A, B, A, B, ...), repeated, and a run with too much CPU steal is reported but
 not counted.
@@ -35,17 +35,15 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 
+from benchmarks import live
+from benchmarks import seed
+from benchmarks.processes import tree_cpu_seconds
+from tests.postgres_server import find_tool
+from tests.postgres_server import private_postgres
+from tests.postgres_server import with_database
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(HERE.parent))  # the project's tests, for their private PostgreSQL
-
-import live  # noqa: E402
-import seed  # noqa: E402
-from processes import tree_cpu_seconds  # noqa: E402
-
-from tests.postgres_server import find_tool  # noqa: E402
-from tests.postgres_server import private_postgres  # noqa: E402
-from tests.postgres_server import with_database  # noqa: E402
+ROOT = HERE.parent  # the project the harness belongs to: its default tree
 
 SECRET_KEY = "benchmark-secret-key-that-is-long-enough-to-serve"
 REPORT_LUA = HERE / "report.lua"
@@ -567,8 +565,8 @@ class Bench:
         for rep in range(self.args.reps):
             print(f" repetition {rep + 1}/{self.args.reps}", flush=True)
             self.measure(quiet, server, "/hello", 1, self.args.duration)
-            command = [self.python, *load, str(self.args.duration + 2)]
-            clients = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            command = [self.python, "-m", *load, str(self.args.duration + 2)]
+            clients = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
             time.sleep(1)  # let the clients get going (the logins reach the hashing)
             self.measure(loaded, server, "/hello", 1, self.args.duration)
             out, _ = clients.communicate(timeout=60)
@@ -579,7 +577,7 @@ class Bench:
         """Goal 3: /hello p99 at 1 connection while 2 clients hammer POST /auth/login."""
         print("\n[3] /hello c1 while 2 clients log in (real CSRF tokens), full app", flush=True)
         server = self.serve("full-logins", self.hypercorn("asgi:app"), self.env(self.db["logins"]))
-        storm = [str(HERE / "login_storm.py"), server.url, seed.BENCH_USER, seed.BENCH_PASSWORD]
+        storm = ["benchmarks.login_storm", server.url, seed.BENCH_USER, seed.BENCH_PASSWORD]
         labels = ("hello full c1 (quiet)", "hello full c1 under logins")
         self.hello_beside(server, labels, [*storm, "2"], self.logins)
         self.rss["full under logins"] = server.peak_rss_mb()
@@ -589,9 +587,7 @@ class Bench:
         print("\n[3b] /hello c1 while 4 clients post 100,000-field login bodies", flush=True)
         server = self.serve("full-flood", self.hypercorn("asgi:app"), self.env(self.db["logins"]))
         labels = ("hello full c1 (quiet, flood)", "hello full c1 under field flood")
-        self.hello_beside(
-            server, labels, [str(HERE / "field_flood.py"), server.url, "4"], self.floods
-        )
+        self.hello_beside(server, labels, ["benchmarks.field_flood", server.url, "4"], self.floods)
 
     def startup_phase(self) -> None:
         """Goal 4: spawn to first 200 on /hello, the full app and plain Quart, interleaved."""
@@ -675,14 +671,10 @@ class Bench:
         """Run profile_backends.py on fresh databases of both backends; return what it printed."""
         result = subprocess.run(
             [
-                self.python,
-                str(HERE / "profile_backends.py"),
-                "--sqlite",
-                sqlite,
-                "--postgresql",
-                postgresql,
+                *(self.python, "-m", "benchmarks.profile_backends", "--tree", str(self.tree)),
+                *("--sqlite", sqlite, "--postgresql", postgresql),
             ],
-            cwd=self.tree,
+            cwd=ROOT,
             env=self.env(),
             capture_output=True,
             text=True,
@@ -764,7 +756,8 @@ class Bench:
         """What each request costs the loop (thread round trips, rows, leases, awaits)."""
         print("\n[costs] counted in-process by profile_index.py --costs", flush=True)
         result = subprocess.run(
-            [self.python, str(HERE / "profile_index.py"), "--costs", "--tree", str(self.tree)],
+            [self.python, "-m", "benchmarks.profile_index", "--costs", "--tree", str(self.tree)],
+            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
@@ -1005,7 +998,7 @@ def workdir(keep: bool) -> Iterator[Path]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the options and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tree", type=Path, default=HERE.parent, help="project tree to serve")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="project tree to serve")
     parser.add_argument("--duration", type=float, default=5, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per server")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (at least 3)")
@@ -1032,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     began = time.perf_counter()
     with workdir(args.keep) as path:
         Bench(tree, path, args).run()
-        if "live" in args.phases:  # benchmarks/live.py: its own servers and report lines
+        if "live" in args.phases:  # benchmarks.live: its own servers and report lines
             live.run_phase(tree, path)
     print(f"Total {time.perf_counter() - began:.0f} s")
 
