@@ -41,14 +41,13 @@ from pathlib import Path
 import httpx
 
 from benchmarks import seed
+from benchmarks.harness import ROOT
 from benchmarks.processes import hypercorn_worker
 from benchmarks.processes import rss_kib
 from benchmarks.processes import tree_cpu_seconds
 from tests.postgres_server import private_postgres
 from tests.postgres_server import with_database
 from tests.servers import free_port
-
-ROOT = Path(__file__).resolve().parent.parent  # the project the harness belongs to
 
 SECRET_KEY = "benchmark-secret-key-long-enough-to-serve-it"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

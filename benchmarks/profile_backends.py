@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import seed
-from benchmarks.profile_index import ROOT
+from benchmarks.harness import ROOT
 from benchmarks.profile_index import drive_quart
 from benchmarks.profile_index import import_from
 

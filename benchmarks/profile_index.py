@@ -23,8 +23,7 @@ from typing import Any
 
 from benchmarks import request_costs
 from benchmarks import seed
-
-ROOT = Path(__file__).resolve().parent.parent  # the project the harness belongs to
+from benchmarks.harness import ROOT
 
 # Where a function's own time lands: the first matching fragment of its file path wins.
 BUCKETS = (
