@@ -73,7 +73,7 @@ bench: $(INSTALLED) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[bench]'
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) .nox .coverage .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Post 100,000-field login bodies (~0.9 MB each) from N clients for D seconds.
 
-``python benchmarks/field_flood.py URL CLIENTS SECONDS`` prints one line:
+``python -m benchmarks.field_flood URL CLIENTS SECONDS`` prints one line:
 ``FLOOD sent=<n> refused_413=<n> closed=<n> other=<n>``. Before per-form limits each body was
 parsed on the event loop (~0.27 s of loop time); now each is refused with 413 from its
 Content-Length, often before the client has sent it all (then the server closes the connection

@@ -1,10 +1,11 @@
 """The live index on one worker: its idle cost, its memory per stream, and its fan-out latency.
 
-``.venv/bin/python benchmarks/live.py [--listeners 1000] [--writes 20] [--silent 100]`` (or
-``run.py --phases live``). Serves ``hypercorn -k uvloop asgi:app`` (one worker, as shipped) on a
-fresh SQLite file with the default settings and on a fresh database of a private PostgreSQL, and
-talks to it from this process over plain sockets, each stream from a loopback address of its own
-(a client may hold only LIVE_STREAMS_PER_CLIENT streams). Prints, for each backend:
+``.venv/bin/python -m benchmarks.live [--listeners 1000] [--writes 20] [--silent 100]`` (or
+``python -m benchmarks --phases live``), from the project root. Serves ``hypercorn -k uvloop
+asgi:app`` (one worker, as shipped) on a fresh SQLite file with the default settings and on a
+fresh database of a private PostgreSQL, and talks to it from this process over plain sockets,
+each stream from a loopback address of its own (a client may hold only LIVE_STREAMS_PER_CLIENT
+streams). Prints, for each backend:
 
 - the worker's CPU time with no stream and no write (SQLite also at LIVE_POLL_INTERVAL 1 s, all
   servers side by side over the same seconds, so that their ratio survives a noisy machine);
@@ -39,17 +40,14 @@ from pathlib import Path
 
 import httpx
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(1, str(HERE.parent))  # the project's tests, for their private PostgreSQL
-
-import seed  # noqa: E402
-from processes import hypercorn_worker  # noqa: E402
-from processes import rss_kib  # noqa: E402
-from processes import tree_cpu_seconds  # noqa: E402
-
-from tests.postgres_server import private_postgres  # noqa: E402
-from tests.postgres_server import with_database  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from benchmarks import seed
+from benchmarks.harness import ROOT
+from benchmarks.processes import hypercorn_worker
+from benchmarks.processes import rss_kib
+from benchmarks.processes import tree_cpu_seconds
+from tests.postgres_server import private_postgres
+from tests.postgres_server import with_database
+from tests.servers import free_port
 
 SECRET_KEY = "benchmark-secret-key-long-enough-to-serve-it"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -460,7 +458,7 @@ def run_phase(
 def main() -> None:
     """Parse the options and run the phase."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tree", type=Path, default=HERE.parent, help="project tree to serve")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="project tree to serve")
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--silent", type=int, default=100, help="clients that never read")

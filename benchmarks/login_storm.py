@@ -1,6 +1,6 @@
 """Hammer POST /auth/login from N clients, each with a real CSRF token, for D seconds.
 
-``python benchmarks/login_storm.py URL USERNAME PASSWORD CLIENTS SECONDS`` prints one line:
+``python -m benchmarks.login_storm URL USERNAME PASSWORD CLIENTS SECONDS`` prints one line:
 ``LOGINS ok=<n> failed=<n>``. Each login fetches the form first: a login starts a fresh
 session, so the previous token is gone.
 """

@@ -1,7 +1,7 @@
 """Where an index request's time goes on SQLite and on PostgreSQL, measured in-process.
 
-``.venv/bin/python benchmarks/profile_backends.py --sqlite PATH --postgresql URL`` (both
-databases seeded by ``seed.py``; the harness's ``postgres`` phase runs it). One request or
+``.venv/bin/python -m benchmarks.profile_backends --sqlite PATH --postgresql URL [--tree DIR]``
+(both databases seeded by ``seed.py``; the harness's ``postgres`` phase runs it). One request or
 query at a time, no HTTP server: the seam's round trip for a trivial query, the index query
 and create's INSERT; the whole index request through the ASGI app; and cProfile's own time
 of the index request grouped by area. Each backend's database work runs elsewhere (SQLite
@@ -16,7 +16,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import sys
 import time
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -24,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import seed  # noqa: E402
-from profile_index import drive_quart  # noqa: E402
+from benchmarks import seed
+from benchmarks.harness import ROOT
+from benchmarks.profile_index import drive_quart
+from benchmarks.profile_index import import_from
 
 SECRET_KEY = "profile-secret-key-that-is-long-enough-to-serve"
 
@@ -152,7 +150,9 @@ def main() -> None:
     parser.add_argument("--postgresql", required=True, help="a seeded PostgreSQL URL")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--tree", type=Path, default=ROOT, help="project tree to profile")
     args = parser.parse_args()
+    import_from(args.tree.resolve())
     sqlite = profile(args.sqlite, args.queries, args.requests)
     postgres = profile(args.postgresql, args.queries, args.requests)
     default_reset = asyncio.run(lease_with_default_reset(args.postgresql, args.queries))

@@ -1,6 +1,6 @@
 """Profile the 50-post index and /hello in-process: ASGI apps driven by a loop, no server or socket.
 
-``.venv/bin/python benchmarks/profile_index.py [--tree DIR] [--requests N] [--top N]``. Prints
+``.venv/bin/python -m benchmarks.profile_index [--tree DIR] [--requests N] [--top N]``. Prints
 the time per request of the app and of the Flask reference (its WSGI app driven the same way),
 then cProfile's heaviest functions for the app, and a breakdown by where the time goes; then
 /hello of the app against a plain Quart hello, with the app's breakdown.
@@ -21,11 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import request_costs  # noqa: E402
-import seed  # noqa: E402
+from benchmarks import request_costs
+from benchmarks import seed
+from benchmarks.harness import ROOT
 
 # Where a function's own time lands: the first matching fragment of its file path wins.
 BUCKETS = (
@@ -116,8 +114,9 @@ async def drive_quart(
 
 def drive_flask(count: int) -> float:
     """Call the Flask reference's WSGI app ``count`` times; return seconds per request."""
-    import reference_flask
     from werkzeug.test import EnvironBuilder
+
+    from benchmarks import reference_flask
 
     environ = EnvironBuilder(path="/", base_url="http://127.0.0.1").get_environ()
     sink: Callable[..., Any] = lambda *args: None  # noqa: E731
@@ -166,16 +165,21 @@ def render_costs(app: Any) -> tuple[float, float]:
     return asyncio.run(measure())
 
 
+def import_from(tree: Path) -> None:
+    """Put ``tree`` first on the path: ``flaskr_async`` is imported from it (an older checkout)."""
+    sys.path.insert(0, str(tree))
+
+
 def main() -> None:
     """Seed a database, then time and profile both apps' index."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tree", type=Path, default=HERE.parent)
+    parser.add_argument("--tree", type=Path, default=ROOT, help="project tree to profile")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--costs", action="store_true", help="only count what requests cost")
     args = parser.parse_args()
     tree = args.tree.resolve()
-    sys.path.insert(0, str(tree))
+    import_from(tree)
     with tempfile.TemporaryDirectory(prefix="flaskr-profile-") as scratch:
         template = Path(scratch) / "empty.sqlite"
         seed.init_template(tree, template)
@@ -212,7 +216,7 @@ def main() -> None:
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
         print(out.getvalue())
 
-        import plain_quart
+        from benchmarks import plain_quart
 
         plain = asyncio.run(drive_quart(plain_quart.app, args.requests, None, "/hello"))
         full = asyncio.run(drive_quart(create_app(), args.requests, None, "/hello"))
@@ -236,7 +240,7 @@ def print_costs(app: Any) -> None:
         "/hello, with a login cookie": ("/hello", True),
     }
     costs, lease = asyncio.run(request_costs.measure(app, request, paths))
-    import plain_quart
+    from benchmarks import plain_quart
 
     plain, _ = asyncio.run(
         request_costs.measure(plain_quart.app, request, {"/hello, plain Quart": ("/hello", False)})
