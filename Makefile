@@ -67,7 +67,7 @@ settings-table: $(SERVING)
 lock: $(INSTALLED)
 	$(BIN)/nox --sessions locks
 
-# Not part of `make test`: about 9 minutes of load on loopback, printing a table of ratios.
+# Not part of `make test`: about 15 minutes of load on loopback, printing a table of ratios.
 # system-deps: the PostgreSQL phase starts its own server with initdb.
 bench: $(INSTALLED) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \
