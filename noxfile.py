@@ -76,7 +76,9 @@ def tests(session: nox.Session) -> None:
         # Per Python: Quart 0.22 and 0.23 type some APIs differently.
         session.run("mypy", "--python-version", session.python)
     arguments = session.posargs or ["--cov", "--cov-report=term-missing"]
-    session.run("python", "-m", "pytest", *arguments)
+    # A data file per Python: `make test` runs the Pythons side by side.
+    coverage_file = str(ROOT / ".nox" / f"coverage-{session.python}")
+    session.run("python", "-m", "pytest", *arguments, env={"COVERAGE_FILE": coverage_file})
 
 
 @nox.session(python=NEWEST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -38,11 +39,25 @@ def refuse_unless_system(what: str) -> None:
         )
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) is also
+# the next client socket's, and a busy suite (three Pythons side by side) opens thousands of
+# those, so one could take a server's port between this check and the server's own bind.
+SERVER_PORTS = range(20000, 32768)
+# Its own generator: Hypothesis seeds the shared one, and each Python's suite would then try
+# the same ports in the same order.
+port_picker = random.SystemRandom()
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 outside the ephemeral range that nothing is bound to now."""
+    while True:
+        port = port_picker.choice(SERVER_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: another test's server, or another Python's suite
+            return port
 
 
 def server_env(database: Path | str, **settings: str) -> dict[str, str]:
