@@ -2,6 +2,7 @@
 PYTHON ?= python3
 # The Pythons `make test` runs the suite on (`make test PYTHONS=3.13` for one); see noxfile.py.
 PYTHONS ?= 3.11 3.12 3.13
+TEST_SESSIONS = $(addprefix tests-,$(PYTHONS))
 VENV := .venv
 BIN := $(VENV)/bin
 SERVING := $(VENV)/.serving
@@ -17,7 +18,7 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test test-fast lint lock settings-table system-deps bench clean
+.PHONY: run test test-fast lint lock settings-table system-deps bench clean $(TEST_SESSIONS)
 
 # What serving needs, nothing more (Debian: apt-get install python3-venv).
 $(SERVING): pyproject.toml $(wildcard requirements/*.txt)
@@ -46,10 +47,19 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(MISSING_PACKAGES); \
 	fi
 
-# ruff once, then per Python mypy and the whole suite, each Python in nox's own virtualenv
-# filled from its lock. A Python that is not installed is skipped, except under CI=true.
+# ruff once; then each Python's virtualenv filled from its lock, one after another (each
+# install writes the project's egg-info); then per Python mypy and the whole suite, the Pythons
+# side by side: the suite mostly waits on servers and sockets, so three share two cores well.
+# Each Python's output is printed whole when it ends; a failure names its session.
+# A Python that is not installed is skipped, except under CI=true.
 test: $(INSTALLED) system-deps
-	$(BIN)/nox --sessions lint $(addprefix tests-,$(PYTHONS))
+	$(BIN)/nox --sessions lint
+	$(BIN)/nox --install-only --sessions $(TEST_SESSIONS)
+	@$(MAKE) --no-print-directory --keep-going --jobs=$(words $(TEST_SESSIONS)) \
+		--output-sync=target $(TEST_SESSIONS)
+
+$(TEST_SESSIONS): $(INSTALLED)
+	$(BIN)/nox --no-install --reuse-existing-virtualenvs --sessions $@
 
 # Between two edits: this Python only, without the tests marked system (real servers, nginx,
 # PostgreSQL, a browser) and without coverage. `make test` runs everything.

@@ -45,6 +45,13 @@ def patch_order(folder: Path) -> tuple[int, ...]:
 os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *pyenv_pythons()])
 
 
+def server_ports(index: int) -> str:
+    """Return the part of the tests' server ports (20000-32767) of the ``index``-th Python."""
+    share = (32768 - 20000) // len(PYTHONS)
+    first = 20000 + index * share
+    return f"{first}-{first + share - 1}"
+
+
 def lock(python: str) -> str:
     """Return the constraints file that pins the whole stack for one Python."""
     return str(ROOT / "requirements" / f"py{python}.txt")
@@ -76,7 +83,12 @@ def tests(session: nox.Session) -> None:
         # Per Python: Quart 0.22 and 0.23 type some APIs differently.
         session.run("mypy", "--python-version", session.python)
     arguments = session.posargs or ["--cov", "--cov-report=term-missing"]
-    session.run("python", "-m", "pytest", *arguments)
+    # `make test` runs the Pythons side by side: a coverage file each, and ports apart.
+    env = {
+        "COVERAGE_FILE": str(ROOT / ".nox" / f"coverage-{session.python}"),
+        "TEST_SERVER_PORTS": server_ports(PYTHONS.index(session.python)),
+    }
+    session.run("python", "-m", "pytest", *arguments, env=env)
 
 
 @nox.session(python=NEWEST)

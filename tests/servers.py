@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import closing
@@ -38,11 +40,38 @@ def refuse_unless_system(what: str) -> None:
         )
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) is also
+# the next client socket's, and a busy suite opens thousands of those, so one could take a
+# server's port between this check and the server's own bind. `make test` runs a suite per
+# Python side by side and gives each its own part of the range (TEST_SERVER_PORTS, noxfile.py):
+# two suites never pick the same port, which hypercorn's SO_REUSEPORT (two workers or more)
+# would even let both servers bind, each then getting half of the other's connections.
+SERVER_PORTS = range(20000, 32768)
+# Its own generator: Hypothesis seeds the shared one.
+port_picker = random.SystemRandom()
+handed_out: deque[int] = deque(maxlen=256)  # not yet bound, maybe: `free_port(), free_port()`
+
+
+def server_ports() -> range:
+    """Return the ports this suite may serve on: TEST_SERVER_PORTS ("first-last"), or all."""
+    first, _, last = os.environ.get("TEST_SERVER_PORTS", "").partition("-")
+    return range(int(first), int(last) + 1) if last else SERVER_PORTS
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 outside the ephemeral range that nothing is bound to now."""
+    ports = server_ports()
+    while True:
+        port = port_picker.choice(ports)
+        if port in handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: another test's server
+        handed_out.append(port)
+        return port
 
 
 def server_env(database: Path | str, **settings: str) -> dict[str, str]:

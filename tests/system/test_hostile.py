@@ -93,6 +93,13 @@ async def stalled_upload(url: str, cookie: str, token: str, path: str, trickle: 
         writer.close()
 
 
+async def cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel tasks and wait until each has ended (and run its ``finally``)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def timed_get(client: httpx.AsyncClient, path: str, cookie: str = "") -> float:
     """GET a page; return how long the 200 took, in seconds."""
     started = time.monotonic()
@@ -114,7 +121,9 @@ async def test_stalled_uploads_hold_no_connection(database_url: str) -> None:
                 for path in ("/create", "/auth/login")
                 for trickle in (False, True)
             ]
-            stack.callback(lambda: [task.cancel() for task in uploads])
+            # Awaited, not only cancelled: each upload then closes its socket, and the server's
+            # stop does not wait out its graceful timeout for connections still open.
+            stack.push_async_callback(cancelled, uploads)
             await asyncio.sleep(1.5)  # every upload is in and waiting on its body
             assert not any(task.done() for task in uploads)
             anonymous = httpx.AsyncClient(base_url=server.url, timeout=10)

@@ -41,7 +41,10 @@ from tests.visitors import register_and_log_in
 
 SEND_TIMEOUT = 1  # seconds, the smallest allowed: a stalled write is cut after this
 PER_CLIENT = 3
-GRACEFUL = 5  # hypercorn's graceful_timeout in these servers
+# hypercorn's graceful_timeout in these servers: well above the second or two a stop takes,
+# even on a machine busy with three suites (5.3 s seen), so that the SIGTERM test tells a stop
+# that ended its streams from one that waited the graceful timeout out.
+GRACEFUL = 15
 BIG_BODY = "x" * 60_000  # a post near the 64 KiB limit
 # An index page of 6 MB: more than the kernel's socket buffers take (tcp_wmem's 4 MiB at most),
 # so a client that does not read stalls the server's write itself.
