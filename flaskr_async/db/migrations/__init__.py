@@ -24,6 +24,7 @@ from flaskr_async.db.interface import DatabaseUnavailable
 from flaskr_async.db.interface import logger
 from flaskr_async.db.migrations.registry import MIGRATIONS
 from flaskr_async.db.migrations.registry import POSTGRES
+from flaskr_async.db.migrations.registry import SCHEMA_VERSION
 from flaskr_async.db.migrations.registry import SQLITE
 from flaskr_async.db.migrations.registry import Dialect
 from flaskr_async.db.migrations.registry import Migration
@@ -41,6 +42,7 @@ __all__ = [
     "Migration",
     "MigrationFailed",
     "SchemaTooNew",
+    "read_version",
     "reset",
     "upgrade",
 ]
@@ -177,13 +179,15 @@ async def recognise(connection: Connection, dialect: Dialect) -> int:
 async def create_newest(
     connection: Connection, dialect: Dialect, steps: Sequence[Migration]
 ) -> None:
-    """Make the newest schema from the schema file, stamped with every step's version."""
+    """Make the newest schema from the schema file, stamped with the versions it holds."""
     await connection.execute(dialect.version_table)
     script = resources.files("flaskr_async").joinpath(dialect.schema).read_text()
     for statement in split_statements(script):
         await connection.execute(statement)
-    for step in steps:
+    stamped = steps[:SCHEMA_VERSION]
+    for step in stamped:
         await connection.execute(STAMP, (step.version, step.name))
+    logger.info("New database made at schema version %d", len(stamped))
 
 
 async def repair_username_keys(connection: Connection, dialect: Dialect) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -87,7 +88,7 @@ class Migration:
             await self.python(connection, dialect.name)
 
 
-def collect(files: Sequence[str], python: dict[int, tuple[str, Step]]) -> tuple[Migration, ...]:
+def collect(files: Sequence[str], python: Mapping[int, tuple[str, Step]]) -> tuple[Migration, ...]:
     """Number the step files and Python steps 1, 2, 3...; refuse a gap or two of a number."""
     names: dict[int, str] = {}
     sql: dict[int, dict[str, str]] = {}
@@ -117,3 +118,5 @@ def collect(files: Sequence[str], python: dict[int, tuple[str, Step]]) -> tuple[
 
 
 MIGRATIONS = collect([path.name for path in resources.files(PACKAGE).iterdir()], PYTHON_STEPS)
+# The version the schema files are at: a new database made from them is stamped up to it.
+SCHEMA_VERSION = len(MIGRATIONS)
