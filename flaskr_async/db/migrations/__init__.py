@@ -82,6 +82,8 @@ async def upgrade(
     if version != len(steps):  # the usual start-up skips this: no lock, no writer waits
         refuse_newer(version, len(steps))
         applied = await migrate(connection, dialect, steps)
+    # Unless migration 4 has just keyed every name: code from before it, still serving
+    # elsewhere, may have written names without a key since the last start.
     if len(steps) >= KEYS_VERSION and KEYS_VERSION not in applied:
         await repair_username_keys(connection, dialect)
 
