@@ -20,7 +20,7 @@ from quart.cli import pass_script_info
 from flaskr_async.db import Database
 from flaskr_async.db import DatabaseUnavailable
 from flaskr_async.db import opened
-from flaskr_async.db.migrations import MIGRATIONS
+from flaskr_async.db.migrations import known_migrations
 
 T = TypeVar("T")
 
@@ -95,7 +95,7 @@ def init_db_command(info: ScriptInfo, if_missing: bool, yes: bool) -> None:
     """Drop all data and create the tables afresh (asks first if there is data)."""
     if if_missing:
         run_with_database(info, keep_schema)
-        click.echo(f"The database is at schema version {len(MIGRATIONS)}, the newest.")
+        click.echo(f"The database is at schema version {len(known_migrations())}, the newest.")
         return
     users, posts = run_with_database(info, count_rows)
     if (users or posts) and not yes:

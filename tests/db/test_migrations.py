@@ -21,14 +21,15 @@ from flaskr_async import create_app
 from flaskr_async.db import Connection
 from flaskr_async.db import migrations
 from flaskr_async.db import opened
-from flaskr_async.db.migrations import MIGRATIONS
 from flaskr_async.db.migrations import Migration
+from flaskr_async.db.migrations import known_migrations
 from flaskr_async.db.migrations.registry import collect
 from flaskr_async.db.postgres import numbered_placeholders
 from flaskr_async.db.schema import TABLES
 from tests.postgres_server import with_database
 
 LEGACY = Path(__file__).parent / "legacy"
+MIGRATIONS = known_migrations()
 NEWEST = len(MIGRATIONS)
 Rows = list[tuple[Any, ...]]
 
@@ -440,7 +441,7 @@ async def test_a_failed_step_leaves_the_version_before_it(
         Migration(NEWEST + 1, "six", {}, create_table("six")),
         Migration(NEWEST + 2, "broken", {}, broken),
     ]
-    monkeypatch.setattr(migrations, "MIGRATIONS", steps)
+    monkeypatch.setattr(migrations, "known_migrations", lambda: steps)
     caplog.clear()
     app = create_app(app_config)
     with pytest.raises(LifespanError, match="broken"):
@@ -468,7 +469,7 @@ async def test_steps_up_to_a_version(
     backend: str, database_url: str, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await make_legacy(backend, database_url, 1)
-    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:3])
+    monkeypatch.setattr(migrations, "known_migrations", lambda: MIGRATIONS[:3])
     await start(config)
     assert await versions(backend, database_url) == [1, 2, 3]
     tables = {name for (name,) in await query(backend, database_url, ALL_TABLES[backend])}

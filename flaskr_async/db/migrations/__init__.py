@@ -22,12 +22,12 @@ from importlib import resources
 from flaskr_async.db.interface import Connection
 from flaskr_async.db.interface import DatabaseUnavailable
 from flaskr_async.db.interface import logger
-from flaskr_async.db.migrations.registry import MIGRATIONS
 from flaskr_async.db.migrations.registry import POSTGRES
-from flaskr_async.db.migrations.registry import SCHEMA_VERSION
 from flaskr_async.db.migrations.registry import SQLITE
 from flaskr_async.db.migrations.registry import Dialect
 from flaskr_async.db.migrations.registry import Migration
+from flaskr_async.db.migrations.registry import known_migrations
+from flaskr_async.db.migrations.registry import schema_file_version
 from flaskr_async.db.migrations.steps import KEYS_VERSION
 from flaskr_async.db.migrations.steps import fill_username_keys
 from flaskr_async.db.migrations.steps import keys_missing
@@ -35,13 +35,13 @@ from flaskr_async.db.schema import TABLES
 from flaskr_async.db.schema import split_statements
 
 __all__ = [
-    "MIGRATIONS",
     "POSTGRES",
     "SQLITE",
     "Dialect",
     "Migration",
     "MigrationFailed",
     "SchemaTooNew",
+    "known_migrations",
     "read_version",
     "reset",
     "upgrade",
@@ -76,7 +76,7 @@ async def upgrade(
     connection: Connection, dialect: Dialect, migrations: Sequence[Migration] | None = None
 ) -> None:
     """Bring the database to the newest version, or refuse one newer than the code."""
-    steps = MIGRATIONS if migrations is None else migrations
+    steps = known_migrations() if migrations is None else migrations
     version = await read_version(connection, dialect)
     applied: list[int] = []
     if version != len(steps):  # the usual start-up skips this: no lock, no writer waits
@@ -186,7 +186,7 @@ async def create_newest(
     script = resources.files("flaskr_async").joinpath(dialect.schema).read_text()
     for statement in split_statements(script):
         await connection.execute(statement)
-    stamped = steps[:SCHEMA_VERSION]
+    stamped = steps[: schema_file_version()]
     for step in stamped:
         await connection.execute(STAMP, (step.version, step.name))
     logger.info("New database made at schema version %d", len(stamped))
@@ -206,4 +206,4 @@ async def reset(connection: Connection, dialect: Dialect) -> None:
         await lock(connection, dialect)
         for table in TABLES:
             await connection.execute(dialect.drop.format(table=table))
-        await create_newest(connection, dialect, MIGRATIONS)
+        await create_newest(connection, dialect, known_migrations())

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 from flaskr_async.db.interface import Connection
@@ -117,6 +118,12 @@ def collect(files: Sequence[str], python: Mapping[int, tuple[str, Step]]) -> tup
     return tuple(migrations)
 
 
-MIGRATIONS = collect([path.name for path in resources.files(PACKAGE).iterdir()], PYTHON_STEPS)
-# The version the schema files are at: a new database made from them is stamped up to it.
-SCHEMA_VERSION = len(MIGRATIONS)
+@cache
+def known_migrations() -> tuple[Migration, ...]:
+    """Return every step this code knows, numbered from 1 (listed on first use, not at import)."""
+    return collect([path.name for path in resources.files(PACKAGE).iterdir()], PYTHON_STEPS)
+
+
+def schema_file_version() -> int:
+    """Return the version the schema files are at: the newest step's (a new database is there)."""
+    return len(known_migrations())
