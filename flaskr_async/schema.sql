@@ -1,4 +1,6 @@
--- Created at start-up when missing (`init-db` drops the tables first).
+-- The newest schema: a new database is made from it and stamped with every migration's version
+-- (flaskr_async/db/migrations/). A change goes in a new numbered migration and here too; the
+-- tests fail until both make the same tables.
 
 CREATE TABLE IF NOT EXISTS user (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,6 +64,3 @@ CREATE INDEX IF NOT EXISTS login_attempt_address ON login_attempt (address, atte
 CREATE INDEX IF NOT EXISTS login_attempt_device ON login_attempt (device, attempted_at);
 
 CREATE INDEX IF NOT EXISTS login_attempt_attempted_at ON login_attempt (attempted_at);
-
--- Replaced by login_attempt, whose rows also count attempts still being checked.
-DROP TABLE IF EXISTS login_failure;

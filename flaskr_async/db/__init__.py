@@ -7,8 +7,8 @@ waits on its client. The app's lifecycle, in order:
 1. ``create_app`` calls ``init_app``: nothing is opened (no I/O in the factory).
 2. Serving starts: ``serve_database`` builds the backend that DATABASE names (``sqlite.py``:
    aiosqlite, the embedded default; ``postgres.py``: asyncpg, for several hosts), opens its
-   pool and brings the schema up to date (``migrate.py``; ``schema.py`` holds what both
-   backends share).
+   pool and brings the schema up to date (``migrations/``: numbered versions, each applied
+   once; ``schema.py`` holds what both backends share).
 3. Serving stops: the pool is closed, after the live index's streams have ended.
 
 ``commands.py`` holds Flaskr's ``init-db``, and ``backup``, which open the database for one

@@ -20,6 +20,7 @@ from quart.cli import pass_script_info
 from flaskr_async.db import Database
 from flaskr_async.db import DatabaseUnavailable
 from flaskr_async.db import opened
+from flaskr_async.db.migrations import known_migrations
 
 T = TypeVar("T")
 
@@ -56,7 +57,7 @@ def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[T
 
 
 async def keep_schema(_database: Database) -> None:
-    """Do nothing more: opening the database already created what was missing."""
+    """Do nothing more: opening the database already applied the pending migrations."""
 
 
 async def count_rows(database: Database) -> tuple[int, int]:
@@ -85,7 +86,8 @@ def stdin_is_a_terminal() -> bool:
 @click.option(
     "--if-missing",
     is_flag=True,
-    help="Only create missing tables, dropping nothing: safe on every deploy, from every host.",
+    help="Only apply the pending schema migrations, dropping nothing: safe on every deploy,"
+    " from every host at once.",
 )
 @click.option("--yes", is_flag=True, help="Drop the users and posts there are without asking.")
 @pass_script_info
@@ -93,7 +95,7 @@ def init_db_command(info: ScriptInfo, if_missing: bool, yes: bool) -> None:
     """Drop all data and create the tables afresh (asks first if there is data)."""
     if if_missing:
         run_with_database(info, keep_schema)
-        click.echo("The database has every table.")
+        click.echo(f"The database is at schema version {len(known_migrations())}, the newest.")
         return
     users, posts = run_with_database(info, count_rows)
     if (users or posts) and not yes:

@@ -9,7 +9,6 @@ import shutil
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,10 @@ from flaskr_async.db.interface import Params
 from flaskr_async.db.interface import PooledDatabase
 from flaskr_async.db.interface import Row
 from flaskr_async.db.interface import logger
-from flaskr_async.db.migrate import POSTGRES_OBJECTS
-from flaskr_async.db.migrate import migrate_postgres
-from flaskr_async.db.migrate import schema_is_current
-from flaskr_async.db.schema import TABLES
-from flaskr_async.db.schema import split_statements
+from flaskr_async.db.migrations import POSTGRES
+from flaskr_async.db.migrations import reset
+from flaskr_async.db.migrations import upgrade
 
-# Serialises schema changes from every host that starts (or runs init-db) at once.
-SCHEMA_LOCK = 0x666C61736B72  # "flaskr"
 # Connections cost the event loop nothing while they wait on the network, and a remote server
 # adds round-trip time to every lease: a few more than SQLite's keep requests from queueing.
 DEFAULT_POOL_SIZE = 4
@@ -115,7 +110,7 @@ class PostgresDatabase(PooledDatabase):
         return redacted(self.url)
 
     async def open(self) -> None:
-        """Open the pool and create missing tables; on failure close what opened."""
+        """Open the pool and bring the schema up to date; on failure close what opened."""
         try:
             self.pool = await asyncpg.create_pool(
                 self.url,
@@ -126,7 +121,11 @@ class PostgresDatabase(PooledDatabase):
                 reset=keep_session_state,
             )
             async with self.lease() as connection:
-                await self.create_schema(connection)
+                await upgrade(connection, POSTGRES)
+        except DatabaseUnavailable as error:  # a schema too new, a failed step: its own line
+            await self.close()
+            logger.error("%s", error)
+            raise
         except (TimeoutError, asyncpg.PostgresError, OSError) as error:
             await self.close()
             message = f"Cannot use DATABASE {str(self)!r}: {error}"
@@ -150,25 +149,10 @@ class PostgresDatabase(PooledDatabase):
         async with self.pool.acquire() as raw:
             yield PostgresConnection(raw)
 
-    async def create_schema(self, connection: PostgresConnection) -> None:
-        """Create the tables and indexes that are missing, one host at a time."""
-        script = resources.files("flaskr_async").joinpath("schema_postgres.sql").read_text()
-        if await schema_is_current(connection, script, POSTGRES_OBJECTS):
-            return  # the usual start-up: no lock taken, so no host's traffic waits for it
-        async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-            await migrate_postgres(connection)
-            for statement in split_statements(script):
-                await connection.execute(statement)
-
     async def reset_schema(self) -> None:
-        """Drop every table and create the schema afresh."""
+        """Drop every table and create the schema afresh, one host at a time."""
         async with self.lease() as connection:
-            async with connection.transaction():
-                await connection.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-                for table in TABLES:
-                    await connection.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-            await self.create_schema(connection)
+            await reset(connection, POSTGRES)
 
     async def backup(self, target: str) -> None:
         """Write a consistent copy with pg_dump (custom format, for pg_restore)."""

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-# Children first.
-TABLES = ("post_event", "login_attempt", "login_failure", "user_session", "post", "user")
+# Children first; schema_version too, so that a reset database is stamped afresh.
+TABLES = (
+    "post_event",
+    "login_attempt",
+    "user_session",
+    "post",
+    "user",
+    "schema_version",
+)
 
 
 def split_statements(script: str) -> list[str]:

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import aiosqlite
@@ -21,11 +20,9 @@ from flaskr_async.db.interface import Params
 from flaskr_async.db.interface import PooledDatabase
 from flaskr_async.db.interface import Row
 from flaskr_async.db.interface import logger
-from flaskr_async.db.migrate import SQLITE_OBJECTS
-from flaskr_async.db.migrate import migrate_sqlite
-from flaskr_async.db.migrate import schema_is_current
-from flaskr_async.db.schema import TABLES
-from flaskr_async.db.schema import split_statements
+from flaskr_async.db.migrations import SQLITE
+from flaskr_async.db.migrations import reset
+from flaskr_async.db.migrations import upgrade
 from flaskr_async.settings import SYNCHRONOUS_MODES
 
 # One pooled connection, so one thread for requests (the live index polls on one of its own):
@@ -131,14 +128,18 @@ class SQLiteDatabase(PooledDatabase):
         return self.path
 
     async def open(self) -> None:
-        """Open every connection and create missing tables; on failure close what opened."""
+        """Open every connection and bring the schema up to date; on failure close what opened."""
         try:
             for _ in range(self.pool_size):
                 connection = SQLiteConnection(await self.connect())
                 self.connections.append(connection)
                 self.idle.put_nowait(connection)
             async with self.lease() as connection:
-                await self.create_schema(connection)
+                await upgrade(connection, SQLITE)
+        except DatabaseUnavailable as error:  # a schema too new, a failed step: its own line
+            await self.close()
+            logger.error("%s", error)
+            raise
         except (sqlite3.Error, OSError) as error:
             await self.close()
             message = f"Cannot use DATABASE {self.path!r}: {error}"
@@ -203,23 +204,10 @@ class SQLiteDatabase(PooledDatabase):
             finally:
                 self.idle.put_nowait(connection)
 
-    async def create_schema(self, connection: SQLiteConnection) -> None:
-        """Create the tables and indexes that are missing, dropping nothing."""
-        statements = resources.files("flaskr_async").joinpath("schema.sql").read_text()
-        if await schema_is_current(connection, statements, SQLITE_OBJECTS):
-            return  # the usual start-up: no write lock taken, so no writer waits for it
-        async with connection.transaction():
-            await migrate_sqlite(connection)
-            for statement in split_statements(statements):
-                await connection.execute(statement)
-
     async def reset_schema(self) -> None:
         """Drop every table and create the schema afresh."""
         async with self.lease() as connection:
-            async with connection.transaction():
-                for table in TABLES:
-                    await connection.execute(f'DROP TABLE IF EXISTS "{table}"')
-            await self.create_schema(connection)
+            await reset(connection, SQLITE)
 
     async def backup(self, target: str) -> None:
         """Write a consistent, compacted copy to a new file while others keep writing."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -17,11 +16,6 @@ from flaskr_async.db import Pool
 from flaskr_async.db import create_database
 from flaskr_async.db import current_database
 from flaskr_async.db import get_db
-from flaskr_async.db.migrate import CREATED
-from flaskr_async.db.migrate import POSTGRES_OBJECTS
-from flaskr_async.db.migrate import SQLITE_OBJECTS
-from flaskr_async.db.postgres import PostgresDatabase
-from flaskr_async.db.schema import TABLES
 from tests.helpers import serving
 
 
@@ -215,28 +209,3 @@ async def test_a_starting_worker_waits_for_no_transaction(app: Quart) -> None:
                 await starting.open()
         finally:
             await starting.close()
-
-
-async def test_start_up_completes_a_schema_missing_any_object(app_config: dict[str, Any]) -> None:
-    database = create_database(create_app(app_config).config)
-    script = "schema_postgres.sql" if isinstance(database, PostgresDatabase) else "schema.sql"
-    text = resources.files("flaskr_async").joinpath(script).read_text()
-    objects = [next(name for name in match if name) for match in CREATED.findall(text)]
-    catalog = POSTGRES_OBJECTS if isinstance(database, PostgresDatabase) else SQLITE_OBJECTS
-    for name in ["login_failure", *objects]:
-        await database.open()
-        async with database.lease() as db:
-            if name == "login_failure":  # a table the schema drops
-                await db.execute("CREATE TABLE login_failure (id INTEGER)")
-            elif name.endswith("_notify"):
-                await db.execute(f"DROP RULE {name} ON post_event")
-            else:
-                kind = "TABLE" if name in TABLES else "INDEX"
-                cascade = " CASCADE" if isinstance(database, PostgresDatabase) else ""
-                await db.execute(f'DROP {kind} "{name}"{cascade}')
-        await database.close()
-        await database.open()
-        async with database.lease() as db:
-            names = {row["name"] for row in await db.fetch_all(catalog)}
-        await database.close()
-        assert set(objects) <= names and "login_failure" not in names, name

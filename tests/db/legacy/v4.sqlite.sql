@@ -1,0 +1,58 @@
+-- Version 4: flaskr_async/schema.sql at commit 1cbd2b5, verbatim below this line.
+-- Created at start-up when missing (`init-db` drops the tables first).
+
+CREATE TABLE IF NOT EXISTS user (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  username TEXT UNIQUE NOT NULL,
+  -- flaskr_async.identity.username_key(username): one account per name, however it is spelt.
+  -- NULL only for names from an older database that PRECIS refuses or that share a key.
+  username_key TEXT,
+  password TEXT NOT NULL
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS user_username_key_unique ON user (username_key);
+
+CREATE TABLE IF NOT EXISTS post (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  author_id INTEGER NOT NULL,
+  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  title TEXT NOT NULL,
+  body TEXT NOT NULL,
+  FOREIGN KEY (author_id) REFERENCES user (id) ON DELETE CASCADE
+);
+
+-- Login sessions: the signed cookie carries a random id, and this row makes the session real,
+-- so logout and expiry end it on the server (OWASP ASVS V3.3), for every worker and host.
+CREATE TABLE IF NOT EXISTS user_session (
+  id_hash TEXT PRIMARY KEY,  -- SHA-256 of the id: a copy of this table logs nobody in
+  user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+  created_at REAL NOT NULL,
+  last_seen_at REAL NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS user_session_user ON user_session (user_id);
+
+CREATE INDEX IF NOT EXISTS user_session_created_at ON user_session (created_at);
+
+CREATE INDEX IF NOT EXISTS user_session_last_seen_at ON user_session (last_seen_at);
+
+-- Login attempts, reserved before the password is checked and deleted when it matches: what
+-- remains are failures, shared by every worker (and every host) through the database.
+CREATE TABLE IF NOT EXISTS login_attempt (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  username TEXT NOT NULL,
+  address TEXT NOT NULL,
+  device TEXT,  -- the id of a browser that has logged in as this user before, if it sent one
+  attempted_at REAL NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS login_attempt_username ON login_attempt (username, address, attempted_at);
+
+CREATE INDEX IF NOT EXISTS login_attempt_address ON login_attempt (address, attempted_at);
+
+CREATE INDEX IF NOT EXISTS login_attempt_device ON login_attempt (device, attempted_at);
+
+CREATE INDEX IF NOT EXISTS login_attempt_attempted_at ON login_attempt (attempted_at);
+
+-- Replaced by login_attempt, whose rows also count attempts still being checked.
+DROP TABLE IF EXISTS login_failure;
