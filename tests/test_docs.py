@@ -52,7 +52,7 @@ def test_every_function_named_in_the_docs_exists() -> None:
 
 
 def test_the_license_file_is_the_license_pyproject_names() -> None:
-    """BSD-3-Clause needs its text and a copyright line in every copy (the wheel: test_packaging)."""
+    """BSD-3-Clause needs its text and copyright lines in every copy (the wheel: test_packaging)."""
     text = (ROOT / "LICENSE").read_text()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "BSD-3-Clause"

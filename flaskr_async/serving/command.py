@@ -23,6 +23,7 @@ from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
 import flaskr_async
+from flaskr_async import check_serving
 from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async.serving.event_loops import WORKER_CLASSES
@@ -54,11 +55,15 @@ def ensure_secret_key(app: Quart) -> bool:
 
 
 def configured_app() -> Quart:
-    """Create the app, first writing a random SECRET_KEY if no source sets one."""
+    """Create the app, first writing a random SECRET_KEY if no source sets one, and check it."""
     unchecked = Quart(flaskr_async.__name__, instance_relative_config=True)
     load_settings(unchecked)
     ensure_secret_key(unchecked)
-    return create_app()
+    app = create_app()
+    # Serving would refuse a weak key too (the app's start-up hook); here it is the one line
+    # of a refused setting, before hypercorn starts, as for any other.
+    check_serving(app)
+    return app
 
 
 def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
