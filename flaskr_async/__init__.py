@@ -65,10 +65,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     config_file = os.path.join(app.instance_path, "config.py")
     settings.check(app.config, os.environ, unreadable, config_file)
 
-    # ensure the instance folder exists; as in Flask's tutorial, a read-only install still
-    # starts when every setting points elsewhere (what writes here says so itself)
+    # ensure the instance folder exists, its owner's alone (it holds the key and the
+    # database); as in Flask's tutorial, a read-only install still starts when every
+    # setting points elsewhere (what writes here says so itself)
     try:
-        os.makedirs(app.instance_path, exist_ok=True)
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     except OSError:
         pass
 
