@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,7 +48,13 @@ def clone_env(clone: Path) -> dict[str, str]:
 def run_in(clone: Path, *command: str) -> subprocess.CompletedProcess[str]:
     """Run a command to its end in the clone."""
     return subprocess.run(
-        command, cwd=clone, env=clone_env(clone), capture_output=True, text=True, timeout=60
+        command,
+        cwd=clone,
+        env=clone_env(clone),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        umask=0o022,  # the usual one: the database must still be the owner's alone
     )
 
 
@@ -67,6 +74,8 @@ def test_init_db_then_the_development_server_then_serving_without_a_key_is_refus
     instance = clone / "instance"
     done = run_in(clone, QUART, "--app", "flaskr_async", "init-db")
     assert (done.returncode, done.stdout, done.stderr) == (0, "Initialized the database.\n", "")
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert stat.S_IMODE((instance / "flaskr.sqlite").stat().st_mode) == 0o600
 
     # The development server serves with Flaskr's "dev" key.
     port = free_port()
