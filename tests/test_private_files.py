@@ -291,3 +291,21 @@ def test_a_file_swapped_while_it_is_written_is_reported(
     assert path.read_bytes() == b""  # nothing reached the other user's file
     assert stat.S_IMODE(moved.stat().st_mode) == 0o600  # what was written stayed private
     assert moved.stat().st_size > 0
+
+
+def test_a_user_the_system_does_not_know_is_named_by_id() -> None:
+    assert private_files.user_name(2**31 - 2) == str(2**31 - 2)
+
+
+def test_opening_a_missing_file_keeps_its_own_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        private_files.open_existing(str(tmp_path / "gone" / "config.py"), os.O_RDONLY)
+
+
+def test_a_file_removed_while_it_is_written_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "copy"
+    with pytest.raises(private_files.UnsafeFile, match="was moved, replaced or linked while"):
+        with private_files.created(str(path)) as descriptor:
+            private_files.write_all(descriptor, b"data")
+            path.unlink()
+    assert not path.exists()
