@@ -32,7 +32,7 @@ BODY = (
 def init_template(tree: Path, database: Path | str) -> None:
     """Create the empty schema (a SQLite file, or a PostgreSQL URL's tables) with ``init-db``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("FLASKR_")}
-    # Every command checks every setting: init-db needs a serving-strength key too.
+    # init-db needs no key (only serving does); a real one keeps this seed like a deployment.
     env.update(FLASKR_DATABASE=str(database), PYTHONPATH=str(tree), FLASKR_SECRET_KEY="s" * 32)
     subprocess.run(
         [sys.executable, "-m", "quart", "--app", "flaskr_async", "init-db"],
@@ -46,6 +46,8 @@ def init_template(tree: Path, database: Path | str) -> None:
 def seed(template: Path, path: Path, posts: int, password_hash: str) -> Path:
     """Copy the empty database to ``path`` and add users and ``posts`` posts in one transaction."""
     shutil.copyfile(template, path)
+    # copyfile makes it 0644 under umask 022: the app refuses a database others may read.
+    os.chmod(path, 0o600)
     # closing() closes; the inner `with connection` commits (sqlite3's own context only commits).
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("PRAGMA journal_mode = WAL")

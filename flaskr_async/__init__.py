@@ -47,6 +47,11 @@ def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> l
     return settings.apply_environment(app.config, os.environ)
 
 
+def check_serving(app: Quart) -> None:
+    """Raise InvalidSetting if the app may not serve as configured: a weak key, outside debug."""
+    settings.check_serving(app.config, os.environ, os.path.join(app.instance_path, "config.py"))
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     """Create and configure an instance of the app; raise InvalidSetting for a bad setting.
 
@@ -60,12 +65,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     config_file = os.path.join(app.instance_path, "config.py")
     settings.check(app.config, os.environ, unreadable, config_file)
 
-    # ensure the instance folder exists; as in Flask's tutorial, a read-only install still
-    # starts when every setting points elsewhere (what writes here says so itself)
+    # ensure the instance folder exists, its owner's alone (it holds the key and the
+    # database); as in Flask's tutorial, a read-only install still starts when every
+    # setting points elsewhere (what writes here says so itself)
     try:
-        os.makedirs(app.instance_path, exist_ok=True)
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     except OSError:
         pass
+
+    # As Flaskr's, the factory accepts the "dev" key, so commands work on a fresh clone; any
+    # server that starts serving the app runs this first (the ASGI lifespan), which refuses
+    # that key or a short one outside debug and testing, before the database or a request
+    @app.before_serving
+    async def refuse_a_weak_key() -> None:
+        try:
+            check_serving(app)
+        except settings.InvalidSetting as error:
+            # The one line create_app's refusals print; Quart's traceback of it is dropped
+            # (middleware/security.py) and the server says that start-up failed.
+            app.logger.error("Start-up failed: %s", error)
+            raise
 
     # a simple page that says hello
     @app.route("/hello")

@@ -1,4 +1,9 @@
-"""Every setting the app reads, what each must be, and the one check that create_app runs."""
+"""Every setting the app reads, what each must be, and the checks: at creation, and at serving.
+
+create_app checks every setting (``check``), the secret keys for their type only, so that
+Flaskr's ``"dev"`` key builds an app the commands can use; their strength is checked when the
+app starts to serve (``check_serving``), outside debug and testing.
+"""
 
 from __future__ import annotations
 
@@ -214,7 +219,8 @@ SECRET_KEY = Setting(
     lambda value: is_key(value, MIN_SECRET_KEY_BYTES),
     f"a random key of at least {MIN_SECRET_KEY_BYTES} bytes, not 'dev'",
     UNSET,
-    "signs sessions and CSRF tokens; debug and testing accept any key, `dev` included;"
+    "signs sessions and CSRF tokens; serving refuses a weaker one, before the first request"
+    " (commands, debug and testing accept any key, `dev` included);"
     " `python -m flaskr_async serve` writes a random one on its first run",
     example="a-random-key-of-at-least-32-bytes",
     shown_default='"dev" (create_app, as in Flaskr)',
@@ -431,7 +437,8 @@ SETTINGS: dict[str, Setting] = {
 DEFAULTS: dict[str, Any] = {
     name: setting.default for name, setting in SETTINGS.items() if setting.default is not UNSET
 }
-# Debug and testing relax the key strength, and nothing else.
+# The keys as create_app checks them, and serving in debug or testing: any str or bytes key
+# ("dev" included). Serving otherwise checks them as SETTINGS says (check_serving).
 RELAXED: dict[str, Setting] = {
     "SECRET_KEY": replace(
         SECRET_KEY,
@@ -484,10 +491,15 @@ def unknown(variable: str) -> str:
     return f"{variable} is not a setting of this app: {hint}"
 
 
-def problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
-    """Say what is wrong with each declared setting's value, naming where it came from."""
-    relaxed = config.get("DEBUG") is True or config.get("TESTING") is True
-    table = {**SETTINGS, **RELAXED} if relaxed else SETTINGS
+def relaxed(config: Mapping[str, Any]) -> bool:
+    """Tell whether the app debugs or tests, which accepts any key (a flag must be a real bool)."""
+    return config.get("DEBUG") is True or config.get("TESTING") is True
+
+
+def problems(
+    config: Mapping[str, Any], environ: Mapping[str, str], table: Mapping[str, Setting]
+) -> list[str]:
+    """Say what is wrong with each setting of the table, naming where its value came from."""
     found = []
     for name, setting in table.items():
         # Absent: the library that reads it applies its own default (quart-wtf's CSRF ones).
@@ -500,6 +512,15 @@ def problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]
     return found
 
 
+def refuse(found: Sequence[str], config_file: str) -> None:
+    """Raise InvalidSetting naming every problem found, if any, in one line."""
+    found = [line.replace(CONFIG_FILE, config_file) for line in found]
+    if len(found) == 1:
+        raise InvalidSetting(found[0])
+    if found:
+        raise InvalidSetting(f"{len(found)} settings are invalid: {'; '.join(found)}")
+
+
 def check(
     config: Mapping[str, Any],
     environ: Mapping[str, str],
@@ -508,12 +529,23 @@ def check(
 ) -> None:
     """Raise InvalidSetting naming every bad setting, if any (earlier: the environment's).
 
+    The keys are checked for their type only: their strength is check_serving's.
     ``config_file`` is the instance folder's config.py that the app reads, named in the hints.
     """
-    found = [
-        line.replace(CONFIG_FILE, config_file) for line in (*earlier, *problems(config, environ))
-    ]
-    if len(found) == 1:
-        raise InvalidSetting(found[0])
-    if found:
-        raise InvalidSetting(f"{len(found)} settings are invalid: {'; '.join(found)}")
+    if relaxed(config):
+        table = {**SETTINGS, **RELAXED}
+    else:  # a key of the wrong type is told what serving will need of it
+        table = {
+            **SETTINGS,
+            **{name: replace(SETTINGS[name], accepts=RELAXED[name].accepts) for name in RELAXED},
+        }
+    refuse([*earlier, *problems(config, environ, table)], config_file)
+
+
+def check_serving(
+    config: Mapping[str, Any], environ: Mapping[str, str], config_file: str = CONFIG_FILE
+) -> None:
+    """Raise InvalidSetting for a key too weak to serve with ("dev", short), unless relaxed."""
+    if not relaxed(config):
+        strict = {name: SETTINGS[name] for name in RELAXED}
+        refuse(problems(config, environ, strict), config_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,17 @@ def test_every_function_named_in_the_docs_exists() -> None:
     )
     missing = sorted(name for name in quoted - NOT_OURS if not re.search(rf"\b{name}\b", code))
     assert missing == []
+
+
+def test_the_license_file_is_the_license_pyproject_names() -> None:
+    """BSD-3-Clause needs its text and copyright lines in every copy (the wheel: test_packaging)."""
+    text = (ROOT / "LICENSE").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "BSD-3-Clause"
+    assert project["license-files"] == ["LICENSE"]
+    assert text.startswith("Copyright 2026 the flaskr-async authors\nCopyright 2010 Pallets ")
+    # The three conditions and the disclaimer, as the SPDX text has them.
+    assert "1.  Redistributions of source code must retain" in text
+    assert "2.  Redistributions in binary form must reproduce" in text
+    assert "3.  Neither the name of the copyright holder" in text
+    assert 'PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS\n"AS IS"' in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from quart.testing.app import LifespanError
 
 from flaskr_async import create_app
 from flaskr_async.accounts.passwords import HASH_SLOTS_KEY
@@ -23,15 +25,50 @@ from tests.servers import TEST_SECRET_KEY
 
 @pytest.fixture
 def instance_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Give every app built in the test a temporary instance folder."""
+    """Give every app built in the test a temporary instance folder, and no FLASKR_ setting."""
     folder = tmp_path / "instance"
     monkeypatch.setattr(Quart, "auto_find_instance_path", lambda self: str(folder))
+    for name in [name for name in os.environ if name.startswith("FLASKR_")]:
+        monkeypatch.delenv(name)
     return folder
 
 
 def test_config(instance_path: Path) -> None:
-    assert not create_app({"SECRET_KEY": TEST_SECRET_KEY}).testing
+    """Flask's own test of Flaskr's factory, as it is written there (issue 26)."""
+    assert not create_app().testing
     assert create_app({"TESTING": True}).testing
+
+
+async def test_serving_refuses_the_development_key_before_anything_opens(
+    instance_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "dev"
+    with pytest.raises(LifespanError, match="SECRET_KEY = 'dev' \\(the development default\\)"):
+        async with app.test_app():
+            pass  # pragma: no cover - start-up fails
+    assert not (instance_path / "flaskr.sqlite").exists()  # refused before the database
+    # One line, as create_app's refusals: Quart's traceback of it is dropped.
+    shown = [record for record in caplog.records if logging.getLogger(app.name).filter(record)]
+    assert [(record.levelname, record.exc_info) for record in shown] == [("ERROR", None)]
+    assert (
+        shown[0]
+        .getMessage()
+        .startswith(
+            "Start-up failed: SECRET_KEY = 'dev' (the development default) is invalid: must be a"
+            f" random key of at least 32 bytes, not 'dev': set it in {instance_path / 'config.py'}"
+        )
+    )
+
+
+@pytest.mark.parametrize("relaxed", ["DEBUG", "TESTING"])
+async def test_debug_and_testing_serve_with_the_development_key(
+    instance_path: Path, tmp_path: Path, relaxed: str
+) -> None:
+    app = create_app({relaxed: True, "DATABASE": str(tmp_path / "flaskr.sqlite")})
+    async with app.test_app():
+        response = await app.test_client().get("/hello")
+    assert response.status_code == 200
 
 
 def test_defaults(instance_path: Path) -> None:

@@ -11,7 +11,16 @@ from tests.servers import ROOT
 
 PACKAGE = ROOT / "flaskr_async"
 # Modules every layer may use: they import nothing but each other.
-SHARED = {"settings", "identity", "converters", "clients", "forms", "templating", "logs"}
+SHARED = {
+    "settings",
+    "identity",
+    "converters",
+    "clients",
+    "forms",
+    "templating",
+    "logs",
+    "private_files",
+}
 # What each layer may import, bottom up. "views" are Flaskr's blueprints (auth, blog), which
 # call accounts/; the factory (flaskr_async/__init__.py) installs db/, middleware/, live/ and
 # the development server's hook; the serve command calls the factory.

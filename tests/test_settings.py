@@ -1,4 +1,8 @@
-"""Settings are input: every one is checked when the app is created, from any source."""
+"""Settings are input: every one is checked when the app is created, from any source.
+
+The keys are the exception: any key builds an app (Flaskr's "dev" too), and a weak one is
+refused when the app starts to serve, outside debug and testing (check_serving).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from quart import Quart
 
+from flaskr_async import check_serving
 from flaskr_async import create_app
 from flaskr_async.settings import CONFIG_FILE
 from flaskr_async.settings import DEFAULTS
@@ -18,6 +24,7 @@ from flaskr_async.settings import MAX_INT
 from flaskr_async.settings import SETTINGS
 from flaskr_async.settings import UNSET
 from flaskr_async.settings import InvalidSetting
+from flaskr_async.settings import check_serving as check_config_for_serving
 from flaskr_async.settings import markdown_table
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
@@ -31,7 +38,7 @@ POSITIVE = ([1, 20, MAX_INT], [0, -1, True, False, 1.5, 20.0, "20", None, MAX_IN
 SECONDS = ([0.01, 1, 15.0, 3600], [0, -1.5, True, "15", float("nan"), float("inf"), 3601, None])
 BOOLEAN = ([True, False], ["true", "False", 0, 1, None])
 
-# Every setting: (values accepted, values refused). Outside debug and testing.
+# Every setting: (values accepted, values refused) when serving outside debug and testing.
 CASES: dict[str, tuple[list[Any], list[Any]]] = {
     "SECRET_KEY": (
         [TEST_SECRET_KEY, b"k" * 32, "é" * 16],
@@ -200,17 +207,24 @@ def test_the_settings_table_of_the_readme_is_the_declared_one() -> None:
     )
 
 
+def serving_app(config: dict[str, Any]) -> Quart:
+    """Create the app and run the check its start-up runs, as serving it would."""
+    app = create_app(config)
+    check_serving(app)
+    return app
+
+
 @pytest.mark.parametrize(("name", "value"), cases(accepted=True))
 def test_a_good_value_is_accepted(base: dict[str, Any], name: str, value: Any) -> None:
     assert (
-        create_app({**base, name: value}).config[name] == value or name == "SESSION_COOKIE_SECURE"
+        serving_app({**base, name: value}).config[name] == value or name == "SESSION_COOKIE_SECURE"
     )
 
 
 @pytest.mark.parametrize(("name", "value"), cases(accepted=False))
 def test_a_bad_value_is_refused(base: dict[str, Any], name: str, value: Any) -> None:
     with pytest.raises(InvalidSetting) as error:
-        create_app({**base, name: value})
+        serving_app({**base, name: value})
     message = str(error.value)
     assert message.startswith(f"{name} = ")
     # The hints name the config.py of this app's instance folder (the clone's, in the tests).
@@ -227,7 +241,7 @@ def test_a_good_value_is_accepted_from_the_environment(
 ) -> None:
     monkeypatch.setenv(f"FLASKR_{name}", text)
     value = text if SETTINGS[name].text else json.loads(text)
-    assert create_app(base).config[name] == expected(name, value)
+    assert serving_app(base).config[name] == expected(name, value)
 
 
 @pytest.mark.parametrize(("name", "text"), cases(accepted=False, environment=True))
@@ -236,7 +250,7 @@ def test_a_bad_value_is_refused_from_the_environment(
 ) -> None:
     monkeypatch.setenv(f"FLASKR_{name}", text)
     with pytest.raises(InvalidSetting, match=f"^{name} = .* \\(from FLASKR_{name}\\) is invalid"):
-        create_app(base)
+        serving_app(base)
 
 
 @pytest.mark.parametrize(
@@ -319,10 +333,10 @@ def test_several_bad_settings_are_named_in_one_message(
 ) -> None:
     monkeypatch.setenv("FLASKR_SESSION_COOKIE_SECURE", "False")
     with pytest.raises(InvalidSetting) as error:
-        create_app({**base, "POSTS_PER_PAGE": 0, "SECRET_KEY": "short"})
+        create_app({**base, "POSTS_PER_PAGE": 0, "SECRET_KEY": b""})
     message = str(error.value)
     assert message.startswith("3 settings are invalid: FLASKR_SESSION_COOKIE_SECURE = 'False'")
-    assert "; SECRET_KEY = '<redacted, 5 bytes>' is invalid" in message
+    assert "; SECRET_KEY = '<redacted, 0 bytes>' is invalid" in message
     assert "; POSTS_PER_PAGE = 0 is invalid" in message
 
 
@@ -331,7 +345,7 @@ def test_debug_and_testing_relax_only_the_key_strength(
     base: dict[str, Any], relaxed: dict[str, Any]
 ) -> None:
     weak = {"SECRET_KEY": "dev", "SECRET_KEY_FALLBACKS": ["o"]}
-    assert create_app({**base, **relaxed, **weak}).config["SECRET_KEY"] == "dev"
+    assert serving_app({**base, **relaxed, **weak}).config["SECRET_KEY"] == "dev"
     with pytest.raises(InvalidSetting, match="^POSTS_PER_PAGE = 0 is invalid"):
         create_app({**base, **relaxed, **weak, "POSTS_PER_PAGE": 0})
     with pytest.raises(InvalidSetting, match="^SECRET_KEY = None is invalid"):
@@ -341,8 +355,44 @@ def test_debug_and_testing_relax_only_the_key_strength(
 def test_a_debug_flag_that_is_not_a_boolean_relaxes_nothing(base: dict[str, Any]) -> None:
     with pytest.raises(InvalidSetting) as error:
         create_app({**base, "DEBUG": "yes", "SECRET_KEY": "dev"})
-    assert "DEBUG = 'yes' is invalid" in str(error.value)
-    assert "SECRET_KEY = 'dev' (the development default) is invalid" in str(error.value)
+    assert (
+        str(error.value) == "DEBUG = 'yes' is invalid: must be True or False (JSON true or false)"
+    )
+    with pytest.raises(InvalidSetting) as error:
+        check_config_for_serving({"DEBUG": "yes", "SECRET_KEY": "dev"}, {})
+    assert str(error.value).startswith("SECRET_KEY = 'dev' (the development default) is invalid")
+
+
+@pytest.mark.parametrize(
+    ("config", "environment", "requirement"),
+    [
+        ({}, {}, "a random key of at least 32 bytes, not 'dev'"),  # Flaskr's factory: "dev"
+        ({"SECRET_KEY": "short"}, {}, "a random key of at least 32 bytes, not 'dev'"),
+        ({"TESTING": True, "SECRET_KEY": ""}, {}, "a str or bytes key"),
+        ({}, {"FLASKR_SECRET_KEY_FALLBACKS": '["o"]'}, "a list of old secret keys, each of at"),
+    ],
+)
+def test_a_weak_key_builds_an_app_that_serving_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    config: dict[str, Any],
+    environment: dict[str, str],
+    requirement: str,
+) -> None:
+    """Issue 26: Flaskr's factory returns an app with the "dev" key; production is refused later."""
+    monkeypatch.setattr(Quart, "auto_find_instance_path", lambda self: str(tmp_path))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if config.get("TESTING"):  # an empty key is no key: refused at once, even when testing
+        with pytest.raises(InvalidSetting, match=f"is invalid: must be {requirement}$"):
+            create_app(config)
+        return
+    app = create_app(config or None)
+    with pytest.raises(InvalidSetting) as error:
+        check_serving(app)
+    assert f"is invalid: must be {requirement}" in str(error.value)
+    if "SECRET_KEY_FALLBACKS" not in str(error.value):
+        assert f"set it in {tmp_path / 'config.py'} (SECRET_KEY" in str(error.value)
 
 
 def test_a_database_password_is_not_shown(base: dict[str, Any]) -> None:

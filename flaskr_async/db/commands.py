@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from quart import Quart
 from quart.cli import ScriptInfo
 from quart.cli import pass_script_info
 
+from flaskr_async import private_files
 from flaskr_async.db import Database
 from flaskr_async.db import DatabaseUnavailable
 from flaskr_async.db import opened
@@ -120,9 +122,9 @@ def check_backup_target(path: str) -> None:
     if not target.parent.is_dir():
         raise click.ClickException(f"There is no folder {target.parent}: create it first.")
     try:
-        # Creating the file is the one test that holds for root, read-only mounts and ACLs alike.
-        with open(target, "x"):
-            pass
+        # Creating the file is the one test that holds for root, read-only mounts and ACLs alike
+        # (exclusively and owner-only, as the backup itself will be: private_files.py).
+        os.close(private_files.create(path))
         target.unlink()
     except OSError as error:
         raise click.ClickException(f"Cannot write {path}: {error.strerror}.") from error

@@ -9,11 +9,11 @@ import shutil
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from flaskr_async import private_files
 from flaskr_async.db.interface import DatabaseUnavailable
 from flaskr_async.db.interface import IntegrityError
 from flaskr_async.db.interface import Params
@@ -155,20 +155,31 @@ class PostgresDatabase(PooledDatabase):
             await reset(connection, POSTGRES)
 
     async def backup(self, target: str) -> None:
-        """Write a consistent copy with pg_dump (custom format, for pg_restore)."""
-        if Path(target).exists():
-            raise DatabaseUnavailable(f"Backup target {target!r} already exists.")
+        """Write a consistent copy with pg_dump (custom format, for pg_restore).
+
+        pg_dump writes to its standard output, the descriptor that created the target
+        exclusively and owner-only (private_files.py): never to a file by name, which whoever
+        can write to the folder could swap for one of theirs.
+        """
         pg_dump = shutil.which("pg_dump")
         if pg_dump is None:
             raise DatabaseUnavailable("Backing up PostgreSQL needs pg_dump on the PATH.")
-        process = await asyncio.create_subprocess_exec(
-            pg_dump,
-            "--format=custom",
-            f"--file={target}",
-            f"--dbname={self.url}",
-            stderr=asyncio.subprocess.PIPE,
-            umask=0o077,  # the dump holds password hashes: 0600, whatever our umask
-        )
-        _, errors = await process.communicate()
-        if process.returncode != 0:
-            raise DatabaseUnavailable(f"pg_dump failed: {errors.decode(errors='replace').strip()}")
+        try:
+            with private_files.created(target) as descriptor:
+                process = await asyncio.create_subprocess_exec(
+                    pg_dump,
+                    "--format=custom",
+                    f"--dbname={self.url}",
+                    stdout=descriptor,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                _, errors = await process.communicate()
+                if process.returncode != 0:
+                    message = errors.decode(errors="replace").strip()
+                    raise DatabaseUnavailable(f"pg_dump failed: {message}")
+        except FileExistsError as error:
+            raise DatabaseUnavailable(f"Backup target {target!r} already exists.") from error
+        except private_files.UnsafeFile as error:
+            raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error}") from error
+        except OSError as error:
+            raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error.strerror}") from error

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from flaskr_async import private_files
 from flaskr_async.db.interface import DatabaseUnavailable
 from flaskr_async.db.interface import IntegrityError
 from flaskr_async.db.interface import Params
@@ -45,6 +48,24 @@ sqlite3.register_converter("timestamp", parse_timestamp)
 def database_path(url: str) -> str:
     """Return the file path of a plain path or a ``sqlite:///path`` URL."""
     return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+
+
+# What SQLite keeps beside the database; it creates each with the database file's mode bits.
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def prepare_file(path: str) -> None:
+    """Create a missing database file owner-only; refuse files others could read, own or swap."""
+    try:
+        # SQLite would create it 0644 under the usual umask 022; created here, it is 0600 from
+        # its first byte, and the -wal and -shm files SQLite adds beside it take that mode.
+        os.close(private_files.create(path))
+    except FileExistsError:
+        private_files.check_existing(path)
+    except OSError:
+        pass  # no folder, or an unwritable one: SQLite's own error says so, with the hint
+    for suffix in COMPANIONS:
+        private_files.check_existing(path + suffix)
 
 
 class SQLiteConnection:
@@ -130,6 +151,7 @@ class SQLiteDatabase(PooledDatabase):
     async def open(self) -> None:
         """Open every connection and bring the schema up to date; on failure close what opened."""
         try:
+            prepare_file(self.path)
             for _ in range(self.pool_size):
                 connection = SQLiteConnection(await self.connect())
                 self.connections.append(connection)
@@ -210,30 +232,56 @@ class SQLiteDatabase(PooledDatabase):
             await reset(connection, SQLITE)
 
     async def backup(self, target: str) -> None:
-        """Write a consistent, compacted copy to a new file while others keep writing."""
+        """Write a consistent, compacted copy to a new file while others keep writing.
+
+        VACUUM INTO writes to a path, which whoever can write to the target's folder could
+        swap for a file of theirs. So the copy is made in a private folder beside the database
+        (as safe as the database itself), then written through the descriptor that created the
+        target, exclusively and owner-only: the hashes never reach a file another user can read.
+        """
         try:
-            # VACUUM INTO fills an empty file as it finds it: create it 0600 whatever the
-            # umask, since the copy holds password hashes (O_EXCL: never overwrite one).
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            with private_files.created(target) as descriptor:
+                folder = tempfile.mkdtemp(prefix=".backup-", dir=os.path.dirname(self.abspath))
+                try:
+                    copy = os.path.join(folder, "copy.sqlite")
+                    await self.copy_shielded(copy, target)
+                    await asyncio.to_thread(copy_into, copy, descriptor)
+                finally:
+                    shutil.rmtree(folder)
         except FileExistsError as error:
             raise DatabaseUnavailable(f"Backup target {target!r} already exists.") from error
+        except private_files.UnsafeFile as error:
+            raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error}") from error
         except OSError as error:  # a folder gone since the command checked, no permission
             raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error.strerror}") from error
-        os.chmod(target, 0o600)
+
+    @property
+    def abspath(self) -> str:
+        """Return the database file's absolute path."""
+        return os.path.abspath(self.path)
+
+    async def copy_shielded(self, copy: str, target: str) -> None:
+        """Run VACUUM INTO copy to its end, even if the caller is cancelled meanwhile."""
         # The copy runs in a connection's thread, which a cancellation does not stop: shielded,
         # so that a cancelled command waits for it to end before removing what it wrote.
-        copying = asyncio.ensure_future(self.vacuum_into(target))
+        copying = asyncio.ensure_future(self.vacuum_into(copy))
         try:
             await asyncio.shield(copying)
         except BaseException as error:  # a full disk, a cancelled command: no partial copy
             await asyncio.wait({copying})
             copying.cancelled() or copying.exception()  # retrieved: the caller hears of `error`
-            os.unlink(target)
             if isinstance(error, sqlite3.Error):  # pragma: no cover - needs a full disk
                 raise DatabaseUnavailable(f"Cannot back up to {target!r}: {error}") from error
             raise
 
     async def vacuum_into(self, target: str) -> None:
-        """Copy the database into the empty file ``target`` (SQLite's VACUUM INTO)."""
+        """Copy the database into the new file ``target`` (SQLite's VACUUM INTO)."""
         async with self.lease() as connection:
             await connection.execute("VACUUM INTO ?", (target,))
+
+
+def copy_into(path: str, descriptor: int) -> None:
+    """Copy a file's bytes through a descriptor, every one of them."""
+    with open(path, "rb") as source:
+        while chunk := source.read(1 << 20):
+            private_files.write_all(descriptor, chunk)

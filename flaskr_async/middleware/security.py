@@ -17,6 +17,7 @@ from quart_wtf.const import REFERRER_HOST
 from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.settings import InvalidSetting
 
 SECURITY_HEADERS = {
     # No inline script or style anywhere, so the policy can be this strict.
@@ -50,9 +51,9 @@ class LoggedAtTheSource(logging.Filter):
     """Drop Quart's traceback of a start-up failure whose cause already logged one clear line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but the traceback of an unusable database."""
+        """Keep every record but the traceback of an unusable database or a refused key."""
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, DatabaseUnavailable)
+        return not isinstance(error, DatabaseUnavailable | InvalidSetting)
 
 
 LOGGED_AT_THE_SOURCE = LoggedAtTheSource()  # one instance: adding it again is a no-op

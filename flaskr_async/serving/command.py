@@ -23,8 +23,10 @@ from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
 import flaskr_async
+from flaskr_async import check_serving
 from flaskr_async import create_app
 from flaskr_async import load_settings
+from flaskr_async import private_files
 from flaskr_async.serving.event_loops import WORKER_CLASSES
 from flaskr_async.serving.event_loops import event_loop_factory
 from flaskr_async.serving.shutdown import stopped
@@ -33,32 +35,50 @@ from flaskr_async.settings import InvalidSetting
 
 
 def ensure_secret_key(app: Quart) -> bool:
-    """Write a random SECRET_KEY into instance/config.py if none is configured; True if written."""
+    """Write a random SECRET_KEY into instance/config.py if none is configured; True if written.
+
+    A new config.py is created owner-only; an existing one is appended to only if it is this
+    user's regular file, closed to others (private_files.py), and the write is checked.
+    """
     if app.config["SECRET_KEY"] != "dev":
         return False
     path = os.path.join(app.instance_path, "config.py")
+    text = (
+        "\n# Written by `python -m flaskr_async serve`; keep it secret.\n"
+        f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
+    )
     try:
-        os.makedirs(app.instance_path, exist_ok=True)
-        # 0o600: the key signs every session, so only the owner may read it.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+        try:
+            descriptor = private_files.create(path)
+        except FileExistsError:
+            descriptor = private_files.open_existing(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            private_files.write_all(descriptor, text.encode())
+            private_files.check_written(descriptor, path)
+        finally:
+            os.close(descriptor)
+    except private_files.UnsafeFile as error:
+        raise InvalidSetting(f"cannot write SECRET_KEY: {error}") from error
     except OSError as error:
         raise InvalidSetting(
             f"cannot write SECRET_KEY to {path}: {error.strerror}; set FLASKR_SECRET_KEY"
             f" or make {app.instance_path} writable"
         ) from error
-    with os.fdopen(descriptor, "a") as config:
-        config.write("\n# Written by `python -m flaskr_async serve`; keep it secret.\n")
-        config.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n")
     app.logger.warning("Wrote a new random SECRET_KEY to %s", path)
     return True
 
 
 def configured_app() -> Quart:
-    """Create the app, first writing a random SECRET_KEY if no source sets one."""
+    """Create the app, first writing a random SECRET_KEY if no source sets one, and check it."""
     unchecked = Quart(flaskr_async.__name__, instance_relative_config=True)
     load_settings(unchecked)
     ensure_secret_key(unchecked)
-    return create_app()
+    app = create_app()
+    # Serving would refuse a weak key too (the app's start-up hook); here it is the one line
+    # of a refused setting, before hypercorn starts, as for any other.
+    check_serving(app)
+    return app
 
 
 def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator
@@ -89,6 +90,8 @@ async def create_legacy_database(backend: str, url: str) -> None:
         with closing(sqlite3.connect(url)) as connection, connection:
             connection.executescript(FLASKR_SCHEMA)
             connection.executemany(insert, rows)
+        # Flaskr's file is 0644 under umask 022, which the app refuses (chmod 600 is the fix).
+        os.chmod(url, 0o600)
         return
     connection = await asyncpg.connect(url)
     try:

@@ -68,12 +68,25 @@ async def test_unreachable_server_fails_startup_loudly(
     assert "s3cret" not in caplog.text
 
 
-async def test_backup_reports_pg_dump_failure(postgres_server: str, tmp_path: Any) -> None:
-    # The command checks the folder first; the seam still reports what pg_dump says.
+async def test_backup_reports_pg_dump_failure(
+    postgres_server: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command checks the folder first; the seam still refuses alike, and reports what
+    # pg_dump says, leaving no partial copy.
     config = create_app({"TESTING": True, "DATABASE": postgres_server}).config
     async with opened(config, pool_size=1) as database:
-        with pytest.raises(DatabaseUnavailable, match="pg_dump failed: .*No such file"):
+        with pytest.raises(DatabaseUnavailable, match="Cannot back up to .*No such file"):
             await database.backup(str(tmp_path / "no" / "such" / "folder" / "copy"))
         (tmp_path / "taken").write_text("")
         with pytest.raises(DatabaseUnavailable, match="already exists"):
             await database.backup(str(tmp_path / "taken"))
+        tools = tmp_path / "bin"
+        tools.mkdir()
+        (tools / "pg_dump").write_text(
+            "#!/bin/sh\necho partial\necho 'pg_dump: error: down' >&2\nexit 1\n"
+        )
+        (tools / "pg_dump").chmod(0o755)
+        monkeypatch.setenv("PATH", str(tools))
+        with pytest.raises(DatabaseUnavailable, match="^pg_dump failed: pg_dump: error: down$"):
+            await database.backup(str(tmp_path / "copy"))
+    assert not (tmp_path / "copy").exists()

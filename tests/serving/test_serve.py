@@ -197,6 +197,7 @@ def test_ensure_secret_key_keeps_a_configured_key(instance_path: Path) -> None:
 def test_ensure_secret_key_appends_to_an_existing_config(instance_path: Path) -> None:
     instance_path.mkdir()
     (instance_path / "config.py").write_text("POSTS_PER_PAGE = 7\n")
+    (instance_path / "config.py").chmod(0o600)
     assert entry_point.ensure_secret_key(unchecked_app()) is True
     app = create_app()
     assert app.config["POSTS_PER_PAGE"] == 7

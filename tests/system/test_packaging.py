@@ -122,6 +122,19 @@ def test_the_wheel_holds_exactly_the_package_files_of_the_tree(wheel: Path) -> N
     assert package_files(wheel) == tree  # templates and static files too; no deleted.html
 
 
+def test_the_wheel_carries_the_license_text(wheel: Path) -> None:
+    """BSD-3-Clause: a binary copy must reproduce the notice, the conditions and the disclaimer."""
+    with zipfile.ZipFile(wheel) as archive:
+        licenses = [name for name in archive.namelist() if name.endswith("/licenses/LICENSE")]
+        assert len(licenses) == 1, archive.namelist()
+        text = archive.read(licenses[0]).decode()
+        metadata = next(name for name in archive.namelist() if name.endswith("/METADATA"))
+        fields = archive.read(metadata).decode()
+    assert text == (ROOT / "LICENSE").read_text()
+    assert "License-Expression: BSD-3-Clause" in fields
+    assert "License-File: LICENSE" in fields
+
+
 def test_the_version_comes_from_git_and_counts_the_commits(repository: Path, wheel: Path) -> None:
     version = version_of(wheel)
     # No tag yet: counted from the last version before git gave them, so above it; the dev
