@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from contextlib import closing
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,14 @@ from flaskr_async.db import current_database
 from flaskr_async.db.schema import split_statements
 
 DATA_SQL = (Path(__file__).parent / "data.sql").read_text()
+
+
+@contextmanager
+def private_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """Open a SQLite file with the driver alone, made owner-only if new (the app refuses 0644)."""
+    Path(path).touch(mode=0o600)
+    with closing(sqlite3.connect(path)) as connection:
+        yield connection
 
 
 async def load_test_data(app: Quart) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from flaskr_async.db.migrations import known_migrations
 from flaskr_async.db.migrations.registry import collect
 from flaskr_async.db.postgres import numbered_placeholders
 from flaskr_async.db.schema import TABLES
+from tests.helpers import private_sqlite
 from tests.postgres_server import with_database
 
 LEGACY = Path(__file__).parent / "legacy"
@@ -42,7 +41,7 @@ def dialect_of(backend: str) -> str:
 async def query(backend: str, url: str, sql: str, params: Sequence[Any] = ()) -> Rows:
     """Run one query on a connection of its own, with the driver alone; return its rows."""
     if backend == "sqlite":
-        with closing(sqlite3.connect(url)) as db:
+        with private_sqlite(url) as db:
             return [tuple(row) for row in db.execute(sql, params).fetchall()]
     db = await asyncpg.connect(url)
     try:
@@ -54,7 +53,7 @@ async def query(backend: str, url: str, sql: str, params: Sequence[Any] = ()) ->
 async def execute(backend: str, url: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
     """Run statements in one transaction on a connection of their own, with the driver alone."""
     if backend == "sqlite":
-        with closing(sqlite3.connect(url)) as db, db:
+        with private_sqlite(url) as db, db:
             db.execute("PRAGMA foreign_keys = ON")
             for sql, params in statements:
                 db.execute(sql, params)
@@ -231,7 +230,7 @@ async def make_legacy(backend: str, url: str, version: int, *, half_upgraded: bo
             1,
         )
     if backend == "sqlite":
-        with closing(sqlite3.connect(url)) as db:
+        with private_sqlite(url) as db:
             db.executescript(script)
     else:
         db = await asyncpg.connect(url)
