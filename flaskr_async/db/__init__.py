@@ -81,10 +81,12 @@ def get_db() -> Database:
 
 
 @asynccontextmanager
-async def opened(config: Mapping[str, Any], pool_size: int | None = None) -> AsyncIterator[Pool]:
-    """Open the configured database for a block, closing it however the block ends."""
+async def opened(
+    config: Mapping[str, Any], pool_size: int | None = None, migrate: bool = True
+) -> AsyncIterator[Pool]:
+    """Open the configured database for a block (``migrate``: its schema brought up to date)."""
     database = create_database(config, pool_size)
-    await database.open()
+    await database.open(migrate)
     try:
         yield database
     finally:

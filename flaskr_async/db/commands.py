@@ -43,12 +43,14 @@ def errors_reported_once() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def run_with_database(info: ScriptInfo, action: Callable[[Database], Awaitable[T]]) -> T:
+def run_with_database(
+    info: ScriptInfo, action: Callable[[Database], Awaitable[T]], migrate: bool = True
+) -> T:
     """Load the app and run one async action on its database, from a sync CLI command."""
     app = info.load_app()
 
     async def main() -> T:
-        async with app.app_context(), opened(app.config, pool_size=1) as database:
+        async with app.app_context(), opened(app.config, 1, migrate) as database:
             return await action(database)
 
     try:
@@ -136,7 +138,9 @@ def check_backup_target(path: str) -> None:
 def backup_command(info: ScriptInfo, path: str) -> None:
     """Write a consistent copy of the database to PATH, safe while the app serves."""
     check_backup_target(path)
-    run_with_database(info, lambda database: database.backup(path))
+    # The database as it is: a copy made before an upgrade must be of the old schema, and a
+    # database newer than this code (a rollback) can still be copied.
+    run_with_database(info, lambda database: database.backup(path), migrate=False)
     click.echo(f"Backed up the database to {path}.")
 
 

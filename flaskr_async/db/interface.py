@@ -59,7 +59,9 @@ class Database(Statements, Protocol):
 
     pool_size: int  # connections opened at start-up, each leased to one unit of work at a time
 
-    async def open(self) -> None: ...
+    async def open(self, migrate: bool = True) -> None:
+        """Open the connections; ``migrate``: bring the schema up to date (a backup does not)."""
+        ...
 
     async def close(self) -> None: ...
 

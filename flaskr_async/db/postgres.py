@@ -109,8 +109,8 @@ class PostgresDatabase(PooledDatabase):
     def __str__(self) -> str:
         return redacted(self.url)
 
-    async def open(self) -> None:
-        """Open the pool and bring the schema up to date; on failure close what opened."""
+    async def open(self, migrate: bool = True) -> None:
+        """Open the pool and (``migrate``) bring the schema up to date; on failure close all."""
         try:
             self.pool = await asyncpg.create_pool(
                 self.url,
@@ -120,8 +120,9 @@ class PostgresDatabase(PooledDatabase):
                 server_settings={"timezone": "UTC"},
                 reset=keep_session_state,
             )
-            async with self.lease() as connection:
-                await upgrade(connection, POSTGRES)
+            if migrate:
+                async with self.lease() as connection:
+                    await upgrade(connection, POSTGRES)
         except DatabaseUnavailable as error:  # a schema too new, a failed step: its own line
             await self.close()
             logger.error("%s", error)

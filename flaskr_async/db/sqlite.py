@@ -52,6 +52,9 @@ def database_path(url: str) -> str:
 
 # What SQLite keeps beside the database; it creates each with the database file's mode bits.
 COMPANIONS = ("-wal", "-shm", "-journal")
+# Seconds a starting process waits for another's schema migration (each step holds the write
+# lock) before it gives up: a deploy's upgrade of a large database, not a request's wait.
+MIGRATION_WAIT = 600
 
 
 def prepare_file(path: str) -> None:
@@ -148,16 +151,17 @@ class SQLiteDatabase(PooledDatabase):
     def __str__(self) -> str:
         return self.path
 
-    async def open(self) -> None:
-        """Open every connection and bring the schema up to date; on failure close what opened."""
+    async def open(self, migrate: bool = True) -> None:
+        """Open every connection and (``migrate``) bring the schema up to date, or close all."""
         try:
             prepare_file(self.path)
             for _ in range(self.pool_size):
                 connection = SQLiteConnection(await self.connect())
                 self.connections.append(connection)
                 self.idle.put_nowait(connection)
-            async with self.lease() as connection:
-                await upgrade(connection, SQLITE)
+            if migrate:
+                async with self.lease() as connection, self.waiting_for_migrations(connection):
+                    await upgrade(connection, SQLITE)
         except DatabaseUnavailable as error:  # a schema too new, a failed step: its own line
             await self.close()
             logger.error("%s", error)
@@ -173,6 +177,20 @@ class SQLiteDatabase(PooledDatabase):
         except BaseException:
             await self.close()
             raise
+
+    @asynccontextmanager
+    async def waiting_for_migrations(self, connection: SQLiteConnection) -> AsyncIterator[None]:
+        """Let the block wait up to MIGRATION_WAIT for another process's schema migration.
+
+        A step can hold the write lock far longer than a request should wait for it (keying
+        100,000 names took 15 s): with the busy timeout alone, every other starting process
+        gave up with "database is locked" while the first one migrated.
+        """
+        await connection.raw.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT * 1000}")
+        try:
+            yield
+        finally:
+            await connection.raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     async def connect(self) -> aiosqlite.Connection:
         """Open one connection with the pragmas every connection needs."""
@@ -228,7 +246,7 @@ class SQLiteDatabase(PooledDatabase):
 
     async def reset_schema(self) -> None:
         """Drop every table and create the schema afresh."""
-        async with self.lease() as connection:
+        async with self.lease() as connection, self.waiting_for_migrations(connection):
             await reset(connection, SQLITE)
 
     async def backup(self, target: str) -> None:

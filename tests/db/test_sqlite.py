@@ -94,11 +94,14 @@ async def test_unusable_database_fails_startup_loudly(
         path = tmp_path / "no" / "such" / "flaskr.sqlite"
     else:
         path.write_bytes(b"this is not a database" * 100)
+        path.chmod(0o600)  # owner-only, or it is refused before SQLite ever reads it
     app = create_app({**app_config, "DATABASE": str(path)})
     with pytest.raises(LifespanError, match="Cannot use DATABASE"):
         async with app.test_app():
             pass  # pragma: no cover - start-up fails
     assert f"Cannot use DATABASE {str(path)!r}" in caplog.text
+    if make_unusable == "corrupt":
+        assert "file is not a database" in caplog.text
 
 
 def test_bad_synchronous_setting(tmp_path: Path) -> None:

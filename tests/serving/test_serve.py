@@ -76,6 +76,7 @@ def test_serve_exits_non_zero_on_an_unusable_database(tmp_path: Path, make_unusa
         database = Path("/proc/flaskr.sqlite")  # no one, root included, creates files here
     else:
         database.write_bytes(b"this is not a database" * 100)
+        database.chmod(0o600)  # owner-only, or it is refused before SQLite ever reads it
     port = free_port()
     server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], server_env(database), port)
     assert server.process.wait(30) == 1
