@@ -432,8 +432,9 @@ async def test_a_failed_step_leaves_the_version_before_it(
     await start(dict(create_app(app_config).config))
 
     async def broken(connection: Connection, dialect: str) -> None:
-        await connection.execute("CREATE TABLE seven (id INTEGER)")
-        await connection.execute("SELECT * FROM no_such_table")
+        await connection.execute("CREATE TABLE seven (id INTEGER PRIMARY KEY)")
+        # PostgreSQL's error has a second line (DETAIL: Key (id)=(1) already exists).
+        await connection.execute("INSERT INTO seven (id) VALUES (1), (1)")
 
     steps = [
         *MIGRATIONS,
@@ -452,7 +453,9 @@ async def test_a_failed_step_leaves_the_version_before_it(
         f"Schema migration {NEWEST + 2} (broken) failed, the database stays at version"
         f" {NEWEST + 1}: "
     )
-    assert "no_such_table" in errors[0] and "\n" not in errors[0]
+    assert "seven" in errors[0] and "\n" not in errors[0]
+    if backend == "postgresql":
+        assert "DETAIL: Key (id)=(1) already exists." in errors[0]
     assert await versions(backend, database_url) == list(range(1, NEWEST + 2))
     tables = {name for (name,) in await query(backend, database_url, ALL_TABLES[backend])}
     assert "six" in tables and "seven" not in tables

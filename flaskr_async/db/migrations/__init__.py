@@ -128,9 +128,12 @@ async def migrate(
             try:
                 await step.apply(connection, dialect)
             except Exception as error:
+                # One line: PostgreSQL's errors carry their DETAIL (the duplicated key, say)
+                # on a line of its own.
+                reason = " ".join(str(error).split())
                 raise MigrationFailed(
                     f"Schema migration {step.version} ({step.name}) failed, the database stays"
-                    f" at version {version}: {error}"
+                    f" at version {version}: {reason}"
                 ) from error
             await connection.execute(STAMP, (step.version, step.name))
             logger.info("Schema migration %d (%s) applied", step.version, step.name)
