@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from tests.helpers import csrf_token_of
 from tests.helpers import fetch_one
 from tests.helpers import logged_in_as
 from tests.helpers import page_text
+from tests.helpers import private_sqlite
 from tests.helpers import serving
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -87,11 +87,10 @@ async def create_legacy_database(backend: str, url: str) -> None:
     ]
     insert = 'INSERT INTO "user" (username, password) VALUES (?, ?)'
     if backend == "sqlite":
-        with closing(sqlite3.connect(url)) as connection, connection:
+        # Owner-only: Flaskr's own file is 0644 under umask 022, which the app refuses.
+        with private_sqlite(url) as connection, connection:
             connection.executescript(FLASKR_SCHEMA)
             connection.executemany(insert, rows)
-        # Flaskr's file is 0644 under umask 022, which the app refuses (chmod 600 is the fix).
-        os.chmod(url, 0o600)
         return
     connection = await asyncpg.connect(url)
     try:
