@@ -134,7 +134,8 @@ async def login() -> ResponseReturnValue:
         await flash("Incorrect username or password.")
         return await render_template("auth/login.html", form=form)
 
-    new_hash = await hash_password(password) if outdated else None
+    # Never weaker than the stored hash: an operator may have made some hashes stronger.
+    new_hash = await hash_password(password, at_least=user["password"]) if outdated else None
     async with db.transaction() as tx:
         await throttle.forget(tx, reservation.attempt_id)
         if new_hash is not None:

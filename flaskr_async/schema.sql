@@ -8,7 +8,10 @@ CREATE TABLE IF NOT EXISTS user (
   -- flaskr_async.identity.username_key(username): one account per name, however it is spelt.
   -- NULL only for names from an older database that PRECIS refuses or that share a key.
   username_key TEXT,
-  password TEXT NOT NULL
+  password TEXT NOT NULL,
+  -- Unix time of the last password change (0: never): browsers known to the login throttle
+  -- from before it are forgotten (flaskr_async/accounts/devices.py).
+  password_changed_at REAL NOT NULL DEFAULT 0
 );
 
 CREATE UNIQUE INDEX IF NOT EXISTS user_username_key_unique ON user (username_key);
@@ -38,7 +41,10 @@ CREATE TABLE IF NOT EXISTS user_session (
   id_hash TEXT PRIMARY KEY,  -- SHA-256 of the id: a copy of this table logs nobody in
   user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
   created_at REAL NOT NULL,
-  last_seen_at REAL NOT NULL
+  last_seen_at REAL NOT NULL,
+  -- The User-Agent the session began with, shortened: it helps its user recognise it on
+  -- /auth/sessions, and tells no one else anything (only its own user is shown it).
+  user_agent TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX IF NOT EXISTS user_session_user ON user_session (user_id);

@@ -9,7 +9,10 @@ CREATE TABLE IF NOT EXISTS "user" (
   -- flaskr_async.identity.username_key(username): one account per name, however it is spelt.
   -- NULL only for names from an older database that PRECIS refuses or that share a key.
   username_key TEXT,
-  password TEXT NOT NULL
+  password TEXT NOT NULL,
+  -- Unix time of the last password change (0: never): browsers known to the login throttle
+  -- from before it are forgotten (flaskr_async/accounts/devices.py).
+  password_changed_at DOUBLE PRECISION NOT NULL DEFAULT 0
 );
 
 -- Not "user_username_key": PostgreSQL already names the UNIQUE constraint on username so.
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS user_session (
   id_hash TEXT PRIMARY KEY,
   user_id BIGINT NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
   created_at DOUBLE PRECISION NOT NULL,
-  last_seen_at DOUBLE PRECISION NOT NULL
+  last_seen_at DOUBLE PRECISION NOT NULL,
+  user_agent TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX IF NOT EXISTS user_session_user ON user_session (user_id);

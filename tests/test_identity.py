@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import extract_parameters
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -47,6 +49,16 @@ JURGEN_SPELLINGS = {
     "capital": "Jürgen",
     "upper case": "JÜRGEN",
     "upper case NFD": nfd("JÜRGEN"),
+}
+
+# Letter case is Unicode case folding: each pair is one account, whichever registers first.
+CASE_TWINS = {
+    "final sigma": ("ΟΔΟΣ", "οδοσ"),
+    "final sigma typed": ("οδος", "ΟΔΟΣ"),
+    "sharp s": ("straße", "STRASSE"),
+    "capital sharp s": ("STRAẞE", "strasse"),
+    "kelvin sign": ("\u212aelvin", "kelvin"),
+    "cherokee": ("\u13a0\u13a1", "\uab70\uab71"),
 }
 
 
@@ -229,6 +241,16 @@ def test_every_spelling_has_the_same_key(text: str, spacing: str) -> None:
         full_width(text),
         upper_case(text),
         spacing + text.replace(" ", spacing * 2) + spacing,
+        text.casefold(),
+        text.lower(),
+        full_width(text.casefold()),
+    ]
+    # Other case changes are twins when Unicode's caseless matching says so (the dotless ı
+    # upper-cased is I, which folds to i: another letter, so another name).
+    spellings += [
+        changed
+        for changed in (text.upper(), text.swapcase(), text.title())
+        if changed.casefold() == text.casefold()
     ]
     for spelling in spellings:
         try:
@@ -238,7 +260,10 @@ def test_every_spelling_has_the_same_key(text: str, spacing: str) -> None:
 
 
 def test_refused_text_is_looked_up_as_typed() -> None:
+    # Case folding alone would make the refused ligature an allowed "fi": the key is folded
+    # from the canonical form, so a name has a key exactly when it may be registered.
     assert lookup_key("\ufb01sh") == "\ufb01sh"
+    assert lookup_key("\U0001fa77") == "\U0001fa77"  # assigned by Unicode 15.0: not yet allowed
     with pytest.raises(NotAllowed):
         username_key("   ")
 
@@ -267,13 +292,22 @@ def count_hash_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return checked
 
 
+@pytest.mark.parametrize(("first", "twin"), CASE_TWINS.values(), ids=CASE_TWINS.keys())
+async def test_case_twins_are_one_account(client: QuartClient, first: str, twin: str) -> None:
+    assert await register(client, first) == "/auth/login"
+    assert username_key(first) == username_key(twin)
+    assert f"User {canonical_username(twin)} is already registered." in await register(client, twin)
+
+
 @pytest.mark.parametrize(
     ("typed", "checks"),
     [
         ("wrong-ascii-password", 1),  # most wrong passwords: one hash, as before
         (nfd("wröng-pässword"), 2),  # canonical form differs: the text as typed is tried too
         ("wröng-pässword", 1),  # already canonical
-        ("bell\x07", 0),  # refused: nothing can match
+        # Refused today, so only as an older version hashed it: the text as typed (NFC).
+        ("bell\x07-bell\x07", 1),
+        (nfd("bell\x07-pässword"), 2),  # and the text as typed
     ],
 )
 @pytest.mark.parametrize("known_user", [True, False], ids=["known", "unknown"])
@@ -284,6 +318,45 @@ def test_a_wrong_password_costs_the_same_for_any_user(
     checked = count_hash_checks(monkeypatch)
     assert passwords.verify_sync(stored, typed) == (False, False)
     assert len(checked) == checks
+
+
+def test_a_password_a_newer_python_accepted_still_logs_in_everywhere() -> None:
+    # U+1FA77 (Unicode 15.0) was hashed in its OpaqueString form by 3.12 before the repertoire
+    # was frozen at Unicode 14.0: it is refused for new passwords, and still matches its hash.
+    typed = "pink\u00a0heart \U0001fa77"
+    older = passwords.HASHER.hash("pink heart \U0001fa77")
+    with pytest.raises(NotAllowed):
+        canonical_password(typed)
+    assert passwords.verify_sync(older, typed) == (True, False)
+    assert passwords.verify_sync(older, "pink heart \U0001fa78") == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "rehashed"),
+    [
+        ({"time_cost": 4, "memory_cost": 64 * 1024, "parallelism": 2}, None),  # stronger: kept
+        ({"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}, None),  # today's
+        ({"time_cost": 1, "memory_cost": 64 * 1024, "parallelism": 2}, (2, 64 * 1024, 2)),
+        ({"time_cost": 8, "memory_cost": 8 * 1024, "parallelism": 1}, (8, 19 * 1024, 1)),
+        ({"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1}, (2, 19 * 1024, 1)),
+    ],
+    ids=["stronger", "today", "fewer passes", "less memory", "weaker"],
+)
+def test_a_rehash_only_ever_strengthens(
+    parameters: dict[str, int], rehashed: tuple[int, int, int] | None
+) -> None:
+    stored = PasswordHasher(**parameters).hash("correct-horse")
+    matches, outdated = passwords.verify_sync(stored, "correct-horse")
+    assert matches and outdated == (rehashed is not None)
+    new = extract_parameters(passwords.hash_sync("correct-horse", at_least=stored))
+    expected = rehashed or (
+        parameters["time_cost"],
+        parameters["memory_cost"],
+        parameters["parallelism"],
+    )
+    if rehashed is None:  # an unneeded rehash would still keep every parameter
+        expected = tuple(max(a, b) for a, b in zip(expected, (2, 19 * 1024, 1), strict=True))
+    assert (new.time_cost, new.memory_cost, new.parallelism) == expected
 
 
 def test_an_older_hash_of_the_text_as_typed_matches_and_is_redone() -> None:

@@ -75,8 +75,10 @@ LEGACY_USERS = [
     ("alice", "other-alice-password"),  # the same name as Alice's under the key
     ("smile \U0001f642", "smile-password"),  # PRECIS refuses symbols
     ("bob ", "bob-password"),  # a trailing space
+    ("ΟΔΟΣ", "odos-password"),
+    ("οδοσ", "other-odos-password"),  # the same name as ΟΔΟΣ's under case folding
 ]
-EXPECTED_KEYS = [LONG_NAME, "jürgen", "alice", None, None, "bob"]
+EXPECTED_KEYS = [LONG_NAME, "jürgen", "alice", None, None, "bob", "οδοσ", None]
 
 
 async def create_legacy_database(backend: str, url: str) -> None:
@@ -137,7 +139,7 @@ async def test_a_flaskr_database_is_keyed_and_every_user_logs_in(
     async with serving_legacy(app_config) as app:
         assert await stored_keys(app) == EXPECTED_KEYS
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-        assert any("2 usernames have no canonical key" in w and "[4, 5]" in w for w in warnings)
+        assert any("3 usernames have no canonical key" in w and "[4, 5, 8]" in w for w in warnings)
 
         assert await logs_in_as(app, LONG_NAME, "secret-one") == 1
         # Any spelling of a keyed name; an exact name wins over another account's key.
@@ -147,6 +149,8 @@ async def test_a_flaskr_database_is_keyed_and_every_user_logs_in(
         assert await logs_in_as(app, "smile \U0001f642", "smile-password") == 5
         assert await logs_in_as(app, "bob", "bob-password") == 6
         assert await logs_in_as(app, "bob ", "bob-password") == 6
+        assert await logs_in_as(app, "οδος", "odos-password") == 7
+        assert await logs_in_as(app, "οδοσ", "other-odos-password") == 8
 
         # The hash was made from the NFD text as typed: it still matches, and is redone from
         # the canonical form, so the NFC spelling logs in from then on.
@@ -185,6 +189,27 @@ async def test_keys_are_filled_again_at_each_start(
         assert row is not None and row["username_key"] == "carol"
         row = await fetch_one(app, 'SELECT username_key FROM "user" WHERE id = 4')
         assert row is not None and row["username_key"] == "alice"
+
+
+async def test_keys_an_older_version_made_are_folded_again(
+    backend: str, database_url: str, app_config: dict[str, Any]
+) -> None:
+    await create_legacy_database(backend, database_url)
+    async with serving_legacy(app_config) as app:
+        async with app.app_context():
+            async with current_database().lease() as db, db.transaction():
+                # As version 6 keyed them: lower-cased ("ς" stays final), Python's own Unicode.
+                await db.execute('UPDATE "user" SET username_key = NULL')
+                for user_id, key in ((7, "οδος"), (8, "οδοσ"), (3, "alice"), (6, "bob")):
+                    await db.execute(
+                        'UPDATE "user" SET username_key = ? WHERE id = ?', (key, user_id)
+                    )
+                await db.execute("DELETE FROM schema_version WHERE version = 7")
+
+    async with serving_legacy(app_config) as app:
+        assert await stored_keys(app) == EXPECTED_KEYS
+        assert await logs_in_as(app, "ΟΔΟΣ", "odos-password") == 7
+        assert await logs_in_as(app, "οδοσ", "other-odos-password") == 8
 
 
 async def test_a_current_database_restarts_without_warnings(

@@ -244,7 +244,9 @@ async def make_legacy(backend: str, url: str, version: int, *, half_upgraded: bo
 KEPT = {
     "user": 'SELECT id, username, password FROM "user" ORDER BY id',
     "post": "SELECT id, author_id, created, title, body FROM post ORDER BY id",
-    "user_session": "SELECT * FROM user_session ORDER BY id_hash",
+    "user_session": (
+        "SELECT id_hash, user_id, created_at, last_seen_at FROM user_session ORDER BY id_hash"
+    ),
 }
 
 

@@ -14,13 +14,25 @@ from flaskr_async.identity import username_key
 Step = Callable[[Connection, str], Awaitable[None]]
 
 KEYS_VERSION = 4  # the migration that gives usernames their canonical key
+CASE_FOLDED_KEYS_VERSION = 7  # the one that makes them again, case-folded on a frozen repertoire
 
-USER_COLUMNS = {
-    "sqlite": "SELECT name FROM pragma_table_info('user')",
+ACCOUNT_COLUMNS_VERSION = 6  # the one that adds what /auth/password and /auth/sessions keep
+
+COLUMNS = {
+    "sqlite": "SELECT name FROM pragma_table_info('{table}')",
     "postgres": (
         "SELECT column_name AS name FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND table_name = 'user'"
+        " WHERE table_schema = current_schema() AND table_name = '{table}'"
     ),
+}
+USER_COLUMNS = {dialect: sql.format(table="user") for dialect, sql in COLUMNS.items()}
+# Per table, the columns migration 6 adds, with their type in each dialect (the schema files
+# say what each holds).
+ACCOUNT_COLUMNS = {
+    "user_session": [("user_agent", "TEXT NOT NULL DEFAULT ''", "TEXT NOT NULL DEFAULT ''")],
+    "user": [
+        ("password_changed_at", "REAL NOT NULL DEFAULT 0", "DOUBLE PRECISION NOT NULL DEFAULT 0")
+    ],
 }
 # Other hosts keep serving: no registration may take a key while keys are filled. (SQLite's
 # BEGIN IMMEDIATE already keeps every other writer out.)
@@ -84,5 +96,37 @@ async def fill_username_keys(connection: Connection, dialect: str) -> None:
         )
 
 
+async def add_account_columns(connection: Connection, dialect: str) -> None:
+    """Add the session's User-Agent and the password's last change, where they are missing.
+
+    Each is checked first, as in migration 4: a database whose version table was emptied is
+    recognised as version 5 and brought forward again, over columns it may already have.
+    """
+    for table, columns in ACCOUNT_COLUMNS.items():
+        query = COLUMNS[dialect].format(table=table)
+        present = {row["name"] for row in await connection.fetch_all(query)}
+        for name, sqlite_type, postgres_type in columns:
+            if name not in present:
+                column_type = sqlite_type if dialect == "sqlite" else postgres_type
+                await connection.execute(f'ALTER TABLE "{table}" ADD COLUMN {name} {column_type}')
+
+
+async def refold_username_keys(connection: Connection, dialect: str) -> None:
+    """Make every name's key again: case-folded, from one Unicode database on every Python.
+
+    Keys made before were lower-cased by the running Python's Unicode version, so two hosts
+    could key one name apart, and "ΟΔΟΣ" and "οδοσ" were two accounts. Now twins share a key;
+    the earlier account keeps it and a later twin logs in by its exact spelling only (logged).
+    """
+    if LOCK_USERS[dialect]:
+        await connection.execute(LOCK_USERS[dialect])
+    await connection.execute('UPDATE "user" SET username_key = NULL')
+    await fill_username_keys(connection, dialect)
+
+
 # Each Python migration: its number, its name (as a file's would be) and its step.
-PYTHON_STEPS: dict[int, tuple[str, Step]] = {KEYS_VERSION: ("username_key", add_username_keys)}
+PYTHON_STEPS: dict[int, tuple[str, Step]] = {
+    KEYS_VERSION: ("username_key", add_username_keys),
+    ACCOUNT_COLUMNS_VERSION: ("account_self_service", add_account_columns),
+    CASE_FOLDED_KEYS_VERSION: ("case_folded_username_keys", refold_username_keys),
+}
