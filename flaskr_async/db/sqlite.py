@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ COMPANIONS = ("-wal", "-shm", "-journal")
 # Seconds a starting process waits for another's schema migration (each step holds the write
 # lock) before it gives up: a deploy's upgrade of a large database, not a request's wait.
 MIGRATION_WAIT = 600
+BUSY_RETRY_INTERVAL = 0.01  # seconds between two tries of a statement SQLite answered "busy"
 
 
 def prepare_file(path: str) -> None:
@@ -215,15 +217,31 @@ class SQLiteDatabase(PooledDatabase):
             raise
         try:
             raw.row_factory = aiosqlite.Row
-            # The busy timeout (set by connect) must be in force before WAL is
-            # switched on, or a concurrent start-up fails with "database is locked".
-            await raw.execute("PRAGMA journal_mode = WAL")
-            await raw.execute(f"PRAGMA synchronous = {self.synchronous}")
-            await raw.execute("PRAGMA foreign_keys = ON")
+            await self.set_pragmas(raw)
         except BaseException:
             await raw.close()
             raise
         return raw
+
+    async def set_pragmas(self, raw: aiosqlite.Connection) -> None:
+        """Switch on WAL and set the per-connection pragmas, retrying while the file is busy.
+
+        The busy timeout (set by connect) covers most waits, but not all: a connection opening
+        while the last one closes (checkpointing, removing the WAL) gets SQLITE_BUSY at once,
+        seen when eight processes started together on a new file. It is retried until the
+        busy timeout has passed, as the busy handler would have waited.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                await raw.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(BUSY_RETRY_INTERVAL)
+        await raw.execute(f"PRAGMA synchronous = {self.synchronous}")
+        await raw.execute("PRAGMA foreign_keys = ON")
 
     async def close(self) -> None:
         """Close every connection; the last close checkpoints and removes the WAL."""

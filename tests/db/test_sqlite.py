@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from quart import Quart
 from quart.testing.app import LifespanError
@@ -151,3 +153,66 @@ async def test_a_cancelled_backup_leaves_no_partial_copy(app: Quart, tmp_path: P
     async with sqlite_of(app).lease() as db:
         await db.fetch_one("SELECT 1")
     assert not target.exists()
+
+
+def sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
+    """Return an error as SQLite's C module raises it, with its result code."""
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code
+    return error
+
+
+@pytest.mark.parametrize(
+    ("busy_times", "opens"), [(3, True), (1000, False)], ids=["briefly", "past the timeout"]
+)
+async def test_opening_retries_while_the_file_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, busy_times: int, opens: bool
+) -> None:
+    # Seen when eight processes started on a new file: one opening while the last closed got
+    # SQLITE_BUSY at once, without the busy handler's wait. Injected here, as it is a race.
+    real_execute: Any = aiosqlite.Connection._execute  # untyped: aiosqlite internal
+    tries: list[str] = []
+
+    async def execute(
+        self: aiosqlite.Connection, function: Any, sql: Any = None, *args: Any
+    ) -> Any:
+        if sql == "PRAGMA journal_mode = WAL" and len(tries) < busy_times:
+            tries.append(sql)
+            raise sqlite_error("database is locked", sqlite3.SQLITE_BUSY)
+        return await real_execute(self, function, *(() if sql is None else (sql,)), *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", execute)
+    database = SQLiteDatabase(
+        str(tmp_path / "busy.sqlite"), pool_size=1, busy_timeout=0.2, synchronous="NORMAL"
+    )
+    if opens:
+        await database.open()
+        await database.close()
+        assert len(tries) == 3
+    else:
+        with pytest.raises(DatabaseUnavailable, match="database is locked"):
+            await database.open()
+        assert 10 <= len(tries) < 1000  # retried for about the busy timeout, then refused
+
+
+async def test_other_errors_are_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_execute: Any = aiosqlite.Connection._execute  # untyped: aiosqlite internal
+    tries: list[str] = []
+
+    async def execute(
+        self: aiosqlite.Connection, function: Any, sql: Any = None, *args: Any
+    ) -> Any:
+        if sql == "PRAGMA journal_mode = WAL":
+            tries.append(sql)
+            raise sqlite_error("disk I/O error", sqlite3.SQLITE_IOERR)
+        return await real_execute(self, function, *(() if sql is None else (sql,)), *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", execute)
+    database = SQLiteDatabase(
+        str(tmp_path / "io.sqlite"), pool_size=1, busy_timeout=5, synchronous="NORMAL"
+    )
+    with pytest.raises(DatabaseUnavailable, match="disk I/O error"):
+        await database.open()
+    assert len(tries) == 1
