@@ -1,13 +1,17 @@
-"""Accounts: register, log in, log out, and the logged-in user on every request."""
+"""Accounts: register, log in and out, change the password, end sessions; who is logged in."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable
 from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
 from typing import ParamSpec
 
+from markupsafe import Markup
 from quart import Blueprint
 from quart import current_app
 from quart import flash
@@ -28,6 +32,7 @@ from flaskr_async.clients import client_of
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import get_db
 from flaskr_async.forms import LoginForm
+from flaskr_async.forms import PasswordChangeForm
 from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
 from flaskr_async.identity import lookup_key
@@ -42,7 +47,7 @@ P = ParamSpec("P")
 # Any spelling finds the name's key; an older name without a key (or sharing one) matches by
 # its exact spelling, which wins over another account's key.
 USER_BY_NAME = (
-    'SELECT id, password FROM "user" WHERE username = ? OR username_key = ?'
+    'SELECT id, password, password_changed_at FROM "user" WHERE username = ? OR username_key = ?'
     " ORDER BY username = ? DESC LIMIT 1"
 )
 
@@ -118,13 +123,12 @@ async def login() -> ResponseReturnValue:
     # The attempt is counted before its password is checked, in one serialized transaction:
     # a burst of guesses released together cannot all pass the check.
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
-        reservation = await throttle.reserve(tx, key, client, devices.device_of(key))
-        allowed = reservation.attempt_id is not None
-        user = await tx.fetch_one(USER_BY_NAME, (username, key, username)) if allowed else None
+        user = await tx.fetch_one(USER_BY_NAME, (username, key, username))
+        # A browser is known to the user only since the password's last change.
+        device = devices.device_of(key, user["password_changed_at"] if user else None)
+        reservation = await throttle.reserve(tx, key, client, device)
     if reservation.attempt_id is None:
-        await flash(f"Too many failed logins. Try again in {reservation.retry_after} seconds.")
-        page = await render_template("auth/login.html", form=form)
-        return page, 429, {"Retry-After": str(reservation.retry_after)}
+        return await too_many_failures("auth/login.html", form, reservation.retry_after)
 
     # No connection is held while the hash runs (tens of milliseconds, more when queued).
     matches, outdated = await verify_password(user["password"] if user else None, password)
@@ -143,8 +147,106 @@ async def login() -> ResponseReturnValue:
         session_id = await login_sessions.create(tx, user["id"])
     login_sessions.remember(session_id)
     response = redirect(url_for("index"))
-    devices.remember(response, key)
+    devices.remember(response, key, user["password_changed_at"])
     return response
+
+
+async def too_many_failures(template: str, form: object, retry_after: int) -> ResponseReturnValue:
+    """Show a form again with 429 Too Many Requests and when to try again (seconds)."""
+    await flash(f"Too many failed logins. Try again in {retry_after} seconds.")
+    page = await render_template(template, form=form)
+    return page, 429, {"Retry-After": str(retry_after)}
+
+
+@bp.app_template_filter("utc_time")
+def utc_time(seconds: float) -> Markup:
+    """Format Unix seconds as a <time> element: "2026-12-05 17:40 UTC", ISO 8601 inside."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds"), moment.strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+@bp.route("/password", methods=("GET", "POST"))
+@login_required
+async def change_password() -> ResponseReturnValue:
+    """Change the password, proving the current one; end every other session (ASVS V2.1.5)."""
+    form = await PasswordChangeForm.create_form()
+    if not await form.validate_on_submit():
+        if form.errors:
+            await flash(first_error(form))
+        return await render_template("auth/password.html", form=form)
+
+    user_id = g.user["id"]
+    key = lookup_key(g.user["username"])
+    address = request.remote_addr or "unknown"
+    db = get_db()
+    # A wrong current password is a failed login: a stolen session is no unthrottled oracle.
+    # The session counts as a known browser: its own failures limit it, and guesses made
+    # elsewhere at the user's name cannot lock its user out of changing the password.
+    device = login_sessions.throttle_device()
+    async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
+        reservation = await throttle.reserve(tx, key, client_of(address), device)
+        # One row always: NULL if the account was deleted meanwhile, which then matches nothing.
+        row = await tx.fetch_one(
+            'SELECT (SELECT password FROM "user" WHERE id = ?) AS password', (user_id,)
+        )
+    if reservation.attempt_id is None:
+        return await too_many_failures("auth/password.html", form, reservation.retry_after)
+
+    assert row is not None
+    stored = row["password"]
+    matches, _ = await verify_password(stored, form.current_password.data)
+    if not matches:
+        logger.warning("Wrong current password for user id %s from %s", user_id, address)
+        await flash("Incorrect password.")
+        return await render_template("auth/password.html", form=form)
+
+    new_hash = await hash_password(form.new_password.data, at_least=stored)
+    changed_at = time.time()
+    async with db.transaction() as tx:
+        await throttle.forget(tx, reservation.attempt_id)
+        # Only over the hash that was checked: of two changes racing, the second finds it gone.
+        changed = await tx.execute(
+            'UPDATE "user" SET password = ?, password_changed_at = ? WHERE id = ? AND password = ?',
+            (new_hash, changed_at, user_id, stored),
+        )
+        if changed:
+            await login_sessions.end_others(tx, user_id)
+            session_id = await login_sessions.create(tx, user_id)  # this browser's, rotated
+    if not changed:
+        await flash("Your password was changed meanwhile, in another request. Try again.")
+        return await render_template("auth/password.html", form=form), 409
+    login_sessions.remember(session_id)
+    await flash("Your password was changed.")
+    response = redirect(url_for("index"))
+    devices.remember(response, key, changed_at)  # known browsers: this one alone
+    return response
+
+
+@bp.route("/sessions")
+@login_required
+async def sessions() -> ResponseReturnValue:
+    """List the user's sessions: when each began and was last used, and in which browser."""
+    active = await login_sessions.active_sessions(g.user["id"])
+    return await render_template("auth/sessions.html", sessions=active)
+
+
+@bp.route("/sessions/end-others", methods=("POST",))
+@login_required
+async def end_other_sessions() -> ResponseReturnValue:
+    """End every session of the user but this one, whose id is rotated too.
+
+    Rotated because a stolen cookie is a copy of this very session: ending the others would
+    leave the thief's copy valid.
+    """
+    user_id = g.user["id"]
+    async with get_db().transaction() as tx:
+        await login_sessions.end_others(tx, user_id)
+        session_id = await login_sessions.create(tx, user_id)
+    login_sessions.remember(session_id)
+    await flash("Your other sessions were ended.")
+    return redirect(url_for("auth.sessions"))
 
 
 @bp.route("/logout", methods=("POST",))

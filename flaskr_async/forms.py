@@ -64,6 +64,22 @@ def at_most(name: str, limit: int, shown: int | None = None) -> Length:
     return Length(max=limit, message=f"{name} must be at most {shown or limit} characters.")
 
 
+def new_password_field(label: str) -> PasswordField:
+    """Return a field for a password to store: the registration rules, the label in messages."""
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(f"{label} is required."),
+            Length(
+                min=PASSWORD_MIN, message=f"Password must be at least {PASSWORD_MIN} characters."
+            ),
+            at_most("Password", PASSWORD_MAX),
+            no_nul,
+            allowed_password,
+        ],
+    )
+
+
 class RegisterForm(QuartForm):
     """A new account: no composition rules, no truncation (NIST SP 800-63B)."""
 
@@ -78,18 +94,7 @@ class RegisterForm(QuartForm):
             at_most("Username", USERNAME_MAX),
         ],
     )
-    password = PasswordField(
-        "Password",
-        validators=[
-            InputRequired("Password is required."),
-            Length(
-                min=PASSWORD_MIN, message=f"Password must be at least {PASSWORD_MIN} characters."
-            ),
-            at_most("Password", PASSWORD_MAX),
-            no_nul,
-            allowed_password,
-        ],
-    )
+    password = new_password_field("Password")
 
 
 class LoginForm(QuartForm):
@@ -107,6 +112,19 @@ class LoginForm(QuartForm):
         "Password",
         validators=[InputRequired("Password is required."), at_most("Password", PASSWORD_MAX)],
     )
+
+
+class PasswordChangeForm(QuartForm):
+    """The password in use, to prove it is the user, and the one to use from now on."""
+
+    current_password = PasswordField(
+        "Current password",
+        validators=[
+            InputRequired("Current password is required."),
+            at_most("Password", PASSWORD_MAX),
+        ],
+    )
+    new_password = new_password_field("New password")
 
 
 class PostForm(QuartForm):

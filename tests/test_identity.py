@@ -331,32 +331,31 @@ def test_a_password_a_newer_python_accepted_still_logs_in_everywhere() -> None:
     assert passwords.verify_sync(older, "pink heart \U0001fa78") == (False, False)
 
 
+TODAY = (2, 19 * 1024, 1)  # passes, KiB of memory, lanes
+
+
 @pytest.mark.parametrize(
-    ("parameters", "rehashed"),
+    ("stored", "rehashed"),
     [
-        ({"time_cost": 4, "memory_cost": 64 * 1024, "parallelism": 2}, None),  # stronger: kept
-        ({"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}, None),  # today's
-        ({"time_cost": 1, "memory_cost": 64 * 1024, "parallelism": 2}, (2, 64 * 1024, 2)),
-        ({"time_cost": 8, "memory_cost": 8 * 1024, "parallelism": 1}, (8, 19 * 1024, 1)),
-        ({"time_cost": 1, "memory_cost": 8 * 1024, "parallelism": 1}, (2, 19 * 1024, 1)),
+        ((4, 64 * 1024, 2), None),  # stronger in each: kept as it is
+        (TODAY, None),
+        ((1, 64 * 1024, 2), (2, 64 * 1024, 2)),  # fewer passes: only those raised
+        ((8, 8 * 1024, 1), (8, 19 * 1024, 1)),  # less memory: only that raised
+        ((1, 8 * 1024, 1), TODAY),
     ],
     ids=["stronger", "today", "fewer passes", "less memory", "weaker"],
 )
 def test_a_rehash_only_ever_strengthens(
-    parameters: dict[str, int], rehashed: tuple[int, int, int] | None
+    stored: tuple[int, int, int], rehashed: tuple[int, int, int] | None
 ) -> None:
-    stored = PasswordHasher(**parameters).hash("correct-horse")
-    matches, outdated = passwords.verify_sync(stored, "correct-horse")
-    assert matches and outdated == (rehashed is not None)
-    new = extract_parameters(passwords.hash_sync("correct-horse", at_least=stored))
-    expected = rehashed or (
-        parameters["time_cost"],
-        parameters["memory_cost"],
-        parameters["parallelism"],
-    )
-    if rehashed is None:  # an unneeded rehash would still keep every parameter
-        expected = tuple(max(a, b) for a, b in zip(expected, (2, 19 * 1024, 1), strict=True))
-    assert (new.time_cost, new.memory_cost, new.parallelism) == expected
+    time_cost, memory_cost, parallelism = stored
+    old = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+    old_hash = old.hash("correct-horse")
+    assert passwords.verify_sync(old_hash, "correct-horse") == (True, rehashed is not None)
+    # A new hash (a rehash, or a password change) keeps each stronger parameter.
+    new = extract_parameters(passwords.hash_sync("correct-horse", at_least=old_hash))
+    expected = tuple(max(a, b) for a, b in zip(stored, TODAY, strict=True))
+    assert (new.time_cost, new.memory_cost, new.parallelism) == expected == (rehashed or expected)
 
 
 def test_an_older_hash_of_the_text_as_typed_matches_and_is_redone() -> None:

@@ -4,6 +4,9 @@ OWASP's "Slow Down Online Guessing Attacks with Device Cookies": after a success
 browser gets a signed cookie naming the user and a random device id. Its login attempts for that
 user are limited by the device's own failures only, so failures from anywhere else (anyone who
 types the user's name) never lock the user out of a browser they have used before.
+
+Each entry also holds when the user's password last changed, as of that login: a change of
+password forgets every browser known from before it (a thief's included).
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ def serializer() -> URLSafeSerializer:
     return URLSafeSerializer(keys, salt=SALT)  # the last key signs; every key verifies
 
 
-def remembered() -> dict[str, str]:
-    """Return the users this browser has logged in as, mapped to its device id for each."""
+Entry = tuple[str, float]  # the device id, and the password change it was remembered after
+
+
+def remembered() -> dict[str, Entry]:
+    """Return the users this browser has logged in as, mapped to its entry for each."""
     cookie = request.cookies.get(COOKIE_NAME)
     if not cookie:
         return {}
@@ -41,24 +47,34 @@ def remembered() -> dict[str, str]:
         return {}
     if not isinstance(entries, list):
         return {}
+    # Cookies from before password changes were tracked hold two items: as of no change (0).
     return {
-        str(entry[0]): str(entry[1])
+        str(entry[0]): (str(entry[1]), float(entry[2]) if len(entry) == 3 else 0.0)
         for entry in entries
-        if isinstance(entry, list) and len(entry) == 2
+        if isinstance(entry, list)
+        and len(entry) in (2, 3)
+        and (len(entry) == 2 or isinstance(entry[2], int | float))
     }
 
 
-def device_of(username: str) -> str | None:
-    """Return this browser's device id for a user, if it has logged in as them before."""
-    return remembered().get(username)
+def device_of(username: str, password_changed_at: float | None) -> str | None:
+    """Return this browser's device id for a user it logged in as since the last password change.
+
+    ``password_changed_at``: the user's, or None for an unknown user (never a known browser).
+    """
+    entry = remembered().get(username)
+    if entry is None or password_changed_at is None or entry[1] != password_changed_at:
+        return None
+    return entry[0]
 
 
-def remember(response: Response, username: str) -> None:
+def remember(response: Response, username: str, password_changed_at: float) -> None:
     """Mark this browser as known to the user, on the response of a successful login."""
     entries = remembered()
-    device = entries.pop(username, None) or secrets.token_urlsafe(16)
-    entries[username] = device  # the newest last, so the oldest is dropped first
-    kept = [[name, value] for name, value in entries.items()][-MAX_USERS:]
+    old = entries.pop(username, None)
+    device = old[0] if old else secrets.token_urlsafe(16)
+    entries[username] = (device, password_changed_at)  # the newest last: the oldest goes first
+    kept = [[name, *entry] for name, entry in entries.items()][-MAX_USERS:]
     config = current_app.config
     response.set_cookie(
         COOKIE_NAME,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 
 from quart import current_app
+from quart import request
 from quart import session
 
 from flaskr_async.db import Row
@@ -20,6 +22,10 @@ from flaskr_async.db import Statements
 from flaskr_async.db import get_db
 
 SESSION_ID = "session_id"
+# The most sessions one user keeps: a login beyond it ends the least recently used, so no
+# script logging in again and again can fill the table (or the /auth/sessions page).
+MAX_PER_USER = 50
+USER_AGENT_MAX = 200  # characters of the User-Agent kept: enough to recognise a browser
 
 USER_OF_SESSION = (
     'SELECT u.id, u.username, s.last_seen_at FROM user_session s JOIN "user" u ON u.id = s.user_id'
@@ -81,10 +87,75 @@ async def create(tx: Statements, user_id: int) -> str:
         await tx.execute("DELETE FROM user_session WHERE id_hash = ?", (id_hash(old_id),))
     session_id = secrets.token_urlsafe(32)
     await tx.execute(
-        "INSERT INTO user_session (id_hash, user_id, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
-        (id_hash(session_id), user_id, now, now),
+        "INSERT INTO user_session (id_hash, user_id, created_at, last_seen_at, user_agent)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (id_hash(session_id), user_id, now, now, user_agent()),
+    )
+    await tx.execute(
+        "DELETE FROM user_session WHERE user_id = ? AND id_hash NOT IN (SELECT id_hash"
+        " FROM user_session WHERE user_id = ? ORDER BY last_seen_at DESC, created_at DESC"
+        " LIMIT ?)",
+        (user_id, user_id, MAX_PER_USER),
     )
     return session_id
+
+
+def user_agent() -> str:
+    """Return this request's User-Agent, shortened, with only printable characters.
+
+    It is what the browser sends with every request, not a secret: kept so its user can tell
+    their sessions apart, shown only to them, escaped like all page text.
+    """
+    sent = request.headers.get("User-Agent", "")[: USER_AGENT_MAX * 2]
+    return "".join(char for char in sent if char.isprintable())[:USER_AGENT_MAX]
+
+
+def throttle_device() -> str:
+    """Return the name this session's failed password checks are counted under."""
+    session_id = session.get(SESSION_ID)
+    assert isinstance(session_id, str)  # only logged-in users check their password
+    return "session:" + id_hash(session_id)
+
+
+async def end_others(tx: Statements, user_id: int) -> int:
+    """End every session of the user but this browser's; return how many ended."""
+    session_id = session.get(SESSION_ID)
+    own = id_hash(session_id) if isinstance(session_id, str) else ""
+    return await tx.execute(
+        "DELETE FROM user_session WHERE user_id = ? AND id_hash <> ?", (user_id, own)
+    )
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    """One of a user's sessions as /auth/sessions shows it (times: Unix seconds)."""
+
+    began: float
+    last_used: float  # to within refresh_interval(): the row is written at most that often
+    user_agent: str
+    is_this_browser: bool
+
+
+async def active_sessions(user_id: int) -> list[ActiveSession]:
+    """Return the user's sessions that have not ended, the most recently used first."""
+    now = time.time()
+    rows = await get_db().fetch_all(
+        "SELECT id_hash, created_at, last_seen_at, user_agent FROM user_session"
+        " WHERE user_id = ? AND last_seen_at > ? AND created_at > ?"
+        " ORDER BY last_seen_at DESC, created_at DESC LIMIT ?",
+        (user_id, now - idle_timeout(), now - lifetime(), MAX_PER_USER),
+    )
+    session_id = session.get(SESSION_ID)
+    own = id_hash(session_id) if isinstance(session_id, str) else None
+    return [
+        ActiveSession(
+            began=row["created_at"],
+            last_used=row["last_seen_at"],
+            user_agent=row["user_agent"],
+            is_this_browser=row["id_hash"] == own,
+        )
+        for row in rows
+    ]
 
 
 def remember(session_id: str) -> None:

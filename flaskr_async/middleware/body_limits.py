@@ -40,12 +40,15 @@ CREDENTIALS = FormLimit(
     (USERNAME_INPUT_MAX + PASSWORD_MAX) * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=3
 )
 POST = FormLimit(TITLE_MAX * WIDEST_ENCODED_CHARACTER + BODY_MAX_BYTES * 3 + OVERHEAD, max_fields=3)
+PASSWORDS = FormLimit(2 * PASSWORD_MAX * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=4)
 TOKEN_ONLY = FormLimit(OVERHEAD, max_fields=1)
 
 FORM_LIMITS = {
     "auth.register": CREDENTIALS,
     "auth.login": CREDENTIALS,
     "auth.logout": TOKEN_ONLY,
+    "auth.change_password": PASSWORDS,  # and the hidden username, for password managers
+    "auth.end_other_sessions": TOKEN_ONLY,
     "blog.create": POST,
     "blog.update": POST,
     "blog.delete": TOKEN_ONLY,

@@ -11,6 +11,7 @@ from quart import Quart
 
 from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import LoginForm
+from flaskr_async.forms import PasswordChangeForm
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import RegisterForm
 from flaskr_async.middleware.body_limits import FORM_LIMITS
@@ -25,6 +26,8 @@ PATHS = {
     "auth.register": "/auth/register",
     "auth.login": "/auth/login",
     "auth.logout": "/auth/logout",
+    "auth.change_password": "/auth/password",
+    "auth.end_other_sessions": "/auth/sessions/end-others",
     "blog.create": "/create",
     "blog.update": "/1/update",
     "blog.delete": "/1/delete",
@@ -49,7 +52,10 @@ async def test_each_limit_counts_the_forms_fields(csrf_config: dict[str, Any]) -
         ):
             form = await form_class.create_form()
             assert FORM_LIMITS[endpoint].max_fields == len(form._fields), endpoint
-        for endpoint in ("auth.logout", "blog.delete"):  # a CSRF token and nothing else
+        # The password form also sends its user's name, hidden, for password managers.
+        form = await PasswordChangeForm.create_form()
+        assert FORM_LIMITS["auth.change_password"].max_fields == len(form._fields) + 1
+        for endpoint in ("auth.logout", "auth.end_other_sessions", "blog.delete"):  # a CSRF token
             assert FORM_LIMITS[endpoint].max_fields == 1
 
 
@@ -111,6 +117,17 @@ async def test_the_largest_valid_forms_fit(app: Quart, path: str, form: dict[str
     body = urlencode({**form, "csrf_token": "t" * 90}).encode()
     response = await client.post(path, data=body, headers=URLENCODED)
     assert response.status_code == 302, response.status_code
+
+
+async def test_the_largest_password_change_fits(app: Quart) -> None:
+    client = app.test_client()
+    await AuthActions(client).login()
+    widest = "\U00020000" * 1024  # 4 bytes of UTF-8 each, each byte sent as %XX
+    form = {"current_password": widest, "new_password": widest, "username": "test"}
+    body = urlencode({**form, "csrf_token": "t" * 90}).encode()
+    response = await client.post("/auth/password", data=body, headers=URLENCODED)
+    assert response.status_code == 200  # read whole, and checked: the wrong current password
+    assert "Incorrect password." in await page_text(response)
 
 
 async def test_a_refused_form_writes_nothing(app: Quart) -> None:

@@ -360,13 +360,13 @@ async def test_concurrent_hashes_are_capped(
     lock = threading.Lock()
     real_hash = passwords.hash_sync
 
-    def counting_hash(password: str) -> str:
+    def counting_hash(password: str, at_least: str | None = None) -> str:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
         try:
-            return real_hash(password)
+            return real_hash(password, at_least)
         finally:
             with lock:
                 running -= 1
