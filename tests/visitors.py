@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,6 +17,10 @@ import httpx
 
 from tests.helpers import csrf_token_of
 from tests.servers import Server
+from tests.servers import free_port
+from tests.servers import hypercorn_command
+from tests.servers import running
+from tests.servers import server_env
 
 WAIT = 15.0  # seconds a stream waits for what it expects
 ESTABLISHED, CLOSE_WAIT = "01", "08"  # /proc/net/tcp states of a socket still held open
@@ -21,20 +29,29 @@ HOSTS = ("127.0.0.1", "127.0.0.2")  # two "hosts": two loopback addresses, two p
 
 
 class Visitor:
-    """One user behind a load balancer: the same session cookie goes to whichever host."""
+    """One user behind a load balancer: the same session cookie goes to whichever host.
 
-    def __init__(self) -> None:
+    ``device``: the login throttle's known-browser cookie, kept too when ``keep_device``.
+    """
+
+    def __init__(self, user_agent: str = "Visitor/1.0", keep_device: bool = False) -> None:
         # No cookie jar: cookies are per host name, and a balancer hides the hosts.
-        self.client = httpx.Client(timeout=10)
+        self.client = httpx.Client(timeout=10, headers={"User-Agent": user_agent})
         self.session = ""
+        self.device = ""
+        self.keep_device = keep_device
 
     def request(self, method: str, url: str, form: dict[str, str] | None = None) -> httpx.Response:
         """Send the session cookie; keep the one the server sets."""
-        response = self.client.request(
-            method, url, data=form, headers={"Cookie": f"session={self.session}"}
-        )
-        if match := re.search(r"session=([^;]*)", response.headers.get("set-cookie", "")):
-            self.session = match.group(1)
+        cookie = f"session={self.session}"
+        if self.device:
+            cookie += f"; flaskr_device={self.device}"
+        response = self.client.request(method, url, data=form, headers={"Cookie": cookie})
+        for header in response.headers.get_list("set-cookie"):
+            if match := re.match(r"session=([^;]*)", header):
+                self.session = match.group(1)
+            if self.keep_device and (match := re.match(r"flaskr_device=([^;]*)", header)):
+                self.device = match.group(1)
         return response
 
     def submit(
@@ -49,6 +66,20 @@ class Visitor:
     def close(self) -> None:
         """Close the connections."""
         self.client.close()
+
+
+@contextmanager
+def two_hosts(database: str | Path) -> Iterator[tuple[Server, Server]]:
+    """Serve the same app from two processes on two addresses, sharing one database."""
+    with ExitStack() as stack:
+        servers = []
+        # Each host serves its own address as Host, as behind a balancer that probes addresses.
+        env = server_env(database, TRUSTED_HOSTS=json.dumps(HOSTS))
+        for host in HOSTS:
+            port = free_port()
+            command = hypercorn_command(port, host=host)
+            servers.append(stack.enter_context(running(command, env, port, host)))
+        yield servers[0], servers[1]
 
 
 def register_and_log_in(visitor: Visitor, a: Server, b: Server) -> None:

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from tests.servers import Server
-from tests.servers import free_port
-from tests.servers import hypercorn_command
-from tests.servers import running
-from tests.servers import server_env
 from tests.servers import stored_titles
-from tests.visitors import HOSTS
 from tests.visitors import Visitor
 from tests.visitors import register_and_log_in
+from tests.visitors import two_hosts
 
 pytestmark = pytest.mark.postgresql_only
-
-
-@contextmanager
-def two_hosts(database_url: str) -> Iterator[tuple[Server, Server]]:
-    """Serve the same app from two processes on two addresses, sharing one database."""
-    with ExitStack() as stack:
-        servers = []
-        # Each host serves its own address as Host, as behind a balancer that probes addresses.
-        env = server_env(database_url, TRUSTED_HOSTS=json.dumps(HOSTS))
-        for host in HOSTS:
-            port = free_port()
-            command = hypercorn_command(port, host=host)
-            servers.append(stack.enter_context(running(command, env, port, host)))
-        yield servers[0], servers[1]
 
 
 @pytest.fixture
