@@ -52,6 +52,11 @@ def server_ports(index: int) -> str:
     return f"{first}-{first + share - 1}"
 
 
+def venv_python(python: str) -> str:
+    """Return the interpreter of the ``tests`` session's virtualenv for one Python."""
+    return str(ROOT / ".nox" / f"tests-{python.replace('.', '-')}" / "bin" / "python")
+
+
 def lock(python: str) -> str:
     """Return the constraints file that pins the whole stack for one Python."""
     return str(ROOT / "requirements" / f"py{python}.txt")
@@ -88,6 +93,11 @@ def tests(session: nox.Session) -> None:
         "COVERAGE_FILE": str(ROOT / ".nox" / f"coverage-{session.python}"),
         "TEST_SERVER_PORTS": server_ports(PYTHONS.index(session.python)),
     }
+    if session.python == PYTHONS[0]:
+        # The oldest Python's suite checks names and passwords against every other Python's
+        # (tests/system/test_cross_python.py), once for the whole run.
+        others = [venv_python(python) for python in PYTHONS[1:]]
+        env["FLASKR_TEST_OTHER_PYTHONS"] = os.pathsep.join(others)
     session.run("python", "-m", "pytest", *arguments, env=env)
 
 

@@ -148,9 +148,11 @@ def start(
     return Server(process, f"http://{host}:{port}")
 
 
-def hypercorn_command(port: int, *options: str, host: str = "127.0.0.1") -> list[str]:
+def hypercorn_command(
+    port: int, *options: str, host: str = "127.0.0.1", python: str = sys.executable
+) -> list[str]:
     """Return the command that serves ``asgi:app`` with hypercorn on a loopback address."""
-    return [sys.executable, "-m", "hypercorn", "--bind", f"{host}:{port}", *options, "asgi:app"]
+    return [python, "-m", "hypercorn", "--bind", f"{host}:{port}", *options, "asgi:app"]
 
 
 @contextmanager
