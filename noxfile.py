@@ -97,7 +97,7 @@ def tests(session: nox.Session) -> None:
         # The oldest Python's suite checks names and passwords against every other Python's
         # (tests/system/test_cross_python.py), once for the whole run.
         others = [venv_python(python) for python in PYTHONS[1:]]
-        env["FLASKR_TEST_OTHER_PYTHONS"] = os.pathsep.join(others)
+        env["TEST_OTHER_PYTHONS"] = os.pathsep.join(others)
     session.run("python", "-m", "pytest", *arguments, env=env)
 
 

@@ -1,7 +1,7 @@
 """One identity on every Python: each supported Python's canonical names and passwords agree.
 
 ``make test`` runs this in the oldest Python's suite, against the virtualenvs of the others
-(FLASKR_TEST_OTHER_PYTHONS, from noxfile.py): one Python's results are checked against
+(TEST_OTHER_PYTHONS, from noxfile.py): one Python's results are checked against
 another's, over every assigned character and random texts, and through real servers.
 """
 
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.system, pytest.mark.sqlite_only]
 
 def other_pythons() -> list[str]:
     """Return the other supported Pythons' interpreters, or skip when this run has none."""
-    listed = [path for path in os.environ.get("FLASKR_TEST_OTHER_PYTHONS", "").split(os.pathsep)]
+    listed = [path for path in os.environ.get("TEST_OTHER_PYTHONS", "").split(os.pathsep)]
     found = [path for path in listed if path and Path(path).exists()]
     if not found:
         pytest.skip("run by make test, in the oldest Python's suite, against the others")
