@@ -204,17 +204,8 @@ async def change_password() -> ResponseReturnValue:
 
     new_hash = await hash_password(form.new_password.data, at_least=stored)
     changed_at = time.time()
-    async with db.transaction() as tx:
-        await throttle.forget(tx, reservation.attempt_id)
-        # Only over the hash that was checked: of two changes racing, the second finds it gone.
-        changed = await tx.execute(
-            'UPDATE "user" SET password = ?, password_changed_at = ? WHERE id = ? AND password = ?',
-            (new_hash, changed_at, user_id, stored),
-        )
-        if changed:
-            await login_sessions.end_others(tx, user_id)
-            session_id = await login_sessions.create(tx, user_id)  # this browser's, rotated
-    if not changed:
+    session_id = await store_password(user_id, stored, new_hash, changed_at, reservation.attempt_id)
+    if session_id is None:
         await flash("Your password was changed meanwhile, in another request. Try again.")
         return await render_template("auth/password.html", form=form), 409
     login_sessions.remember(session_id)
@@ -222,6 +213,26 @@ async def change_password() -> ResponseReturnValue:
     response = redirect(url_for("index"))
     devices.remember(response, key, changed_at)  # known browsers: this one alone
     return response
+
+
+async def store_password(
+    user_id: int, checked: str, new_hash: str, changed_at: float, attempt_id: int
+) -> str | None:
+    """Replace the checked hash, end the other sessions; return this browser's new session id.
+
+    None, changing nothing, when the hash is no longer the one checked: of two changes racing,
+    the second finds it gone.
+    """
+    async with get_db().transaction() as tx:
+        await throttle.forget(tx, attempt_id)  # the password matched: not a failure
+        changed = await tx.execute(
+            'UPDATE "user" SET password = ?, password_changed_at = ? WHERE id = ? AND password = ?',
+            (new_hash, changed_at, user_id, checked),
+        )
+        if not changed:
+            return None
+        await login_sessions.end_others(tx, user_id)
+        return await login_sessions.create(tx, user_id)  # this browser's, rotated
 
 
 @bp.route("/sessions")

@@ -358,6 +358,10 @@ def test_a_rehash_only_ever_strengthens(
     assert (new.time_cost, new.memory_cost, new.parallelism) == expected == (rehashed or expected)
 
 
+def test_a_malformed_argon2_hash_matches_nothing() -> None:
+    assert passwords.check_hash("$argon2id$v=19$broken", "any-password") == (False, True)
+
+
 def test_an_older_hash_of_the_text_as_typed_matches_and_is_redone() -> None:
     typed = nfd("pässwort-lang")
     older = passwords.HASHER.hash(typed)  # as hashed before passwords were normalized
