@@ -30,6 +30,7 @@ from flaskr_async.accounts.passwords import install_hash_slots
 from flaskr_async.accounts.passwords import verify_password
 from flaskr_async.clients import client_of
 from flaskr_async.db import IntegrityError
+from flaskr_async.db import Row
 from flaskr_async.db import get_db
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import PasswordChangeForm
@@ -125,7 +126,7 @@ async def login() -> ResponseReturnValue:
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
         user = await tx.fetch_one(USER_BY_NAME, (username, key, username))
         # A browser is known to the user only since the password's last change.
-        device = devices.device_of(key, user["password_changed_at"] if user else None)
+        device = devices.device_of(key, user)
         reservation = await throttle.reserve(tx, key, client, device)
     if reservation.attempt_id is None:
         return await too_many_failures("auth/login.html", form, reservation.retry_after)
@@ -140,15 +141,32 @@ async def login() -> ResponseReturnValue:
 
     # Never weaker than the stored hash: an operator may have made some hashes stronger.
     new_hash = await hash_password(password, at_least=user["password"]) if outdated else None
-    async with db.transaction() as tx:
-        await throttle.forget(tx, reservation.attempt_id)
-        if new_hash is not None:
-            await tx.execute('UPDATE "user" SET password = ? WHERE id = ?', (new_hash, user["id"]))
-        session_id = await login_sessions.create(tx, user["id"])
+    session_id = await open_session(user, new_hash, reservation.attempt_id)
+    if session_id is None:  # the password was changed while this one was checked
+        await flash("Incorrect username or password.")
+        return await render_template("auth/login.html", form=form)
     login_sessions.remember(session_id)
     response = redirect(url_for("index"))
-    devices.remember(response, key, user["password_changed_at"])
+    devices.remember(response, key, user)
     return response
+
+
+async def open_session(user: Row, new_hash: str | None, attempt_id: int) -> str | None:
+    """Start a session for a user whose password matched; return its id.
+
+    None when the stored hash is no longer the one checked: the password was changed meanwhile,
+    on some host, and no session may outlive that change. The hash is replaced (when rehashed)
+    only over the one checked, so a rehash never undoes a change either.
+    """
+    async with get_db().transaction() as tx:
+        still = await tx.execute(
+            'UPDATE "user" SET password = ? WHERE id = ? AND password = ?',
+            (new_hash or user["password"], user["id"], user["password"]),
+        )
+        if not still:
+            return None
+        await throttle.forget(tx, attempt_id)
+        return await login_sessions.create(tx, user["id"])
 
 
 async def too_many_failures(template: str, form: object, retry_after: int) -> ResponseReturnValue:
@@ -182,9 +200,10 @@ async def change_password() -> ResponseReturnValue:
     address = request.remote_addr or "unknown"
     db = get_db()
     # A wrong current password is a failed login: a stolen session is no unthrottled oracle.
-    # The session counts as a known browser: its own failures limit it, and guesses made
-    # elsewhere at the user's name cannot lock its user out of changing the password.
-    device = login_sessions.throttle_device()
+    # The user's sessions count as one known browser: their failures limit them together (a
+    # new session id wins no new guesses), and guesses made at the login page by others
+    # cannot lock the user out of changing the password.
+    device = f"account:{user_id}"  # every session of the user shares one allowance
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
         reservation = await throttle.reserve(tx, key, client_of(address), device)
         # One row always: NULL if the account was deleted meanwhile, which then matches nothing.
@@ -211,7 +230,7 @@ async def change_password() -> ResponseReturnValue:
     login_sessions.remember(session_id)
     await flash("Your password was changed.")
     response = redirect(url_for("index"))
-    devices.remember(response, key, changed_at)  # known browsers: this one alone
+    devices.remember(response, key, {"id": user_id, "password_changed_at": changed_at})
     return response
 
 
@@ -231,8 +250,8 @@ async def store_password(
         )
         if not changed:
             return None
-        await login_sessions.end_others(tx, user_id)
-        return await login_sessions.create(tx, user_id)  # this browser's, rotated
+        await login_sessions.end_all(tx, user_id)
+        return await login_sessions.create(tx, user_id)  # this browser's, a new id
 
 
 @bp.route("/sessions")
@@ -251,10 +270,10 @@ async def end_other_sessions() -> ResponseReturnValue:
     Rotated because a stolen cookie is a copy of this very session: ending the others would
     leave the thief's copy valid.
     """
-    user_id = g.user["id"]
-    async with get_db().transaction() as tx:
-        await login_sessions.end_others(tx, user_id)
-        session_id = await login_sessions.create(tx, user_id)
+    session_id = await login_sessions.end_others(g.user["id"])
+    if session_id is None:  # this session was ended meanwhile: nothing else is
+        login_sessions.forget()
+        return redirect(url_for("auth.login"))
     login_sessions.remember(session_id)
     await flash("Your other sessions were ended.")
     return redirect(url_for("auth.sessions"))

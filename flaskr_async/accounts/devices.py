@@ -12,6 +12,8 @@ password forgets every browser known from before it (a thief's included).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeSerializer
@@ -19,6 +21,8 @@ from quart import current_app
 from quart import request
 from quart import url_for
 from werkzeug.sansio.response import Response
+
+from flaskr_async.db import Row
 
 COOKIE_NAME = "flaskr_device"
 MAX_AGE = 365 * 24 * 3600  # seconds: a year, like a "remember this browser" choice
@@ -33,7 +37,7 @@ def serializer() -> URLSafeSerializer:
     return URLSafeSerializer(keys, salt=SALT)  # the last key signs; every key verifies
 
 
-Entry = tuple[str, float]  # the device id, and the password change it was remembered after
+Entry = tuple[str, float, int]  # the device id; the password change and user it was issued for
 
 
 def remembered() -> dict[str, Entry]:
@@ -47,33 +51,40 @@ def remembered() -> dict[str, Entry]:
         return {}
     if not isinstance(entries, list):
         return {}
-    # Cookies from before password changes were tracked hold two items: as of no change (0).
+    # Entries of any other shape (from before the password change and user were kept) are
+    # dropped: such a browser is a stranger until its next login.
     return {
-        str(entry[0]): (str(entry[1]), float(entry[2]) if len(entry) == 3 else 0.0)
+        str(entry[0]): (str(entry[1]), float(entry[2]), int(entry[3]))
         for entry in entries
         if isinstance(entry, list)
-        and len(entry) in (2, 3)
-        and (len(entry) == 2 or isinstance(entry[2], int | float))
+        and len(entry) == 4
+        and isinstance(entry[2], int | float)
+        and isinstance(entry[3], int)
     }
 
 
-def device_of(username: str, password_changed_at: float | None) -> str | None:
-    """Return this browser's device id for a user it logged in as since the last password change.
+def device_of(username: str, user: Row | None) -> str | None:
+    """Return this browser's device id for the user found by this name, if it is known to them.
 
-    ``password_changed_at``: the user's, or None for an unknown user (never a known browser).
+    Known: it logged in as that very account (a twin name left without a key by a migration
+    shares the name's key, not the account) since the account's last password change.
     """
     entry = remembered().get(username)
-    if entry is None or password_changed_at is None or entry[1] != password_changed_at:
+    if entry is None or user is None:
         return None
-    return entry[0]
+    device, changed_at, user_id = entry
+    if user_id != user["id"] or changed_at != user["password_changed_at"]:
+        return None
+    return device
 
 
-def remember(response: Response, username: str, password_changed_at: float) -> None:
+def remember(response: Response, username: str, user: Row | Mapping[str, Any]) -> None:
     """Mark this browser as known to the user, on the response of a successful login."""
     entries = remembered()
     old = entries.pop(username, None)
     device = old[0] if old else secrets.token_urlsafe(16)
-    entries[username] = (device, password_changed_at)  # the newest last: the oldest goes first
+    # The newest last: the oldest is dropped first.
+    entries[username] = (device, float(user["password_changed_at"]), int(user["id"]))
     kept = [[name, *entry] for name, entry in entries.items()][-MAX_USERS:]
     config = current_app.config
     response.set_cookie(

@@ -106,24 +106,42 @@ def user_agent() -> str:
     It is what the browser sends with every request, not a secret: kept so its user can tell
     their sessions apart, shown only to them, escaped like all page text.
     """
-    sent = request.headers.get("User-Agent", "")[: USER_AGENT_MAX * 2]
-    return "".join(char for char in sent if char.isprintable())[:USER_AGENT_MAX]
+    sent = request.headers.get("User-Agent", "")[: USER_AGENT_MAX * 4]
+    # Header bytes arrive as Latin-1 text; a browser that sends more than ASCII sends UTF-8.
+    text = sent.encode("latin-1", "replace").decode("utf-8", "replace")
+    return "".join(char for char in text if char.isprintable())[:USER_AGENT_MAX]
 
 
-def throttle_device() -> str:
-    """Return the name this session's failed password checks are counted under."""
+# Taken first by every change to a user's sessions or password: on PostgreSQL they then run one
+# after another per user, so none can revive a session another ended (SQLite's writes already do).
+LOCK_USER = 'UPDATE "user" SET password_changed_at = password_changed_at WHERE id = ?'
+
+
+async def end_all(tx: Statements, user_id: int) -> None:
+    """End every session of the user (a password change; the caller holds the user's row)."""
+    await tx.execute("DELETE FROM user_session WHERE user_id = ?", (user_id,))
+
+
+async def end_others(user_id: int) -> str | None:
+    """End every session of the user, this one included; return this browser's new id.
+
+    None, ending nothing, when this session had already ended (another session of the user
+    ended it a moment ago): an ended session cannot end the others.
+    """
     session_id = session.get(SESSION_ID)
-    assert isinstance(session_id, str)  # only logged-in users check their password
-    return "session:" + id_hash(session_id)
+    assert isinstance(session_id, str)  # only a logged-in user ends sessions
+    async with get_db().transaction() as tx:
+        await tx.execute(LOCK_USER, (user_id,))
+        own = await tx.execute("DELETE FROM user_session WHERE id_hash = ?", (id_hash(session_id),))
+        if not own:
+            return None
+        await end_all(tx, user_id)
+        return await create(tx, user_id)
 
 
-async def end_others(tx: Statements, user_id: int) -> int:
-    """End every session of the user but this browser's; return how many ended."""
-    session_id = session.get(SESSION_ID)
-    own = id_hash(session_id) if isinstance(session_id, str) else ""
-    return await tx.execute(
-        "DELETE FROM user_session WHERE user_id = ? AND id_hash <> ?", (user_id, own)
-    )
+def forget() -> None:
+    """Forget the cookie's contents: this browser is anonymous from now on."""
+    session.clear()
 
 
 @dataclass(frozen=True)

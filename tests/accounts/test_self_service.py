@@ -9,6 +9,7 @@ import pytest
 from argon2 import PasswordHasher
 from argon2 import extract_parameters
 from quart import Quart
+from quart import session
 from quart.testing import QuartClient
 
 from flaskr_async import auth
@@ -283,3 +284,64 @@ async def test_a_deleted_account_changes_nothing(
     response = await this.post("/auth/password", form=CHANGE)
     assert response.status_code == 200
     assert "Incorrect password." in await page_text(response)
+
+
+async def test_a_new_session_id_wins_no_new_guesses(app: Quart) -> None:
+    this = await browser(app)
+    wrong = {**CHANGE, "current_password": "not-the-password"}
+    for _ in range(10):
+        assert (await this.post("/auth/password", form=wrong)).status_code == 200
+    assert (await this.post("/auth/sessions/end-others")).status_code == 302  # a new id
+    assert (await this.post("/auth/password", form=wrong)).status_code == 429
+
+
+async def test_a_login_racing_a_change_gets_no_session(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_verify = passwords.verify_password
+
+    async def verify_then_change(stored: str | None, password: str) -> tuple[bool, bool]:
+        result = await real_verify(stored, password)
+        # The owner changes the password (on another host) while this login is checked.
+        async with app.app_context():
+            await get_db().execute('UPDATE "user" SET password = ? WHERE id = 1', ("changed",))
+        return result
+
+    monkeypatch.setattr(auth, "verify_password", verify_then_change)
+    client = app.test_client()
+    response = await AuthActions(client).login()
+    assert response.status_code == 200
+    assert "Incorrect username or password." in await page_text(response)
+    assert await row_count(app, "user_session") == 0
+    assert await stored_password(app) == "changed"  # not undone by a rehash either
+
+
+async def test_an_ended_session_cannot_end_the_others(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thief, owner = await browser(app), await browser(app)
+    real_load = login_sessions.load_user
+
+    async def load_then_ended() -> Any:
+        user = await real_load()
+        # The owner's end-others ends the thief's session while the thief's request runs.
+        session_id = session[login_sessions.SESSION_ID]
+        await get_db().execute(
+            "DELETE FROM user_session WHERE id_hash = ?", (login_sessions.id_hash(session_id),)
+        )
+        return user
+
+    monkeypatch.setattr(login_sessions, "load_user", load_then_ended)
+    response = await thief.post("/auth/sessions/end-others")
+    monkeypatch.undo()
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login"
+    assert await logged_in_as(app, owner) == 1
+    assert await logged_in_as(app, thief) is None
+    assert await row_count(app, "user_session") == 1
+
+
+async def test_a_user_agent_in_utf_8_is_shown_as_sent(app: Quart) -> None:
+    this = await browser(app, "Café/1.0")  # sent as UTF-8 bytes, which ASGI hands on as Latin-1
+    assert "Café/1.0" in await page_text(await this.get("/auth/sessions"))

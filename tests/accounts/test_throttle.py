@@ -105,13 +105,27 @@ async def test_the_device_cookie_is_signed_and_kept_to_the_login_path(app: Quart
 async def test_a_browser_remembers_a_few_accounts(app: Quart) -> None:
     client = app.test_client()
     async with app.test_request_context("/"):
-        many = devices.serializer().dumps([[f"user{n}", f"id{n}"] for n in range(5)])
+        many = devices.serializer().dumps([[f"user{n}", f"id{n}", 0, 10 + n] for n in range(5)])
     client.set_cookie("localhost", devices.COOKIE_NAME, many, path="/auth/login")
     response = await client.post("/auth/login", form={"username": "test", "password": "test"})
     async with app.test_request_context("/"):
         value = set_cookie_of(response, devices.COOKIE_NAME).split(";")[0].split("=", 1)[1]
         names = [entry[0] for entry in devices.serializer().loads(value)]
     assert names == ["user1", "user2", "user3", "user4", "test"]
+
+
+async def test_a_browser_known_to_a_twin_account_is_a_stranger(app: Quart) -> None:
+    # Migration 7 may leave two accounts whose names share a key ("Straße", "STRASSE"): a
+    # browser that logged in as one must not be known to the other.
+    client = app.test_client()
+    await add_failures(app, failure_rows(10, "test", ATTACKER[0]))
+    async with app.test_request_context("/"):
+        twin = devices.serializer().dumps([["test", "twin-device", 0, 99]])
+        own = devices.serializer().dumps([["test", "own-device", 0, 1]])
+    client.set_cookie("localhost", devices.COOKIE_NAME, twin, path="/auth/login")
+    assert await log_in(client, ATTACKER) == 429
+    client.set_cookie("localhost", devices.COOKIE_NAME, own, path="/auth/login")
+    assert await log_in(client, ATTACKER) == 302
 
 
 async def test_concurrent_guesses_verify_at_most_the_limit(
@@ -146,6 +160,9 @@ async def test_a_signed_cookie_of_another_shape_is_an_unknown_browser(app: Quart
     async with app.test_request_context("/"):
         shapes = [devices.serializer().dumps(value) for value in ({"test": "x"}, "test", 7)]
         shapes.append(devices.serializer().dumps([["test"], "odd", ["a", "b", "c"]]))
+        # As issued before the password change and the user were kept: a stranger now.
+        shapes.append(devices.serializer().dumps([["test", "an-old-device-id"]]))
+        shapes.append(devices.serializer().dumps([["test", "device", "0", 1]]))
     for value in shapes:
         client.set_cookie("localhost", devices.COOKIE_NAME, value, path="/auth/login")
         assert await log_in(client, ATTACKER) == 429
