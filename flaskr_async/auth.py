@@ -52,6 +52,11 @@ USER_BY_NAME = (
     " ORDER BY username = ? DESC LIMIT 1"
 )
 
+PASSWORD_OF_USER = (
+    'SELECT (SELECT password FROM "user" WHERE id = ?) AS password,'
+    ' (SELECT password_changed_at FROM "user" WHERE id = ?) AS password_changed_at'
+)
+
 # Endpoints that never show a user, so their requests skip the session's database lookup.
 WITHOUT_USER = frozenset({"static", "hello", "live.events"})
 
@@ -154,14 +159,15 @@ async def login() -> ResponseReturnValue:
 async def open_session(user: Row, new_hash: str | None, attempt_id: int) -> str | None:
     """Start a session for a user whose password matched; return its id.
 
-    None when the stored hash is no longer the one checked: the password was changed meanwhile,
-    on some host, and no session may outlive that change. The hash is replaced (when rehashed)
-    only over the one checked, so a rehash never undoes a change either.
+    None when the password was changed meanwhile, on some host: no session may outlive that
+    change. A rehash is stored only if no change came first, so it never undoes one; another
+    login's rehash meanwhile is no change, so logins at once all succeed.
     """
     async with get_db().transaction() as tx:
         still = await tx.execute(
-            'UPDATE "user" SET password = ? WHERE id = ? AND password = ?',
-            (new_hash or user["password"], user["id"], user["password"]),
+            'UPDATE "user" SET password = COALESCE(?, password)'
+            " WHERE id = ? AND password_changed_at = ?",
+            (new_hash, user["id"], user["password_changed_at"]),
         )
         if not still:
             return None
@@ -169,9 +175,11 @@ async def open_session(user: Row, new_hash: str | None, attempt_id: int) -> str 
         return await login_sessions.create(tx, user["id"])
 
 
-async def too_many_failures(template: str, form: object, retry_after: int) -> ResponseReturnValue:
+async def too_many_failures(
+    template: str, form: object, retry_after: int, what: str = "failed logins"
+) -> ResponseReturnValue:
     """Show a form again with 429 Too Many Requests and when to try again (seconds)."""
-    await flash(f"Too many failed logins. Try again in {retry_after} seconds.")
+    await flash(f"Too many {what}. Try again in {retry_after} seconds.")
     page = await render_template(template, form=form)
     return page, 429, {"Retry-After": str(retry_after)}
 
@@ -203,18 +211,18 @@ async def change_password() -> ResponseReturnValue:
     # The user's sessions count as one known browser: their failures limit them together (a
     # new session id wins no new guesses), and guesses made at the login page by others
     # cannot lock the user out of changing the password.
-    device = f"account:{user_id}"  # every session of the user shares one allowance
+    device = f"login:{user_id}:{g.user['login_id']}"
     async with db.transaction(serialize=throttle.SERIALIZE_KEY) as tx:
         reservation = await throttle.reserve(tx, key, client_of(address), device)
-        # One row always: NULL if the account was deleted meanwhile, which then matches nothing.
-        row = await tx.fetch_one(
-            'SELECT (SELECT password FROM "user" WHERE id = ?) AS password', (user_id,)
-        )
+        # One row always: NULLs if the account was deleted meanwhile, which then match nothing.
+        row = await tx.fetch_one(PASSWORD_OF_USER, (user_id, user_id))
     if reservation.attempt_id is None:
-        return await too_many_failures("auth/password.html", form, reservation.retry_after)
+        return await too_many_failures(
+            "auth/password.html", form, reservation.retry_after, "incorrect passwords"
+        )
 
     assert row is not None
-    stored = row["password"]
+    stored, changed_before = row["password"], row["password_changed_at"]
     matches, _ = await verify_password(stored, form.current_password.data)
     if not matches:
         logger.warning("Wrong current password for user id %s from %s", user_id, address)
@@ -223,7 +231,9 @@ async def change_password() -> ResponseReturnValue:
 
     new_hash = await hash_password(form.new_password.data, at_least=stored)
     changed_at = time.time()
-    session_id = await store_password(user_id, stored, new_hash, changed_at, reservation.attempt_id)
+    session_id = await store_password(
+        user_id, changed_before, new_hash, changed_at, reservation.attempt_id
+    )
     if session_id is None:
         await flash("Your password was changed meanwhile, in another request. Try again.")
         return await render_template("auth/password.html", form=form), 409
@@ -235,18 +245,19 @@ async def change_password() -> ResponseReturnValue:
 
 
 async def store_password(
-    user_id: int, checked: str, new_hash: str, changed_at: float, attempt_id: int
+    user_id: int, changed_before: float, new_hash: str, changed_at: float, attempt_id: int
 ) -> str | None:
-    """Replace the checked hash, end the other sessions; return this browser's new session id.
+    """Store the new hash, end every session; return this browser's new session id.
 
-    None, changing nothing, when the hash is no longer the one checked: of two changes racing,
-    the second finds it gone.
+    None, changing nothing, when the password was changed since it was checked: of two changes
+    racing, the second finds it changed. (A login's rehash meanwhile changes no password.)
     """
     async with get_db().transaction() as tx:
         await throttle.forget(tx, attempt_id)  # the password matched: not a failure
         changed = await tx.execute(
-            'UPDATE "user" SET password = ?, password_changed_at = ? WHERE id = ? AND password = ?',
-            (new_hash, changed_at, user_id, checked),
+            'UPDATE "user" SET password = ?, password_changed_at = ?'
+            " WHERE id = ? AND password_changed_at = ?",
+            (new_hash, changed_at, user_id, changed_before),
         )
         if not changed:
             return None
@@ -270,7 +281,7 @@ async def end_other_sessions() -> ResponseReturnValue:
     Rotated because a stolen cookie is a copy of this very session: ending the others would
     leave the thief's copy valid.
     """
-    session_id = await login_sessions.end_others(g.user["id"])
+    session_id = await login_sessions.end_others(g.user["id"], g.user["login_id"])
     if session_id is None:  # this session was ended meanwhile: nothing else is
         login_sessions.forget()
         return redirect(url_for("auth.login"))

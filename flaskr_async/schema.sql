@@ -44,7 +44,10 @@ CREATE TABLE IF NOT EXISTS user_session (
   last_seen_at REAL NOT NULL,
   -- The User-Agent the session began with, shortened: it helps its user recognise it on
   -- /auth/sessions, and tells no one else anything (only its own user is shown it).
-  user_agent TEXT NOT NULL DEFAULT ''
+  user_agent TEXT NOT NULL DEFAULT '',
+  -- The id_hash of the login this session descends from (kept when its id is rotated): the
+  -- password form's failures count per login, so a new id wins no new guesses.
+  login_id TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX IF NOT EXISTS user_session_user ON user_session (user_id);

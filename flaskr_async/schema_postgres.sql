@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS user_session (
   user_id BIGINT NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
   created_at DOUBLE PRECISION NOT NULL,
   last_seen_at DOUBLE PRECISION NOT NULL,
-  user_agent TEXT NOT NULL DEFAULT ''
+  user_agent TEXT NOT NULL DEFAULT '',
+  login_id TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX IF NOT EXISTS user_session_user ON user_session (user_id);

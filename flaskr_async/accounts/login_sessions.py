@@ -28,7 +28,8 @@ MAX_PER_USER = 50
 USER_AGENT_MAX = 200  # characters of the User-Agent kept: enough to recognise a browser
 
 USER_OF_SESSION = (
-    'SELECT u.id, u.username, s.last_seen_at FROM user_session s JOIN "user" u ON u.id = s.user_id'
+    "SELECT u.id, u.username, s.last_seen_at, s.login_id"
+    ' FROM user_session s JOIN "user" u ON u.id = s.user_id'
     " WHERE s.id_hash = ? AND s.last_seen_at > ? AND s.created_at > ?"
 )
 
@@ -74,8 +75,11 @@ async def load_user() -> Row | None:
     return row
 
 
-async def create(tx: Statements, user_id: int) -> str:
-    """Replace this browser's session row by a new one for the user; return the new id."""
+async def create(tx: Statements, user_id: int, login_id: str | None = None) -> str:
+    """Replace this browser's session row by a new one for the user; return the new id.
+
+    ``login_id``: the login a rotated session descends from; a new login's is its own.
+    """
     now = time.time()
     # Ended sessions are deleted here, at each login, so no separate clean-up job is needed.
     await tx.execute(
@@ -87,9 +91,10 @@ async def create(tx: Statements, user_id: int) -> str:
         await tx.execute("DELETE FROM user_session WHERE id_hash = ?", (id_hash(old_id),))
     session_id = secrets.token_urlsafe(32)
     await tx.execute(
-        "INSERT INTO user_session (id_hash, user_id, created_at, last_seen_at, user_agent)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (id_hash(session_id), user_id, now, now, user_agent()),
+        "INSERT INTO user_session"
+        " (id_hash, user_id, created_at, last_seen_at, user_agent, login_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (id_hash(session_id), user_id, now, now, user_agent(), login_id or id_hash(session_id)),
     )
     await tx.execute(
         "DELETE FROM user_session WHERE user_id = ? AND id_hash NOT IN (SELECT id_hash"
@@ -122,7 +127,7 @@ async def end_all(tx: Statements, user_id: int) -> None:
     await tx.execute("DELETE FROM user_session WHERE user_id = ?", (user_id,))
 
 
-async def end_others(user_id: int) -> str | None:
+async def end_others(user_id: int, login_id: str) -> str | None:
     """End every session of the user, this one included; return this browser's new id.
 
     None, ending nothing, when this session had already ended (another session of the user
@@ -136,7 +141,7 @@ async def end_others(user_id: int) -> str | None:
         if not own:
             return None
         await end_all(tx, user_id)
-        return await create(tx, user_id)
+        return await create(tx, user_id, login_id)
 
 
 def forget() -> None:

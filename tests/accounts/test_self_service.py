@@ -140,7 +140,7 @@ async def test_the_throttle_refuses_a_stolen_session_guessing(app: Quart) -> Non
 
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
-    assert "Too many failed logins." in await page_text(refused)
+    assert "Too many incorrect passwords." in await page_text(refused)
     assert await row_count(app, "login_attempt") == 10
     # And the login page counts the same failures.
     assert (await AuthActions(app.test_client()).login()).status_code == 429
@@ -257,7 +257,9 @@ async def test_of_two_changes_racing_the_second_changes_nothing(
         result = await real_verify(stored, password)
         # Another request changes the password while this one hashes the new password.
         async with app.app_context():
-            await get_db().execute('UPDATE "user" SET password = ? WHERE id = 1', ("raced",))
+            await get_db().execute(
+                'UPDATE "user" SET password = ?, password_changed_at = 1 WHERE id = 1', ("raced",)
+            )
         return result
 
     monkeypatch.setattr(auth, "verify_password", verify_then_race)
@@ -304,7 +306,9 @@ async def test_a_login_racing_a_change_gets_no_session(
         result = await real_verify(stored, password)
         # The owner changes the password (on another host) while this login is checked.
         async with app.app_context():
-            await get_db().execute('UPDATE "user" SET password = ? WHERE id = 1', ("changed",))
+            await get_db().execute(
+                'UPDATE "user" SET password = ?, password_changed_at = 1 WHERE id = 1', ("changed",)
+            )
         return result
 
     monkeypatch.setattr(auth, "verify_password", verify_then_change)
@@ -345,3 +349,37 @@ async def test_an_ended_session_cannot_end_the_others(
 async def test_a_user_agent_in_utf_8_is_shown_as_sent(app: Quart) -> None:
     this = await browser(app, "Café/1.0")  # sent as UTF-8 bytes, which ASGI hands on as Latin-1
     assert "Café/1.0" in await page_text(await this.get("/auth/sessions"))
+
+
+async def test_logins_and_a_change_racing_a_rehash_all_succeed(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    this = await browser(app)
+    real_verify = passwords.verify_password
+
+    async def verify_then_rehash(stored: str | None, password: str) -> tuple[bool, bool]:
+        result = await real_verify(stored, password)
+        # Another login rehashes the same password meanwhile: no change of password.
+        async with app.app_context():
+            rehashed = passwords.hash_sync("test")
+            await get_db().execute('UPDATE "user" SET password = ? WHERE id = 1', (rehashed,))
+        return result
+
+    monkeypatch.setattr(auth, "verify_password", verify_then_rehash)
+    assert (await AuthActions(app.test_client()).login()).status_code == 302
+    assert (await this.post("/auth/password", form=CHANGE)).status_code == 302
+    monkeypatch.undo()
+    assert (
+        await AuthActions(app.test_client()).login("test", CHANGE["new_password"])
+    ).status_code == 302
+
+
+async def test_a_thiefs_guesses_leave_the_owners_other_logins_their_own(app: Quart) -> None:
+    owner, thief = await browser(app), await browser(app)
+    wrong = {**CHANGE, "current_password": "not-the-password"}
+    for _ in range(10):
+        assert (await thief.post("/auth/password", form=wrong)).status_code == 200
+    assert (await thief.post("/auth/password", form=wrong)).status_code == 429
+    # The owner's own login has its own allowance: the change goes through, the thief is out.
+    assert (await owner.post("/auth/password", form=CHANGE)).status_code == 302
+    assert await logged_in_as(app, thief) is None

@@ -29,7 +29,10 @@ USER_COLUMNS = {dialect: sql.format(table="user") for dialect, sql in COLUMNS.it
 # Per table, the columns migration 6 adds, with their type in each dialect (the schema files
 # say what each holds).
 ACCOUNT_COLUMNS = {
-    "user_session": [("user_agent", "TEXT NOT NULL DEFAULT ''", "TEXT NOT NULL DEFAULT ''")],
+    "user_session": [
+        ("user_agent", "TEXT NOT NULL DEFAULT ''", "TEXT NOT NULL DEFAULT ''"),
+        ("login_id", "TEXT NOT NULL DEFAULT ''", "TEXT NOT NULL DEFAULT ''"),
+    ],
     "user": [
         ("password_changed_at", "REAL NOT NULL DEFAULT 0", "DOUBLE PRECISION NOT NULL DEFAULT 0")
     ],
