@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.helpers import csrf_token_of
+from tests.servers import TLS
 from tests.servers import Server
 
 WAIT = 15.0  # seconds a stream waits for what it expects
@@ -25,7 +26,7 @@ class Visitor:
 
     def __init__(self) -> None:
         # No cookie jar: cookies are per host name, and a balancer hides the hosts.
-        self.client = httpx.Client(timeout=10)
+        self.client = httpx.Client(timeout=10, verify=TLS)
         self.session = ""
 
     def request(self, method: str, url: str, form: dict[str, str] | None = None) -> httpx.Response:
