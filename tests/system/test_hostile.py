@@ -207,7 +207,7 @@ async def test_a_burst_of_guesses_verifies_at_most_the_limit(database_url: str) 
 
 def browser_from(url: str, address: str) -> httpx.AsyncClient:
     """Return a client whose connections come from one loopback address."""
-    transport = httpx.AsyncHTTPTransport(local_address=address)
+    transport = httpx.AsyncHTTPTransport(local_address=address, verify=TLS)
     return httpx.AsyncClient(base_url=url, timeout=10, transport=transport)
 
 
