@@ -9,6 +9,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,98 @@ def postgres_server() -> Iterator[str]:
         pytest.skip(message)
 
 
+# What a PostgreSQL database holds: counts of its catalogs' rows, its schemas with their owners
+# and rights, and its settings. A used database emptied for the next test must hold what a new one
+# does (differing only in object ids), or it is dropped.
+CATALOG_SIGNATURE = """
+SELECT (SELECT count(*) FROM pg_class) AS relations,
+       (SELECT count(*) FROM pg_proc) AS functions,
+       (SELECT count(*) FROM pg_type) AS types,
+       (SELECT count(*) FROM pg_extension) AS extensions,
+       (SELECT count(*) FROM pg_event_trigger) AS event_triggers,
+       (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,
+       (SELECT count(*) FROM pg_publication) AS publications,
+       (SELECT count(*) FROM pg_prepared_xacts) AS prepared,
+       (SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+         WHERE d.datname = current_database()) AS settings,
+       (SELECT string_agg(nspname || ' ' || nspowner::regrole || ' ' || coalesce(nspacl::text, ''),
+         ', ' ORDER BY nspname) FROM pg_namespace) AS schemas
+"""
+# Every schema but the system's is dropped; public is made again as a new database has it.
+NEW_PUBLIC = (
+    "CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
+    " GRANT USAGE ON SCHEMA public TO PUBLIC;"
+    " COMMENT ON SCHEMA public IS 'standard public schema'"
+)
+
+
+async def signature(connection: asyncpg.Connection) -> tuple[object, ...]:
+    """Return what a database holds (CATALOG_SIGNATURE)."""
+    return tuple(await connection.fetchrow(CATALOG_SIGNATURE))
+
+
+@dataclass
+class DatabasePool:
+    """Emptied test databases on the session's PostgreSQL server, and what a new one holds."""
+
+    server: str
+    spare: list[str] = field(default_factory=list)
+    new_signature: tuple[object, ...] | None = None
+
+    async def lease(self, admin: asyncpg.Connection) -> str:
+        """Return the name of an empty database: an emptied one, else a new one."""
+        if self.spare:
+            return self.spare.pop()
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        if self.new_signature is None:
+            connection = await asyncpg.connect(with_database(self.server, name))
+            try:
+                self.new_signature = await signature(connection)
+            finally:
+                await connection.close()
+        return name
+
+    async def give_back(self, admin: asyncpg.Connection, name: str) -> None:
+        """Empty a used database for the next test, or drop it if it would not be as new."""
+        if await self.emptied(admin, name):
+            self.spare.append(name)
+        else:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+    async def emptied(self, admin: asyncpg.Connection, name: str) -> bool:
+        """Drop every schema the test made or filled; say whether the database is as new."""
+        # What DROP DATABASE ... WITH (FORCE) did: end the connections a test left.
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        connection = await asyncpg.connect(with_database(self.server, name))
+        try:
+            schemas = await connection.fetch(
+                "SELECT nspname FROM pg_namespace"
+                " WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+            )
+            async with connection.transaction():
+                for schema in schemas:
+                    await connection.execute(f'DROP SCHEMA "{schema["nspname"]}" CASCADE')
+                await connection.execute(NEW_PUBLIC)
+            return await signature(connection) == self.new_signature
+        finally:
+            await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_pool(postgres_server: str) -> DatabasePool:
+    """Return the session's pool of emptied PostgreSQL test databases.
+
+    Creating a database and dropping it cost the server more CPU than the test between them
+    (about 0.2 s a test, some 300 tests a run); emptying one for the next test costs a fifth.
+    """
+    return DatabasePool(postgres_server)
+
+
 @pytest.fixture
 async def database_url(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -111,13 +205,12 @@ async def database_url(
     if backend == "sqlite":
         yield str(tmp_path / "flaskr.sqlite")
         return
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(server)
+    pool: DatabasePool = request.getfixturevalue("database_pool")
+    admin = await asyncpg.connect(pool.server)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(server, name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        name = await pool.lease(admin)
+        yield with_database(pool.server, name)
+        await pool.give_back(admin, name)
     finally:
         await admin.close()
 

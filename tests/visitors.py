@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.helpers import csrf_token_of
+from tests.servers import TLS
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -36,7 +37,7 @@ class Visitor:
 
     def __init__(self, user_agent: str = "Visitor/1.0", keep_device: bool = False) -> None:
         # No cookie jar: cookies are per host name, and a balancer hides the hosts.
-        self.client = httpx.Client(timeout=10, headers={"User-Agent": user_agent})
+        self.client = httpx.Client(timeout=10, verify=TLS, headers={"User-Agent": user_agent})
         self.session = ""
         self.device = ""
         self.keep_device = keep_device

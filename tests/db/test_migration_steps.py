@@ -27,6 +27,7 @@ from tests.helpers import logged_in_as
 from tests.helpers import page_text
 from tests.helpers import private_sqlite
 from tests.helpers import serving
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
@@ -231,7 +232,7 @@ def test_the_issue_cases_on_a_served_flaskr_database(backend: str, tmp_path: Pat
     port = free_port()
     with (
         running(hypercorn_command(port), server_env(database), port) as server,
-        httpx.Client(base_url=server.url) as browser,
+        httpx.Client(base_url=server.url, verify=TLS) as browser,
     ):
 
         def post(path: str, **form: str) -> httpx.Response:

@@ -28,6 +28,7 @@ from flaskr_async.middleware.boundary import trusted_names
 from flaskr_async.middleware.security import SECURITY_HEADERS
 from flaskr_async.settings import DEFAULTS
 from tests.helpers import serving
+from tests.servers import TLS
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -192,7 +193,10 @@ def test_a_request_smuggled_behind_ambiguous_framing_is_never_read(server: Watch
 @pytest.mark.system
 def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> None:
     response = httpx.get(
-        f"http://127.0.0.1:{server.port}/hello", headers={"Host": "evil.example"}, timeout=5
+        f"http://127.0.0.1:{server.port}/hello",
+        headers={"Host": "evil.example"},
+        timeout=5,
+        verify=TLS,
     )
     assert response.status_code == 400
     assert response.text == "400 Bad Request: a Host this site does not serve.\n"
@@ -205,10 +209,10 @@ def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> 
 @pytest.mark.system
 def test_http2_without_tls_is_refused_and_http1_goes_on(server: Watched) -> None:
     """hypercorn serves HTTP/1.1 alone (middleware/deadlines.py): h2c closes the connection."""
-    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+    with httpx.Client(http1=False, http2=True, timeout=5, verify=TLS) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             client.get(f"http://127.0.0.1:{server.port}/hello")
-    assert httpx.get(f"http://127.0.0.1:{server.port}/hello").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{server.port}/hello", verify=TLS).status_code == 200
 
 
 async def test_an_http2_refusal_goes_without_a_connection_header() -> None:

@@ -31,6 +31,7 @@ from flaskr_async.middleware.deadlines import CONNECTION_CLASS
 from flaskr_async.middleware.deadlines import SendDeadline
 from flaskr_async.middleware.deadlines import deadline_server
 from tests.helpers import load_test_data
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.visitors import held_by_server
 
@@ -50,7 +51,7 @@ async def hypercorn_in_process(config: dict[str, Any]) -> AsyncIterator[tuple[Qu
         hypercorn.asyncio.serve(app, server_config, shutdown_trigger=stop.wait)
     )
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             for _ in range(200):
                 try:
                     await client.get(f"http://127.0.0.1:{port}/hello")
@@ -105,7 +106,7 @@ async def test_a_stalled_write_costs_the_client_its_connection(
             sockets = [stalled(port, "/", f"127.0.3.{n}") for n in (1, 2)]
             try:
                 took = [await until_released(port, f"127.0.3.{n}", within=4) for n in (1, 2)]
-                async with httpx.AsyncClient() as client:
+                async with httpx.AsyncClient(verify=TLS) as client:
                     hello = await client.get(f"http://127.0.0.1:{port}/hello")
             finally:
                 for sock in sockets:
@@ -265,5 +266,5 @@ async def test_http2_without_tls_is_refused(
         finally:
             writer.close()
         # HTTP/1.1 is served as ever.
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=TLS) as client:
             assert (await client.get(f"http://127.0.0.1:{port}/hello")).text == "Hello, World!"

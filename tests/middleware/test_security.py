@@ -40,6 +40,7 @@ from tests.helpers import serving
 from tests.helpers import set_cookie_of
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import server_env
 from tests.servers import start
@@ -422,7 +423,9 @@ def shipped_config_server(tmp_path: Path) -> tuple[Callable[[str], httpx.Respons
     server = start(command, server_env(tmp_path / "flaskr.sqlite"), port)
 
     def get(host: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{port}/hello", headers={"Host": host}, timeout=2)
+        return httpx.get(
+            f"http://127.0.0.1:{port}/hello", headers={"Host": host}, timeout=2, verify=TLS
+        )
 
     return get, server
 

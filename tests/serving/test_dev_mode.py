@@ -22,6 +22,7 @@ from quart import Quart
 from flaskr_async import create_app
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import running
 from tests.servers import server_env
@@ -50,7 +51,7 @@ def wait_for_text(url: str, text: str, deadline: float) -> None:
     body = None
     while time.monotonic() < stop_at:
         try:
-            body = httpx.get(url, timeout=1).text
+            body = httpx.get(url, timeout=1, verify=TLS).text
         except httpx.TransportError:
             body = None
         if body == text:

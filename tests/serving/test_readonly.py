@@ -23,6 +23,7 @@ from flaskr_async import create_app
 from flaskr_async.serving import command as entry_point
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import running
 from tests.servers import start
@@ -179,7 +180,7 @@ def test_a_read_only_install_serves_with_every_setting_in_the_environment(
         FLASKR_SESSION_COOKIE_SECURE="false",
     )
     with running(command, {}, port, cwd=read_only_install) as server:
-        assert httpx.get(server.url + "/").status_code == 200
+        assert httpx.get(server.url + "/", verify=TLS).status_code == 200
         assert server.stop() == 0
         output = server.output()
     assert f"Database closed: {data / 'flaskr.sqlite'}" in output

@@ -26,6 +26,7 @@ from flaskr_async.serving import command as entry_point
 from flaskr_async.serving import shutdown
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
@@ -52,8 +53,8 @@ def test_hypercorn_serves_and_stops_cleanly(tmp_path: Path) -> None:
     database = tmp_path / "flaskr.sqlite"
     port = free_port()
     with running(hypercorn_command(port), server_env(database), port) as server:
-        assert httpx.get(server.url + "/hello").text == "Hello, World!"
-        index = httpx.get(server.url + "/")  # reads the database
+        assert httpx.get(server.url + "/hello", verify=TLS).text == "Hello, World!"
+        index = httpx.get(server.url + "/", verify=TLS)  # reads the database
         assert index.status_code == 200
         assert "Log In" in index.text
         assert wal_of(database).exists()  # the server holds the database open
@@ -155,7 +156,7 @@ def wait_until_serving_url(url: str) -> None:
     """Poll /hello of an in-process server until it answers."""
     for _ in range(400):
         try:
-            if httpx.get(url + "/hello", timeout=1).status_code == 200:
+            if httpx.get(url + "/hello", timeout=1, verify=TLS).status_code == 200:
                 return
         except httpx.TransportError:
             threading.Event().wait(0.05)
@@ -169,7 +170,7 @@ def test_main_writes_a_secret_key_on_first_run_and_serves(
     seen: dict[str, int] = {}
 
     def visit(url: str) -> None:
-        seen["index"] = httpx.get(url + "/").status_code
+        seen["index"] = httpx.get(url + "/", verify=TLS).status_code
 
     port = free_port()
     thread = terminate_once_serving(port, visit)
@@ -213,7 +214,7 @@ def test_main_serves_several_workers(
     config.write_text(f'bind = ["127.0.0.1:{port}"]\nworkers = 2\n')
 
     def visit(url: str) -> None:
-        assert httpx.get(url + "/").status_code == 200
+        assert httpx.get(url + "/", verify=TLS).status_code == 200
 
     thread = terminate_once_serving(port, visit)
     assert entry_point.main(["serve", "--config", str(config)]) == 0
@@ -279,7 +280,7 @@ def test_serve_runs_on_the_configured_event_loop(
     seen: dict[str, str] = {}
 
     def visit(url: str) -> None:
-        assert httpx.get(url + "/").status_code == 200
+        assert httpx.get(url + "/", verify=TLS).status_code == 200
 
     app_loop = entry_point.serve_until_stopped
 
@@ -303,7 +304,7 @@ def test_serve_process_stops_cleanly(tmp_path: Path) -> None:
     server = start([*SERVE, "--bind", f"127.0.0.1:{port}"], server_env(database), port)
     try:
         wait_until_serving(server)
-        assert httpx.get(server.url + "/").status_code == 200
+        assert httpx.get(server.url + "/", verify=TLS).status_code == 200
     finally:
         status = server.stop()
     assert status == 0

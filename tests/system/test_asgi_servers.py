@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.helpers import csrf_token_of
+from tests.servers import TLS
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -54,7 +55,7 @@ def submit(client: httpx.Client, path: str, form: dict[str, str]) -> httpx.Respo
 def write_and_read(server: Server) -> None:
     """Register, log in and post through the forms, then read the post on the index."""
     credentials = {"username": "asgi", "password": "a long enough password"}
-    with httpx.Client(base_url=server.url, timeout=5) as client:
+    with httpx.Client(base_url=server.url, timeout=5, verify=TLS) as client:
         assert submit(client, "/auth/register", credentials).headers["location"] == "/auth/login"
         assert submit(client, "/auth/login", credentials).headers["location"] == "/"
         created = submit(client, "/create", {"title": "served unchanged", "body": "same app"})

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.servers import ROOT
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
@@ -81,7 +82,7 @@ def test_init_db_then_the_development_server_then_serving_without_a_key_is_refus
     port = free_port()
     command = [QUART, "--app", "flaskr_async", "run", "--debug", "--port", str(port)]
     with running(command, clone_env(clone), port, cwd=clone) as server:
-        assert httpx.get(server.url + "/").status_code == 200
+        assert httpx.get(server.url + "/", verify=TLS).status_code == 200
 
     # Any server outside debug refuses it before the first request, with one line.
     refused = KEY_REFUSED.format(instance=instance)

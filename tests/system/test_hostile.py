@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.helpers import csrf_token_of
+from tests.servers import TLS
 from tests.servers import Server
 from tests.servers import backend_of
 from tests.servers import free_port
@@ -31,7 +32,7 @@ class Browser:
     """An httpx client that keeps the session cookie and the CSRF token of its last form."""
 
     def __init__(self, url: str) -> None:
-        self.client = httpx.AsyncClient(base_url=url, timeout=10)
+        self.client = httpx.AsyncClient(base_url=url, timeout=10, verify=TLS)
         self.token = ""
 
     async def submit(self, path: str, form: dict[str, str]) -> httpx.Response:
@@ -126,7 +127,7 @@ async def test_stalled_uploads_hold_no_connection(database_url: str) -> None:
             stack.push_async_callback(cancelled, uploads)
             await asyncio.sleep(1.5)  # every upload is in and waiting on its body
             assert not any(task.done() for task in uploads)
-            anonymous = httpx.AsyncClient(base_url=server.url, timeout=10)
+            anonymous = httpx.AsyncClient(base_url=server.url, timeout=10, verify=TLS)
             stack.push_async_callback(anonymous.aclose)
             timings = []
             for _ in range(3):
@@ -177,7 +178,7 @@ async def test_a_burst_of_guesses_verifies_at_most_the_limit(database_url: str) 
         async with logged_in_browser(server.url) as alice:
             await alice.client.post("/auth/logout", data={"csrf_token": alice.token})
         # A stranger's browser: never logged in as alice, so the per-username limit applies.
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as stranger:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10, verify=TLS) as stranger:
             token = csrf_token_of((await stranger.get("/auth/login")).text)
             cookie = "; ".join(f"{k}={v}" for k, v in stranger.cookies.items())
         release = asyncio.Event()
@@ -206,7 +207,7 @@ async def test_a_burst_of_guesses_verifies_at_most_the_limit(database_url: str) 
 
 def browser_from(url: str, address: str) -> httpx.AsyncClient:
     """Return a client whose connections come from one loopback address."""
-    transport = httpx.AsyncHTTPTransport(local_address=address)
+    transport = httpx.AsyncHTTPTransport(local_address=address, verify=TLS)
     return httpx.AsyncClient(base_url=url, timeout=10, transport=transport)
 
 

@@ -25,6 +25,7 @@ import pytest
 
 from tests.helpers import csrf_token_of
 from tests.servers import ROOT
+from tests.servers import TLS
 from tests.servers import backend_of
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -54,7 +55,7 @@ class Browser:
         # under load, when writers wait for the others' logins): a browser drops idle ones
         # well before, as browsers do.
         limits = httpx.Limits(keepalive_expiry=2)
-        self.client = httpx.AsyncClient(base_url=url, timeout=30, limits=limits)
+        self.client = httpx.AsyncClient(base_url=url, timeout=30, limits=limits, verify=TLS)
         self.session = session
         self.token = token
 
@@ -301,7 +302,7 @@ async def wait_until_not_accepting(url: str, timeout: float = 10) -> None:
     """Poll /hello on fresh connections until none is answered: the worker began shutting down."""
     async with asyncio.timeout(timeout):
         while True:
-            async with httpx.AsyncClient(base_url=url, timeout=0.5) as probe:
+            async with httpx.AsyncClient(base_url=url, timeout=0.5, verify=TLS) as probe:
                 try:
                     await probe.get("/hello")
                 except httpx.TransportError:
@@ -325,7 +326,7 @@ async def test_sigterm_finishes_requests_in_flight(database_url: str) -> None:
     with running(command, server_env(database_url), port) as server:
         session, token = login = await register_writer(server.url)
         gate = Gate()
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, verify=TLS) as client:
             held = [
                 asyncio.create_task(held_create(client, login, f"g{n}", gate))
                 for n in range(IN_FLIGHT)

@@ -26,6 +26,7 @@ from flaskr_async.middleware.security import REFERER_MISSING
 from flaskr_async.settings import DEFAULTS
 from tests.helpers import csrf_token_of
 from tests.servers import ROOT
+from tests.servers import TLS
 from tests.servers import Server
 from tests.servers import free_port
 from tests.servers import hypercorn_command
@@ -127,7 +128,7 @@ def nginx_running(command: list[str], port: int) -> Iterator[subprocess.Popen[by
         while True:
             assert process.poll() is None, process.communicate()[1].decode()
             try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1, verify=TLS)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "nginx did not start"
@@ -184,7 +185,7 @@ def test_the_bootstrap_part_starts_without_a_certificate(tmp_path: Path) -> None
     (challenge / "token-1").write_text("token-1.thumbprint")
     with nginx_running(nginx_command(nginx, tmp_path, main), port):
         url = f"http://127.0.0.1:{port}/.well-known/acme-challenge/token-1"
-        response = httpx.get(url, headers={"Host": HOST})
+        response = httpx.get(url, headers={"Host": HOST}, verify=TLS)
         assert response.status_code == 200
         assert response.text == "token-1.thumbprint"
         assert response.headers["content-type"] == "text/plain"
@@ -246,7 +247,9 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
     access_log = tmp_path / "flaskr-async.access.log"
     site = https_site(tmp_path, upstream, http_port, https_port)
     main = nginx_files(tmp_path, site)
-    plain = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Host": HOST})
+    plain = httpx.Client(
+        base_url=f"http://127.0.0.1:{http_port}", headers={"Host": HOST}, verify=TLS
+    )
     secure = httpx.Client(
         base_url=f"https://127.0.0.1:{https_port}",
         headers={"Host": HOST},
@@ -576,6 +579,6 @@ server {{
 """
     main = nginx_files(tmp_path, site)
     with nginx_running(nginx_command(nginx, tmp_path, main), port):
-        transport = httpx.HTTPTransport(local_address=address)
+        transport = httpx.HTTPTransport(local_address=address, verify=TLS)
         with httpx.Client(transport=transport) as client:
             assert client.get(url.format(port=port)).content == key

@@ -16,6 +16,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tests.servers import ROOT
+from tests.servers import TLS
 from tests.servers import free_port
 from tests.servers import hypercorn_command
 from tests.servers import running
@@ -177,11 +178,11 @@ def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(
 
     port = free_port()
     with running(hypercorn_command(port), env, port, cwd=cwd) as server:
-        assert httpx.get(server.url + "/hello").text == "Hello, World!"
-        index = httpx.get(server.url + "/")
+        assert httpx.get(server.url + "/hello", verify=TLS).text == "Hello, World!"
+        index = httpx.get(server.url + "/", verify=TLS)
         assert index.status_code == 200
         assert "Log In" in index.text  # rendered from the installed templates
-        style = httpx.get(server.url + "/static/style.css")
+        style = httpx.get(server.url + "/static/style.css", verify=TLS)
         assert style.status_code == 200
         assert style.content == (ROOT / "flaskr_async" / "static" / "style.css").read_bytes()
         # The lifespan created the schema from the installed schema.sql.

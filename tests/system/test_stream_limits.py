@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.servers import ROOT
+from tests.servers import TLS
 from tests.servers import Server
 from tests.servers import backend_of
 from tests.servers import free_port
@@ -174,7 +175,7 @@ async def test_a_client_that_does_not_take_a_large_page_loses_its_connection(
         if trickle is not None:
             trickle.cancel()
         print(f"{reading}: the server let go of the connection after {took:.2f} s")
-        assert httpx.get(site.url + "/hello").status_code == 200
+        assert httpx.get(site.url + "/hello", verify=TLS).status_code == 200
     finally:
         sock.close()
 
@@ -210,7 +211,7 @@ async def test_one_client_cannot_take_every_stream(site: Site) -> None:
         assert theirs is not None
         opened.append(theirs)
         for path in ("/", "/hello", "/auth/login"):
-            assert httpx.get(site.url + path).status_code == 200
+            assert httpx.get(site.url + path, verify=TLS).status_code == 200
     finally:
         for stream in opened:
             stream.close()
@@ -268,7 +269,7 @@ async def test_a_catch_up_is_bounded_in_bytes(site: Site) -> None:
         visitor.close()
     await asyncio.sleep(0.5)  # ten change checks: every worker has read the twelve events
     # Twelve events behind, with room for eight: a reload, not the catch-up.
-    with httpx.stream("GET", site.url + "/events?since=0", timeout=5) as response:
+    with httpx.stream("GET", site.url + "/events?since=0", timeout=5, verify=TLS) as response:
         first = next(response.iter_raw())
     assert b"event: reload" in first and b"event: created" not in first
     assert len(first) < 200
@@ -313,7 +314,7 @@ def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> Non
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
         wait_until_serving(server)
-        assert httpx.get(server.url + "/hello").status_code == 200
+        assert httpx.get(server.url + "/hello", verify=TLS).status_code == 200
     finally:
         server.stop()
         output = server.output()
