@@ -17,6 +17,7 @@ from argon2 import Type
 from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
+from argon2.low_level import ARGON2_VERSION
 from quart import Quart
 from quart import current_app
 from quart.utils import run_sync
@@ -78,10 +79,9 @@ def hasher_at_least(stored: str | None) -> PasswordHasher:
         old = extract_parameters(stored or "")
     except InvalidHashError:  # none, or werkzeug's scrypt/pbkdf2: today's parameters
         return HASHER
-    current = extract_parameters(DUMMY_HASH)
     strongest = Parameters(
         type=Type.ID,
-        version=max(old.version, current.version),
+        version=max(old.version, ARGON2_VERSION),
         salt_len=max(old.salt_len, HASHER.salt_len),
         hash_len=max(old.hash_len, HASHER.hash_len),
         time_cost=max(old.time_cost, HASHER.time_cost),
