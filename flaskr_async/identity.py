@@ -125,6 +125,7 @@ def legacy_password_forms(text: str) -> list[str]:
     typed was hashed. Both forms are computed here with the pinned database, so every host
     checks the same candidates.
     """
-    spaced = re.sub("[\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]", " ", text)
+    # The mapping OpaqueString itself applies (precis-i18n's), then NFC, on the pinned database.
+    spaced = profile(PASSWORD).base.ucd.map_nonascii_space_to_ascii(text)
     nfc = unicodedataplus.normalize("NFC", spaced)
     return list(dict.fromkeys([nfc, text]))
