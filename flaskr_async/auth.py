@@ -152,7 +152,7 @@ async def login() -> ResponseReturnValue:
         return await render_template("auth/login.html", form=form)
     login_sessions.remember(session_id)
     response = redirect(url_for("index"))
-    devices.remember(response, key, user)
+    devices.remember(response, key, user["id"], user["password_changed_at"])
     return response
 
 
@@ -240,7 +240,7 @@ async def change_password() -> ResponseReturnValue:
     login_sessions.remember(session_id)
     await flash("Your password was changed.")
     response = redirect(url_for("index"))
-    devices.remember(response, key, {"id": user_id, "password_changed_at": changed_at})
+    devices.remember(response, key, user_id, changed_at)
     return response
 
 

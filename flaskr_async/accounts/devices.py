@@ -12,8 +12,6 @@ password forgets every browser known from before it (a thief's included).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
-from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeSerializer
@@ -78,13 +76,13 @@ def device_of(username: str, user: Row | None) -> str | None:
     return device
 
 
-def remember(response: Response, username: str, user: Row | Mapping[str, Any]) -> None:
-    """Mark this browser as known to the user, on the response of a successful login."""
+def remember(response: Response, username: str, user_id: int, password_changed_at: float) -> None:
+    """Mark this browser as known to the user, on the response of a proof of the password."""
     entries = remembered()
     old = entries.pop(username, None)
     device = old[0] if old else secrets.token_urlsafe(16)
     # The newest last: the oldest is dropped first.
-    entries[username] = (device, float(user["password_changed_at"]), int(user["id"]))
+    entries[username] = (device, password_changed_at, user_id)
     kept = [[name, *entry] for name, entry in entries.items()][-MAX_USERS:]
     config = current_app.config
     response.set_cookie(
