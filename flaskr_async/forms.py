@@ -97,6 +97,14 @@ class RegisterForm(QuartForm):
     password = new_password_field("Password")
 
 
+def checked_password_field(label: str) -> PasswordField:
+    """Return a field for a password to check: bounded work only, the label in messages."""
+    return PasswordField(
+        label,
+        validators=[InputRequired(f"{label} is required."), at_most("Password", PASSWORD_MAX)],
+    )
+
+
 class LoginForm(QuartForm):
     """Credentials to check; any other problem is just a failed login."""
 
@@ -108,22 +116,13 @@ class LoginForm(QuartForm):
             no_nul,
         ],
     )
-    password = PasswordField(
-        "Password",
-        validators=[InputRequired("Password is required."), at_most("Password", PASSWORD_MAX)],
-    )
+    password = checked_password_field("Password")
 
 
 class PasswordChangeForm(QuartForm):
     """The password in use, to prove it is the user, and the one to use from now on."""
 
-    current_password = PasswordField(
-        "Current password",
-        validators=[
-            InputRequired("Current password is required."),
-            at_most("Password", PASSWORD_MAX),
-        ],
-    )
+    current_password = checked_password_field("Current password")
     new_password = new_password_field("New password")
 
 
