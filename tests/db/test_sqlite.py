@@ -162,57 +162,56 @@ def sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
     return error
 
 
-@pytest.mark.parametrize(
-    ("busy_times", "opens"), [(3, True), (1000, False)], ids=["briefly", "past the timeout"]
-)
-async def test_opening_retries_while_the_file_is_busy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, busy_times: int, opens: bool
-) -> None:
-    # Seen when eight processes started on a new file: one opening while the last closed got
-    # SQLITE_BUSY at once, without the busy handler's wait. Injected here, as it is a race.
+def failing_wal_switch(
+    monkeypatch: pytest.MonkeyPatch, error: tuple[str, int], times: int
+) -> list[str]:
+    """Make the first ``times`` WAL switches fail with the error; return the failed tries."""
     real_execute: Any = aiosqlite.Connection._execute  # untyped: aiosqlite internal
     tries: list[str] = []
 
     async def execute(
         self: aiosqlite.Connection, function: Any, sql: Any = None, *args: Any
     ) -> Any:
-        if sql == "PRAGMA journal_mode = WAL" and len(tries) < busy_times:
+        if sql == "PRAGMA journal_mode = WAL" and len(tries) < times:
             tries.append(sql)
-            raise sqlite_error("database is locked", sqlite3.SQLITE_BUSY)
+            raise sqlite_error(*error)  # a new one each time, as SQLite raises them
         return await real_execute(self, function, *(() if sql is None else (sql,)), *args)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", execute)
+    return tries
+
+
+BUSY = ("database is locked", sqlite3.SQLITE_BUSY)
+IO_ERROR = ("disk I/O error", sqlite3.SQLITE_IOERR)
+
+
+# Seen when eight processes started on a new file: one opening while the last closed got
+# SQLITE_BUSY at once, without the busy handler's wait. Injected here, as it is a race.
+@pytest.mark.parametrize(
+    ("error", "times", "refused", "tried"),
+    [
+        (BUSY, 3, None, range(3, 4)),  # retried, then opens
+        (BUSY, 1000, "database is locked", range(10, 1000)),  # for about the busy timeout
+        (IO_ERROR, 1000, "disk I/O error", range(1, 2)),  # any other error: at once
+    ],
+    ids=["busy briefly", "busy past the timeout", "another error"],
+)
+async def test_opening_retries_only_while_the_file_is_busy(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: tuple[str, int],
+    times: int,
+    refused: str | None,
+    tried: range,
+) -> None:
+    tries = failing_wal_switch(monkeypatch, error, times)
     database = SQLiteDatabase(
         str(tmp_path / "busy.sqlite"), pool_size=1, busy_timeout=0.2, synchronous="NORMAL"
     )
-    if opens:
+    if refused is None:
         await database.open()
         await database.close()
-        assert len(tries) == 3
     else:
-        with pytest.raises(DatabaseUnavailable, match="database is locked"):
+        with pytest.raises(DatabaseUnavailable, match=refused):
             await database.open()
-        assert 10 <= len(tries) < 1000  # retried for about the busy timeout, then refused
-
-
-async def test_other_errors_are_not_retried(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_execute: Any = aiosqlite.Connection._execute  # untyped: aiosqlite internal
-    tries: list[str] = []
-
-    async def execute(
-        self: aiosqlite.Connection, function: Any, sql: Any = None, *args: Any
-    ) -> Any:
-        if sql == "PRAGMA journal_mode = WAL":
-            tries.append(sql)
-            raise sqlite_error("disk I/O error", sqlite3.SQLITE_IOERR)
-        return await real_execute(self, function, *(() if sql is None else (sql,)), *args)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", execute)
-    database = SQLiteDatabase(
-        str(tmp_path / "io.sqlite"), pool_size=1, busy_timeout=5, synchronous="NORMAL"
-    )
-    with pytest.raises(DatabaseUnavailable, match="disk I/O error"):
-        await database.open()
-    assert len(tries) == 1
+    assert len(tries) in tried
