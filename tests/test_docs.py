@@ -99,7 +99,7 @@ BENCH_FILES = [*DOCS, ROOT / "Makefile"]
 
 def test_make_bench_s_duration_is_one_figure_everywhere() -> None:
     """Each file that says how long `make bench` takes says the same (it said 15 and 9 once)."""
-    figures = {}
+    figures: dict[str, list[str]] = {}
     for path in BENCH_FILES:
         for paragraph in re.split(r"\n\s*\n", path.read_text()):
             if "make bench" in paragraph:
