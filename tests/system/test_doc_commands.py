@@ -59,9 +59,9 @@ class Shell:
     def text(self, command: str) -> str:
         """Return a command as it runs here: on the host folder, placeholders filled."""
         if self.host is not None:
-            command = command.replace("runuser -u flaskr -- ", "").replace(
-                " -o flaskr -g flaskr", ""
-            )
+            # The test's user is the service user: no runuser, no -o/-g for install.
+            for as_flaskr in ("runuser -u flaskr -- ", " -o flaskr -g flaskr"):
+                command = command.replace(as_flaskr, "")
             command = command.replace("/path/to/flaskr-async", "{root}")
             command = re.sub(r"(?<![\w/.])python3 ", "{python} ", command)
             command = HOST_PATHS.sub(lambda match: f"{self.host}{match.group(1)}", command)
@@ -130,9 +130,12 @@ class Shell:
     def stop_unit(self) -> None:
         """Stop the service's command, if it runs, as systemd does (SIGTERM to the main process)."""
         if self.unit is not None:
-            status = self.unit.stop()
-            output = self.unit.output()
-            self.unit = None
+            unit, self.unit = self.unit, None
+            try:
+                status = unit.stop()
+                output = unit.output()
+            finally:
+                unit.kill()  # whatever is left of its process group
             assert status == 0, output
 
 
