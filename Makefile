@@ -77,7 +77,7 @@ settings-table: $(SERVING)
 lock: $(INSTALLED)
 	$(BIN)/nox --sessions locks
 
-# Not part of `make test`: about 15 minutes of load on loopback, printing a table of ratios.
+# `make bench`, not part of `make test`: about 15 minutes of load on loopback, printing tables.
 # system-deps: the PostgreSQL phase starts its own server with initdb.
 bench: $(INSTALLED) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && \

@@ -1,4 +1,4 @@
-"""The docs point at what exists: every relative link and every file path they name."""
+"""The docs point at what exists, and know every command they show (run: tests/system)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.doc_commands import COMMANDS
+from tests.doc_commands import commands_of
+from tests.doc_commands import documented_commands
 from tests.servers import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks/README.md"]
@@ -63,3 +66,45 @@ def test_the_license_file_is_the_license_pyproject_names() -> None:
     assert "2.  Redistributions in binary form must reproduce" in text
     assert "3.  Neither the name of the copyright holder" in text
     assert 'PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS\n"AS IS"' in text
+
+
+def test_every_command_of_the_docs_is_run_or_skipped_with_a_reason() -> None:
+    """A new command in README.md or docs/deployment.md needs a line in doc_commands.COMMANDS.
+
+    tests/system/test_doc_commands.py runs them (or says why not) in the order a reader meets
+    them; a command it does not know would go untested.
+    """
+    documented = documented_commands()
+    assert documented
+    unknown = [
+        f"{document}: {command}" for document, command in documented if command not in COMMANDS
+    ]
+    assert unknown == []
+
+
+def test_every_command_the_table_knows_is_still_in_the_docs() -> None:
+    """An entry whose command the docs changed or dropped would run something nobody reads."""
+    documented = {command for _, command in documented_commands()}
+    assert sorted(set(COMMANDS) - documented) == []
+
+
+def test_commands_are_read_without_comments_and_across_continued_lines() -> None:
+    text = "```sh\nmake run    # serve\n# a comment\nsed 's/#x/y/' \\\n    a   b\n```\n"
+    assert commands_of(text) == ["make run", "sed 's/#x/y/' a b"]
+
+
+# Paragraphs (of the docs, and of the Makefile's comments) that say how long `make bench` runs.
+BENCH_FILES = [*DOCS, ROOT / "Makefile"]
+
+
+def test_make_bench_s_duration_is_one_figure_everywhere() -> None:
+    """Each file that says how long `make bench` takes says the same (it said 15 and 9 once)."""
+    figures: dict[str, list[str]] = {}
+    for path in BENCH_FILES:
+        for paragraph in re.split(r"\n\s*\n", path.read_text()):
+            if "make bench" in paragraph:
+                for figure in re.findall(r"about (\d+) minutes", paragraph):
+                    figures.setdefault(figure, []).append(str(path.relative_to(ROOT)))
+    assert len(figures) == 1, figures
+    (named_in,) = figures.values()
+    assert {"README.md", "benchmarks/README.md", "Makefile"} <= set(named_in)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import shutil
-import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import httpx
-import pytest
-from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tests.servers import ROOT
@@ -22,82 +16,10 @@ from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
 from tests.servers import tables_in
-
-# What a clean clone does not have (.gitignore, plus .git): local state, caches, builds.
-NOT_IN_A_CLONE = shutil.ignore_patterns(
-    *(".git", ".venv", ".nox", "__pycache__", "*.egg-info", "build", "dist", "instance"),
-    *(".coverage*", "htmlcov", ".*_cache", ".hypothesis", "test-artifacts"),
-)
+from tests.wheels import git
+from tests.wheels import run
 
 WHERE_FROM = "import asgi, flaskr_async; print(asgi.__file__, flaskr_async.__file__)"
-
-
-def run(*command: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    """Run a command to its end and return its output, failing with all of it if it fails."""
-    done = subprocess.run(
-        [str(part) for part in command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def installed(requirement: str) -> bool:
-    """Say whether this environment satisfies a requirement such as ``setuptools>=77``."""
-    wanted = Requirement(requirement)
-    try:
-        version = importlib.metadata.version(wanted.name)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return wanted.specifier.contains(version, prereleases=True)
-
-
-def builds_offline() -> bool:
-    """Say whether pip can build the wheel with this environment's setuptools, fetching none."""
-    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
-    # setuptools builds wheels itself from 70.1 on; before, it needs the `wheel` package (a
-    # Python 3.11 venv has setuptools 65.5 and no wheel). Else pip builds in isolation.
-    return all(installed(requirement) for requirement in [*requires, "setuptools>=70.1"])
-
-
-def git(*args: str, cwd: Path) -> str:
-    """Run a git command as a throwaway committer."""
-    return run("git", "-c", "user.name=test", "-c", "user.email=test@invalid", *args, cwd=cwd)
-
-
-def build_wheel(source: Path, dist: Path) -> Path:
-    """Build the project's wheel from a source tree into ``dist``, as the guide does."""
-    isolation = ["--no-build-isolation"] if builds_offline() else []
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-w", dist, source)
-    (wheel,) = dist.glob("flaskr_async-*.whl")
-    return wheel
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a git repository of the tree as it is now, uncommitted changes included."""
-    source = tmp_path_factory.mktemp("repository")
-    shutil.copytree(ROOT, source, ignore=NOT_IN_A_CLONE, dirs_exist_ok=True)
-    git("init", "--quiet", cwd=source)
-    git("add", "--all", cwd=source)
-    git("commit", "--quiet", "--message", "one", cwd=source)
-    # A clone used before: setuptools' build/ still holds a template deleted since.
-    stale = source / "build" / "lib" / "flaskr_async" / "templates" / "deleted.html"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("deleted from the tree, still in build/")
-    return source
-
-
-@pytest.fixture(scope="module")
-def wheel(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the wheel as the guide says: in a fresh clone, never in a used one."""
-    folder = tmp_path_factory.mktemp("build")
-    git("clone", "--quiet", str(repository), "clone", cwd=folder)
-    return build_wheel(folder / "clone", folder / "dist")
 
 
 def version_of(wheel: Path) -> Version:
