@@ -21,6 +21,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from flaskr_async.middleware.body_limits import LARGEST_FORM_BYTES
+
 # SQLite's PRAGMA synchronous levels (https://sqlite.org/pragma.html#pragma_synchronous).
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 PREFIX = "FLASKR_"
@@ -272,7 +274,16 @@ SETTINGS: dict[str, Setting] = {
     # last transactions (never corrupts). FULL survives power loss too.
     "SQLITE_SYNCHRONOUS": one_of(SYNCHRONOUS_MODES, "NORMAL", "see Durability"),
     "POSTS_PER_PAGE": positive(20, "index page size"),
-    "MAX_CONTENT_LENGTH": positive(1024 * 1024, "larger request bodies get 413"),
+    # Lower, a post that its form accepts (64 KiB of text) could get 413, with a message naming
+    # the form's own limit, which the post is under (middleware/body_limits.py).
+    "MAX_CONTENT_LENGTH": Setting(
+        whole(LARGEST_FORM_BYTES),
+        f"an integer from {LARGEST_FORM_BYTES} to {MAX_INT}",
+        1024 * 1024,
+        "larger request bodies get 413; each form has its own, lower limit (a post's is the"
+        " largest)",
+        hint=f"a post's form may send {LARGEST_FORM_BYTES} bytes (64 KiB of text, percent-encoded)",
+    ),
     "PASSWORD_HASH_CONCURRENCY": positive(
         2, "password hashes run at once per worker (each takes about 19 MiB and a core)"
     ),

@@ -18,6 +18,7 @@ from quart import Quart
 
 from flaskr_async import check_serving
 from flaskr_async import create_app
+from flaskr_async.middleware.body_limits import LARGEST_FORM_BYTES
 from flaskr_async.settings import CONFIG_FILE
 from flaskr_async.settings import DEFAULTS
 from flaskr_async.settings import MAX_INT
@@ -86,7 +87,11 @@ CASES: dict[str, tuple[list[Any], list[Any]]] = {
         ["SOMETIMES", "", "NORMAL; DROP TABLE post", 1, None],
     ),
     "POSTS_PER_PAGE": POSITIVE,
-    "MAX_CONTENT_LENGTH": POSITIVE,
+    # At least what the largest form may send (tests/middleware/test_body_limits.py).
+    "MAX_CONTENT_LENGTH": (
+        [LARGEST_FORM_BYTES, 1024 * 1024, MAX_INT],
+        [LARGEST_FORM_BYTES - 1, 100, 0, -1, True, 1.5, "1048576", None, MAX_INT + 1],
+    ),
     "PASSWORD_HASH_CONCURRENCY": POSITIVE,
     "LOGIN_FAILURE_WINDOW": POSITIVE,
     "LOGIN_MAX_FAILURES_PER_USERNAME": POSITIVE,

@@ -53,6 +53,8 @@ FORM_LIMITS = {
     "blog.update": POST,
     "blog.delete": TOKEN_ONLY,
 }
+# MAX_CONTENT_LENGTH may not be lower (settings.py): a form's limit can only lower it.
+LARGEST_FORM_BYTES = max(limit.max_bytes for limit in FORM_LIMITS.values())
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
