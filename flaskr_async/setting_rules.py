@@ -53,8 +53,8 @@ RULES = (
         lambda config: cross_site(config) and not secure_cookie(config),
         "browsers drop a SameSite=None cookie that is not Secure (null is not Secure when"
         " debugging or testing), so no login would last and no form would pass its CSRF check",
-        "set SESSION_COOKIE_SECURE to true (and serve over HTTPS) or SESSION_COOKIE_SAMESITE"
-        " to Lax",
+        "set SESSION_COOKIE_SECURE to true (served over HTTPS, or on localhost) or"
+        " SESSION_COOKIE_SAMESITE to Lax",
     ),
     Rule(
         ("SESSION_COOKIE_SAMESITE", "WTF_CSRF_ENABLED"),
