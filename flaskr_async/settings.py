@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from flaskr_async.middleware.body_limits import LARGEST_FORM_BYTES
+from flaskr_async.forms import LARGEST_FORM_BYTES
 from flaskr_async.setting_rules import RULES
 from flaskr_async.setting_rules import relaxed
 

@@ -18,7 +18,7 @@ from quart import Quart
 
 from flaskr_async import check_serving
 from flaskr_async import create_app
-from flaskr_async.middleware.body_limits import LARGEST_FORM_BYTES
+from flaskr_async.forms import LARGEST_FORM_BYTES
 from flaskr_async.settings import CONFIG_FILE
 from flaskr_async.settings import DEFAULTS
 from flaskr_async.settings import MAX_INT

@@ -11,13 +11,13 @@ from quart import Quart
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from flaskr_async.forms import BODY_MAX_BYTES
+from flaskr_async.forms import CREDENTIALS
+from flaskr_async.forms import LARGEST_FORM_BYTES
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import PasswordChangeForm
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import RegisterForm
-from flaskr_async.middleware.body_limits import CREDENTIALS
 from flaskr_async.middleware.body_limits import FORM_LIMITS
-from flaskr_async.middleware.body_limits import LARGEST_FORM_BYTES
 from flaskr_async.middleware.body_limits import LimitedBody
 from tests.helpers import AuthActions
 from tests.helpers import page_text
