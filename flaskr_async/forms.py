@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from quart_wtf import QuartForm
@@ -26,6 +27,31 @@ PASSWORD_MAX = 1024  # long passphrases are welcome; this only bounds hashing wo
 USERNAME_INPUT_MAX = 1024
 TITLE_MAX = 200
 BODY_MAX_BYTES = 64 * 1024
+
+# What each form's body may be as sent (middleware/body_limits.py refuses more, before parsing):
+# every character of every field at its limit, as UTF-8 percent-encoded, 12 bytes for the widest.
+WIDEST_ENCODED_CHARACTER = 12  # 4 UTF-8 bytes, each percent-encoded as 3
+OVERHEAD = 1024  # field names, separators and the CSRF token (about 90 bytes)
+
+
+@dataclass(frozen=True)
+class FormLimit:
+    """The most a form's body can hold: bytes as sent, and fields (the CSRF token included)."""
+
+    max_bytes: int
+    max_fields: int
+
+
+# The username as typed, not its canonical form: a login reads longer names than registration
+# stores, and a name typed decomposed (NFD) is longer than the form it is stored in.
+CREDENTIALS = FormLimit(
+    (USERNAME_INPUT_MAX + PASSWORD_MAX) * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=3
+)
+POST = FormLimit(TITLE_MAX * WIDEST_ENCODED_CHARACTER + BODY_MAX_BYTES * 3 + OVERHEAD, max_fields=3)
+PASSWORDS = FormLimit(2 * PASSWORD_MAX * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=4)
+TOKEN_ONLY = FormLimit(OVERHEAD, max_fields=1)
+# MAX_CONTENT_LENGTH may not be lower (settings.py): each form's limit can only lower it.
+LARGEST_FORM_BYTES = max(limit.max_bytes for limit in (CREDENTIALS, POST, PASSWORDS, TOKEN_ONLY))
 
 
 def no_nul(_form: Any, field: Field) -> None:

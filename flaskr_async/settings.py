@@ -1,8 +1,9 @@
 """Every setting the app reads, what each must be, and the checks: at creation, and at serving.
 
 create_app checks every setting (``check``), the secret keys for their type only, so that
-Flaskr's ``"dev"`` key builds an app the commands can use; their strength is checked when the
-app starts to serve (``check_serving``), outside debug and testing.
+Flaskr's ``"dev"`` key builds an app the commands can use; then the settings that cannot work
+together (setting_rules.py). The keys' strength is checked when the app starts to serve
+(``check_serving``), outside debug and testing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+
+from flaskr_async.forms import LARGEST_FORM_BYTES
+from flaskr_async.setting_rules import RULES
+from flaskr_async.setting_rules import relaxed
 
 # SQLite's PRAGMA synchronous levels (https://sqlite.org/pragma.html#pragma_synchronous).
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -272,7 +277,16 @@ SETTINGS: dict[str, Setting] = {
     # last transactions (never corrupts). FULL survives power loss too.
     "SQLITE_SYNCHRONOUS": one_of(SYNCHRONOUS_MODES, "NORMAL", "see Durability"),
     "POSTS_PER_PAGE": positive(20, "index page size"),
-    "MAX_CONTENT_LENGTH": positive(1024 * 1024, "larger request bodies get 413"),
+    # Lower, a post that its form accepts (64 KiB of text) could get 413, with a message naming
+    # the form's own limit, which the post is under (middleware/body_limits.py).
+    "MAX_CONTENT_LENGTH": Setting(
+        whole(LARGEST_FORM_BYTES),
+        f"an integer from {LARGEST_FORM_BYTES} to {MAX_INT}",
+        1024 * 1024,
+        "larger request bodies get 413; each form has its own, lower limit (a post's is the"
+        " largest)",
+        hint=f"a post's form may send {LARGEST_FORM_BYTES} bytes (64 KiB of text, percent-encoded)",
+    ),
     "PASSWORD_HASH_CONCURRENCY": positive(
         2, "password hashes run at once per worker (each takes about 19 MiB and a core)"
     ),
@@ -491,25 +505,42 @@ def unknown(variable: str) -> str:
     return f"{variable} is not a setting of this app: {hint}"
 
 
-def relaxed(config: Mapping[str, Any]) -> bool:
-    """Tell whether the app debugs or tests, which accepts any key (a flag must be a real bool)."""
-    return config.get("DEBUG") is True or config.get("TESTING") is True
+def stated(name: str, config: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """Say a setting's value (as its setting shows it) and where it came from."""
+    source = f" (from {PREFIX}{name})" if PREFIX + name in environ else ""
+    return f"{name} = {SETTINGS[name].show(config[name])}{source}"
+
+
+def invalid(config: Mapping[str, Any], table: Mapping[str, Setting]) -> list[str]:
+    """Name each setting of the table whose value it does not accept."""
+    # Absent: the library that reads it applies its own default (quart-wtf's CSRF ones).
+    return [
+        name
+        for name, setting in table.items()
+        if name in config and not setting.accepts(config[name])
+    ]
 
 
 def problems(
     config: Mapping[str, Any], environ: Mapping[str, str], table: Mapping[str, Setting]
 ) -> list[str]:
     """Say what is wrong with each setting of the table, naming where its value came from."""
-    found = []
-    for name, setting in table.items():
-        # Absent: the library that reads it applies its own default (quart-wtf's CSRF ones).
-        if name in config and not setting.accepts(config[name]):
-            source = f" (from {PREFIX}{name})" if PREFIX + name in environ else ""
-            found.append(
-                f"{name} = {setting.show(config[name])}{source} is invalid:"
-                f" must be {setting.requirement}"
-            )
-    return found
+    return [
+        f"{stated(name, config, environ)} is invalid: must be {table[name].requirement}"
+        for name in invalid(config, table)
+    ]
+
+
+def conflicts(
+    config: Mapping[str, Any], environ: Mapping[str, str], unchecked: set[str]
+) -> list[str]:
+    """Say which settings cannot work together (setting_rules.py), each valid alone."""
+    return [
+        f"{' with '.join(stated(name, config, environ) for name in rule.reads)} is invalid:"
+        f" {rule.why}: {rule.fix}"
+        for rule in RULES
+        if unchecked.isdisjoint(rule.reads) and rule.conflict(config)
+    ]
 
 
 def refuse(found: Sequence[str], config_file: str) -> None:
@@ -527,7 +558,7 @@ def check(
     earlier: Sequence[str] = (),
     config_file: str = CONFIG_FILE,
 ) -> None:
-    """Raise InvalidSetting naming every bad setting, if any (earlier: the environment's).
+    """Raise InvalidSetting naming every bad setting or conflict (earlier: the environment's).
 
     The keys are checked for their type only: their strength is check_serving's.
     ``config_file`` is the instance folder's config.py that the app reads, named in the hints.
@@ -539,7 +570,13 @@ def check(
             **SETTINGS,
             **{name: replace(SETTINGS[name], accepts=RELAXED[name].accepts) for name in RELAXED},
         }
-    refuse([*earlier, *problems(config, environ, table)], config_file)
+    # A setting the environment wrote wrongly kept its earlier value: no rule judges that.
+    unchecked = set(invalid(config, table))
+    unchecked.update(
+        name for name in SETTINGS for line in earlier if line.startswith(f"{PREFIX}{name} = ")
+    )
+    found = [*earlier, *problems(config, environ, table), *conflicts(config, environ, unchecked)]
+    refuse(found, config_file)
 
 
 def check_serving(

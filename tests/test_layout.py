@@ -13,6 +13,7 @@ PACKAGE = ROOT / "flaskr_async"
 # Modules every layer may use: they import nothing but each other.
 SHARED = {
     "settings",
+    "setting_rules",
     "identity",
     "converters",
     "clients",

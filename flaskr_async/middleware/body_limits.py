@@ -1,14 +1,12 @@
 """Per-form request limits, enforced before a body is parsed (RFC 9110 413 Content Too Large).
 
-Each form's body may be at most the size its fields can reach (every character of every field
-at its limit, as UTF-8 percent-encoded, 12 bytes for the widest) and may carry at most the
-fields the form has. Both are checked on the raw bytes, before the CSRF check or the view parse
-them, so a body of 100,000 tiny fields costs a byte count instead of a parse on the event loop.
+Each form's body may be at most the size its fields can reach and may carry at most the fields
+the form has (``forms.FormLimit``). Both are checked on the raw bytes, before the CSRF check or
+the view parse them, so a body of 100,000 tiny fields costs a byte count instead of a parse on
+the event loop.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from quart import Quart
 from quart import abort
@@ -17,31 +15,10 @@ from quart.wrappers.request import Body
 from quart.wrappers.request import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from flaskr_async.forms import BODY_MAX_BYTES
-from flaskr_async.forms import PASSWORD_MAX
-from flaskr_async.forms import TITLE_MAX
-from flaskr_async.forms import USERNAME_INPUT_MAX
-
-WIDEST_ENCODED_CHARACTER = 12  # 4 UTF-8 bytes, each percent-encoded as 3
-OVERHEAD = 1024  # field names, separators and the CSRF token (about 90 bytes)
-
-
-@dataclass(frozen=True)
-class FormLimit:
-    """The most a form's body can hold: bytes as sent, and fields (the CSRF token included)."""
-
-    max_bytes: int
-    max_fields: int
-
-
-# The username as typed, not its canonical form: a login reads longer names than registration
-# stores, and a name typed decomposed (NFD) is longer than the form it is stored in.
-CREDENTIALS = FormLimit(
-    (USERNAME_INPUT_MAX + PASSWORD_MAX) * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=3
-)
-POST = FormLimit(TITLE_MAX * WIDEST_ENCODED_CHARACTER + BODY_MAX_BYTES * 3 + OVERHEAD, max_fields=3)
-PASSWORDS = FormLimit(2 * PASSWORD_MAX * WIDEST_ENCODED_CHARACTER + OVERHEAD, max_fields=4)
-TOKEN_ONLY = FormLimit(OVERHEAD, max_fields=1)
+from flaskr_async.forms import CREDENTIALS
+from flaskr_async.forms import PASSWORDS
+from flaskr_async.forms import POST
+from flaskr_async.forms import TOKEN_ONLY
 
 FORM_LIMITS = {
     "auth.register": CREDENTIALS,

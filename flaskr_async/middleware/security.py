@@ -17,6 +17,7 @@ from quart_wtf.const import REFERRER_HOST
 from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.setting_rules import secure_cookie
 from flaskr_async.settings import InvalidSetting
 
 SECURITY_HEADERS = {
@@ -61,9 +62,8 @@ LOGGED_AT_THE_SOURCE = LoggedAtTheSource()  # one instance: adding it again is a
 
 def resolve_defaults(app: Quart) -> None:
     """Fill the settings whose defaults depend on debug/testing."""
-    if app.config["SESSION_COOKIE_SECURE"] is None:
-        # Browsers only send Secure cookies over HTTPS (and to localhost).
-        app.config["SESSION_COOKIE_SECURE"] = not (app.debug or app.testing)
+    # Browsers only send Secure cookies over HTTPS (and to localhost).
+    app.config["SESSION_COOKIE_SECURE"] = secure_cookie(app.config)
 
 
 async def secure_response(response: Response) -> Response:

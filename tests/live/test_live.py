@@ -205,11 +205,15 @@ async def test_quarts_response_timeout_never_cuts_a_stream(live_config: dict[str
 
 
 async def test_a_full_worker_answers_503(live_config: dict[str, Any]) -> None:
-    async with serving({**live_config, "LIVE_MAX_STREAMS": 2}) as app:
-        async with listening(app) as one, listening(app) as two:
+    # Two clients, one stream each (a client's share must be below the total): the third
+    # client is refused because the worker is full, not for its share.
+    config = {**live_config, "LIVE_MAX_STREAMS": 2, "LIVE_STREAMS_PER_CLIENT": 1}
+    async with serving({**config, "PROXY_FIX_TRUSTED_HOPS": 1}) as app:
+        first, second, third = ({"X-Forwarded-For": f"192.0.2.{n}"} for n in (1, 2, 3))
+        async with listening(app, first) as one, listening(app, second) as two:
             await one.message()
             await two.message()
-            response = await app.test_client().get("/events")
+            response = await app.test_client().get("/events", headers=third)
             assert response.status_code == 503
             assert response.headers["Retry-After"] == "5"
         # Closed streams free their places.
