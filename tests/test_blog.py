@@ -163,7 +163,7 @@ async def test_delete_needs_post(client: QuartClient, auth: AuthActions) -> None
 
 def article_titles(page: str) -> list[str]:
     """Return the post titles of an index page, top to bottom."""
-    return re.findall(r"<h1>(post \d+)</h1>", page)
+    return re.findall(r"<h2>(post \d+)</h2>", page)
 
 
 def link(page: str, rel: str) -> str | None:
