@@ -19,6 +19,7 @@ from flaskr_async.converters import PostIdConverter
 from flaskr_async.db import Row
 from flaskr_async.db import Statements
 from flaskr_async.db import get_db
+from flaskr_async.forms import DONE
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
 from flaskr_async.live import announce
@@ -127,6 +128,7 @@ async def create() -> ResponseReturnValue:
             assert row is not None
             await record(tx, row["id"], "created")
         announce()
+        await flash(f'Post "{form.title.data}" was published.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -147,6 +149,7 @@ async def update(id: int) -> ResponseReturnValue:
             )
             await record(tx, id, "updated")
         announce()
+        await flash(f'Post "{form.title.data}" was saved.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -157,9 +160,10 @@ async def update(id: int) -> ResponseReturnValue:
 @login_required
 async def delete(id: int) -> ResponseReturnValue:
     """Delete a post of the current user."""
-    await get_post(id)
+    post = await get_post(id)
     async with get_db().transaction(serialize=SERIALIZE) as tx:
         await tx.execute("DELETE FROM post WHERE id = ?", (id,))
         await record(tx, id, "deleted")
     announce()
+    await flash(f'Post "{post["title"]}" was deleted.', DONE)
     return redirect(url_for("blog.index"))

@@ -26,6 +26,9 @@ PASSWORD_MAX = 1024  # long passphrases are welcome; this only bounds hashing wo
 USERNAME_INPUT_MAX = 1024
 TITLE_MAX = 200
 BODY_MAX_BYTES = 64 * 1024
+# The flash category of what a completed action reports: base.html shows it as a status, and
+# any other message (a form's error) as an alert.
+DONE = "info"
 
 
 def no_nul(_form: Any, field: Field) -> None:
