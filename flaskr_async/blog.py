@@ -34,7 +34,7 @@ bp.record_once(lambda state: state.app.url_map.converters.update(post_id=PostIdC
 POST_ID = "<post_id:id>"
 
 POST_COLUMNS = (
-    "SELECT p.id, title, body, created, author_id, username"
+    "SELECT p.id, title, body, created, updated, author_id, username"
     ' FROM post p JOIN "user" u ON p.author_id = u.id'
 )
 # Keyset pagination: each page is one index range scan, however deep it is.
@@ -144,7 +144,7 @@ async def update(id: int) -> ResponseReturnValue:
     if await form.validate_on_submit():
         async with get_db().transaction(serialize=SERIALIZE) as tx:
             await tx.execute(
-                "UPDATE post SET title = ?, body = ? WHERE id = ?",
+                "UPDATE post SET title = ?, body = ?, updated = CURRENT_TIMESTAMP WHERE id = ?",
                 (form.title.data, form.body.data, id),
             )
             await record(tx, id, "updated")

@@ -280,6 +280,7 @@ def test_an_open_index_hears_of_new_edited_and_deleted_posts(
             fill_and_submit(writer.page, {"Title": "<b>Edited</b>", "Body": "Now two."}, "Save")
             post = reader.page.locator("article").first
             expect(post.locator(".live-mark")).to_have_text("This post was edited.")
+            expect(post.locator(".about")).to_have_text(re.compile(r" \(edited\)$"))
             expect(post).to_have_class(re.compile(r"\bupdated\b"))
             expect(post.locator("h2")).to_have_text("First")
 
@@ -339,6 +340,7 @@ def test_the_index_tabs_of_a_browser_share_one_stream(
         fill_and_submit(writer.page, {"Title": "One", "Body": "1."}, "Save")
         for tab in tabs:
             expect(tab.page.get_by_role("link", name="1 new post")).to_be_visible()
+            expect(tab.page.get_by_text("No posts yet.")).to_be_hidden()
         heard = time.monotonic()
         # One stream, and seven tabs heard of the post through it.
         assert len(streams()) == 1, [stream.url for stream in streams()]
@@ -422,6 +424,7 @@ def writing_pages(audit: Audit, page: Page, reader: Page, url: str) -> None:
     fill_and_submit(page, {"Title": "First", "Body": "One."}, "Save")
     audit(page, "index, a post", "blog/index.html")
     expect(reader.get_by_role("link", name="1 new post")).to_be_visible()
+    expect(reader.get_by_text("No posts yet.")).to_be_hidden()
     audit(reader, "index, empty, a new post", "blog/index.html")
 
     reader.reload()
@@ -430,6 +433,10 @@ def writing_pages(audit: Audit, page: Page, reader: Page, url: str) -> None:
     fill_and_submit(page, {"Title": "First, edited"}, "Save")
     expect(reader.locator(".live-mark")).to_have_text("This post was edited.")
     audit(reader, "index, a post edited", "blog/index.html")
+    # A reload shows the new text, still marked edited.
+    reader.reload()
+    expect(reader.locator("article h2")).to_have_text("First, edited")
+    expect(reader.locator("article .about")).to_have_text(re.compile(r" \(edited\)$"))
 
     page.goto(url + "/create")
     fill_and_submit(page, {"Title": "Second", "Body": "Two."}, "Save")
