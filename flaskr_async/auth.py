@@ -32,6 +32,7 @@ from flaskr_async.clients import client_of
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import Row
 from flaskr_async.db import get_db
+from flaskr_async.forms import DONE
 from flaskr_async.forms import LoginForm
 from flaskr_async.forms import PasswordChangeForm
 from flaskr_async.forms import RegisterForm
@@ -106,6 +107,7 @@ async def register() -> ResponseReturnValue:
             # The UNIQUE constraint on the name's key: someone has it, in some spelling.
             await flash(f"User {form.username.data} is already registered.")
         else:
+            await flash(f"Registered as {form.username.data}. Please log in.", DONE)
             return redirect(url_for("auth.login"))
     elif form.errors:
         await flash(first_error(form))
@@ -238,7 +240,7 @@ async def change_password() -> ResponseReturnValue:
         await flash("Your password was changed meanwhile, in another request. Try again.")
         return await render_template("auth/password.html", form=form), 409
     login_sessions.remember(session_id)
-    await flash("Your password was changed.")
+    await flash("Your password was changed.", DONE)
     response = redirect(url_for("index"))
     devices.remember(response, key, user_id, changed_at)
     return response
@@ -286,7 +288,7 @@ async def end_other_sessions() -> ResponseReturnValue:
         login_sessions.forget()
         return redirect(url_for("auth.login"))
     login_sessions.remember(session_id)
-    await flash("Your other sessions were ended.")
+    await flash("Your other sessions were ended.", DONE)
     return redirect(url_for("auth.sessions"))
 
 
@@ -294,4 +296,5 @@ async def end_other_sessions() -> ResponseReturnValue:
 async def logout() -> ResponseReturnValue:
     """End the session on the server (a POST, so no link or image can log anyone out)."""
     await login_sessions.end()
+    await flash("You are logged out.", DONE)  # into the emptied session: shown, then gone
     return redirect(url_for("index"))

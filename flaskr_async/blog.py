@@ -19,6 +19,7 @@ from flaskr_async.converters import PostIdConverter
 from flaskr_async.db import Row
 from flaskr_async.db import Statements
 from flaskr_async.db import get_db
+from flaskr_async.forms import DONE
 from flaskr_async.forms import PostForm
 from flaskr_async.forms import first_error
 from flaskr_async.live import announce
@@ -33,7 +34,7 @@ bp.record_once(lambda state: state.app.url_map.converters.update(post_id=PostIdC
 POST_ID = "<post_id:id>"
 
 POST_COLUMNS = (
-    "SELECT p.id, title, body, created, author_id, username"
+    "SELECT p.id, title, body, created, updated, author_id, username"
     ' FROM post p JOIN "user" u ON p.author_id = u.id'
 )
 # Keyset pagination: each page is one index range scan, however deep it is.
@@ -127,6 +128,7 @@ async def create() -> ResponseReturnValue:
             assert row is not None
             await record(tx, row["id"], "created")
         announce()
+        await flash(f'Post "{form.title.data}" was published.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -142,11 +144,12 @@ async def update(id: int) -> ResponseReturnValue:
     if await form.validate_on_submit():
         async with get_db().transaction(serialize=SERIALIZE) as tx:
             await tx.execute(
-                "UPDATE post SET title = ?, body = ? WHERE id = ?",
+                "UPDATE post SET title = ?, body = ?, updated = CURRENT_TIMESTAMP WHERE id = ?",
                 (form.title.data, form.body.data, id),
             )
             await record(tx, id, "updated")
         announce()
+        await flash(f'Post "{form.title.data}" was saved.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -157,9 +160,10 @@ async def update(id: int) -> ResponseReturnValue:
 @login_required
 async def delete(id: int) -> ResponseReturnValue:
     """Delete a post of the current user."""
-    await get_post(id)
+    post = await get_post(id)
     async with get_db().transaction(serialize=SERIALIZE) as tx:
         await tx.execute("DELETE FROM post WHERE id = ?", (id,))
         await record(tx, id, "deleted")
     announce()
+    await flash(f'Post "{post["title"]}" was deleted.', DONE)
     return redirect(url_for("blog.index"))

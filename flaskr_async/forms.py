@@ -27,6 +27,9 @@ PASSWORD_MAX = 1024  # long passphrases are welcome; this only bounds hashing wo
 USERNAME_INPUT_MAX = 1024
 TITLE_MAX = 200
 BODY_MAX_BYTES = 64 * 1024
+# The flash category of what a completed action reports: base.html shows it as a status, and
+# any other message (a form's error) as an alert.
+DONE = "info"
 
 # What each form's body may be as sent (middleware/body_limits.py refuses more, before parsing):
 # every character of every field at its limit, as UTF-8 percent-encoded, 12 bytes for the widest.

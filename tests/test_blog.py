@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 from quart import Quart
@@ -29,6 +31,7 @@ async def test_index(client: QuartClient, auth: AuthActions) -> None:
     assert 'href="/1/update"' in page
     assert 'href="/create"' in page
     assert page.count("<article") == 1
+    assert "(edited)" not in page and "updated" not in page
 
 
 async def test_index_escapes_html(client: QuartClient, auth: AuthActions) -> None:
@@ -103,9 +106,17 @@ async def test_update(client: QuartClient, auth: AuthActions, app: Quart) -> Non
     assert response.headers["Location"] == "/"
     async with app.app_context():
         async with current_database().lease() as db:
-            post = await db.fetch_one("SELECT title, body FROM post WHERE id = 1")
+            post = await db.fetch_one("SELECT title, body, updated FROM post WHERE id = 1")
     assert post is not None
     assert (post["title"], post["body"]) == ("updated", "new")
+    assert post["updated"] > datetime(2018, 1, 1, tzinfo=UTC)  # the post's created time
+    await client.post("/create", form={"title": "never edited", "body": ""})
+    # Marked edited after a reload, as the live index marks it while open.
+    page = await page_text(await client.get("/"))
+    assert re.findall(r'<article class="([^"]*)".*?<div class="about">(.*?)</div>', page, re.S) == [
+        ("post", "by test on " + datetime.now(UTC).strftime("%Y-%m-%d")),
+        ("post updated", 'by test on 2018-01-01 <span class="edited">(edited)</span>'),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -163,7 +174,7 @@ async def test_delete_needs_post(client: QuartClient, auth: AuthActions) -> None
 
 def article_titles(page: str) -> list[str]:
     """Return the post titles of an index page, top to bottom."""
-    return re.findall(r"<h1>(post \d+)</h1>", page)
+    return re.findall(r"<h2>(post \d+)</h2>", page)
 
 
 def link(page: str, rel: str) -> str | None:

@@ -33,6 +33,10 @@
   status.setAttribute("role", "status");
   document.querySelector("main.content > header").after(status);
 
+  // "No posts yet." on an empty index: hidden while a notice offers new posts, which it
+  // would contradict.
+  const empty = document.querySelector("main.content > .empty");
+
   const articleOf = (id) => document.querySelector(`article[data-post-id="${Number(id)}"]`);
 
   function say(text) {
@@ -43,6 +47,9 @@
       status.append(notice);
     }
     notice.textContent = text;
+    if (empty !== null) {
+      empty.hidden = true;
+    }
   }
 
   function countNew() {
@@ -51,6 +58,20 @@
     } else if (notice !== null) {
       notice.remove();
       notice = null;
+      if (empty !== null) {
+        empty.hidden = false;
+      }
+    }
+  }
+
+  // As the index shows an edited post after a reload (templates/blog/index.html).
+  function markEdited(article) {
+    const about = article.querySelector(".about");
+    if (about !== null && about.querySelector(".edited") === null) {
+      const edited = document.createElement("span");
+      edited.className = "edited";
+      edited.textContent = "(edited)";
+      about.append(" ", edited);
     }
   }
 
@@ -78,6 +99,7 @@
       const article = articleOf(post.id);
       if (article !== null && !article.classList.contains("deleted")) {
         article.classList.add("updated");
+        markEdited(article);
         mark(article, "This post was edited.");
       }
     },

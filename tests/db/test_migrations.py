@@ -299,6 +299,34 @@ async def test_every_shipped_schema_upgrades_keeping_every_row(
     ]
 
 
+async def test_posts_the_live_history_saw_edited_are_marked_edited(
+    backend: str, database_url: str, config: dict[str, Any]
+) -> None:
+    """Migration 8 marks a post edited when the live index's events hold an edit of it."""
+    await make_legacy(backend, database_url, 5)
+    # Literal times: each backend reads one as its own timestamp type.
+    events = [
+        "(2, 'updated', '2026-01-02 03:04:05')",
+        "(2, 'updated', '2026-03-04 05:06:07')",
+        "(3, 'updated', '2026-05-06 07:08:09')",
+        "(3, 'deleted', '2026-05-06 07:09:00')",
+    ]
+    insert = f"INSERT INTO post_event (post_id, kind, at) VALUES {', '.join(events)}"
+    await execute(backend, database_url, [(insert, ())])
+
+    await start(config)
+
+    edited = await query(
+        backend,
+        database_url,
+        "SELECT p.id FROM post p JOIN post_event e ON e.post_id = p.id AND e.at = p.updated",
+    )
+    assert edited == [(2,)]  # at its newest edit
+    # Post 1 has its creation's event alone (fixture_rows); post 3 is gone.
+    never = await query(backend, database_url, "SELECT id FROM post WHERE updated IS NULL")
+    assert never == [(1,)]
+
+
 async def test_the_schema_file_is_the_sum_of_the_migrations(
     backend: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -17,6 +17,7 @@ KEYS_VERSION = 4  # the migration that gives usernames their canonical key
 CASE_FOLDED_KEYS_VERSION = 7  # the one that makes them again, case-folded on a frozen repertoire
 
 ACCOUNT_COLUMNS_VERSION = 6  # the one that adds what /auth/password and /auth/sessions keep
+POST_UPDATED_VERSION = 8  # the one that records when a post was last edited
 
 COLUMNS = {
     "sqlite": "SELECT name FROM pragma_table_info('{table}')",
@@ -37,6 +38,13 @@ ACCOUNT_COLUMNS = {
         ("password_changed_at", "REAL NOT NULL DEFAULT 0", "DOUBLE PRECISION NOT NULL DEFAULT 0")
     ],
 }
+# The column migration 8 adds: when a post was last edited (NULL: never).
+POST_UPDATED_COLUMNS = {"post": [("updated", "TIMESTAMP", "TIMESTAMPTZ")]}
+# Posts whose edit the live index's feed still holds were edited before the column existed.
+UPDATED_FROM_EVENTS = (
+    "UPDATE post SET updated = (SELECT max(at) FROM post_event"
+    " WHERE post_event.post_id = post.id AND kind = 'updated') WHERE updated IS NULL"
+)
 # Other hosts keep serving: no registration may take a key while keys are filled. (SQLite's
 # BEGIN IMMEDIATE already keeps every other writer out.)
 LOCK_USERS = {"sqlite": "", "postgres": 'LOCK TABLE "user" IN SHARE ROW EXCLUSIVE MODE'}
@@ -100,12 +108,25 @@ async def fill_username_keys(connection: Connection, dialect: str) -> None:
 
 
 async def add_account_columns(connection: Connection, dialect: str) -> None:
-    """Add the session's User-Agent and the password's last change, where they are missing.
+    """Add the session's User-Agent and the password's last change, where they are missing."""
+    await add_columns(connection, dialect, ACCOUNT_COLUMNS)
+
+
+async def add_post_updated(connection: Connection, dialect: str) -> None:
+    """Add when each post was last edited, filled in from the live index's recent events."""
+    await add_columns(connection, dialect, POST_UPDATED_COLUMNS)
+    await connection.execute(UPDATED_FROM_EVENTS)
+
+
+async def add_columns(
+    connection: Connection, dialect: str, tables: dict[str, list[tuple[str, str, str]]]
+) -> None:
+    """Add each table's columns (name, SQLite type, PostgreSQL type) that it lacks.
 
     Each is checked first, as in migration 4: a database whose version table was emptied is
     recognised as version 5 and brought forward again, over columns it may already have.
     """
-    for table, columns in ACCOUNT_COLUMNS.items():
+    for table, columns in tables.items():
         query = COLUMNS[dialect].format(table=table)
         present = {row["name"] for row in await connection.fetch_all(query)}
         for name, sqlite_type, postgres_type in columns:
@@ -132,4 +153,5 @@ PYTHON_STEPS: dict[int, tuple[str, Step]] = {
     KEYS_VERSION: ("username_key", add_username_keys),
     ACCOUNT_COLUMNS_VERSION: ("account_self_service", add_account_columns),
     CASE_FOLDED_KEYS_VERSION: ("case_folded_username_keys", refold_username_keys),
+    POST_UPDATED_VERSION: ("post_updated", add_post_updated),
 }
