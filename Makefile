@@ -33,8 +33,11 @@ $(INSTALLED): $(SERVING)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(INSTALLED)
 
+# A line per request on stdout, for the person watching (production leaves it to nginx), and
+# another address with `make run BIND=127.0.0.1:8001` (BIND replaces hypercorn.toml's bind).
 run: $(SERVING)
-	$(BIN)/python -m flaskr_async serve --config hypercorn.toml
+	$(BIN)/python -m flaskr_async serve --config hypercorn.toml --access-logfile - \
+		$(if $(BIND),--bind $(BIND))
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

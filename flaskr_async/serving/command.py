@@ -1,6 +1,7 @@
 """Serve the app with hypercorn, exiting non-zero when start-up fails.
 
-python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]. Without --config,
+python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]: --bind replaces the
+config's addresses (`make run BIND=127.0.0.1:8001` passes it). Without --config,
 hypercorn's defaults: 127.0.0.1:8000, one worker, asyncio's own loop (make run passes the
 shipped hypercorn.toml: uvloop). hypercorn's own command exits 0 after a failed start-up, which
 hides the failure from systemd and scripts.
@@ -29,6 +30,7 @@ from flaskr_async import load_settings
 from flaskr_async import private_files
 from flaskr_async.serving.event_loops import WORKER_CLASSES
 from flaskr_async.serving.event_loops import event_loop_factory
+from flaskr_async.serving.listening import listen_failure
 from flaskr_async.serving.shutdown import stopped
 from flaskr_async.serving.shutdown import streams_end_first
 from flaskr_async.settings import InvalidSetting
@@ -116,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="serve the app with hypercorn")
     serve_parser.add_argument("--config", help="a hypercorn TOML config file")
     serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
+    serve_parser.add_argument(
+        "--access-logfile", help="a line per request to this file ('-': stdout), as hypercorn's"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -125,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Start-up failed: {error}", file=sys.stderr)
         return 1
     config = hypercorn_config(args.config, args.bind)
+    if args.access_logfile:
+        config.accesslog = args.access_logfile
     if config.worker_class not in WORKER_CLASSES:
         print(
             f"Start-up failed: worker_class = {config.worker_class!r} in the hypercorn config"
@@ -144,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # was logged where it happened (one line naming the setting, or Quart's traceback).
     except LifespanFailureError:
         app.logger.error("Start-up failed: the reason is logged above.")
+        return 1
+    except OSError as error:
+        reason = listen_failure(error, config.bind) or error
+        app.logger.error("Start-up failed: %s", reason)
         return 1
     except Exception as error:
         app.logger.error("Start-up failed: %s", error)
