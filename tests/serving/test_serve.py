@@ -416,7 +416,7 @@ def test_serve_logs_each_request_when_asked(tmp_path: Path) -> None:
     assert '"GET /auth/login 1.1" 200' in output
 
 
-def test_make_run_logs_each_request_and_takes_another_address() -> None:
+def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
     recipes = subprocess.run(
         ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
         cwd=ROOT,
@@ -428,3 +428,5 @@ def test_make_run_logs_each_request_and_takes_another_address() -> None:
     assert run.endswith(
         "-m flaskr_async serve --config hypercorn.toml --access-logfile - --bind 127.0.0.1:8001"
     )
+    # Plain HTTP: the session cookie is not Secure, unless the environment says it is.
+    assert run.startswith("FLASKR_SESSION_COOKIE_SECURE=${FLASKR_SESSION_COOKIE_SECURE:-false} ")
