@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 
@@ -27,6 +29,59 @@ HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
 ]
+
+
+# How much of a refused Host a page or a log line shows: it is the client's to choose.
+SHOWN_HOST = 100
+# A flood of refused Hosts logs one line per this many seconds (per worker), with a count.
+LOG_INTERVAL = 60.0
+
+
+class ForeignHost(str):
+    """The refusal of a Host outside TRUSTED_HOSTS: a problem text that names the Host."""
+
+    host: str
+
+    def __new__(cls, raw: bytes) -> ForeignHost:
+        # HOST's pattern let only letters, digits, ".-:[]" through: nothing to escape.
+        host = raw[:SHOWN_HOST].decode("ascii") + ("..." if len(raw) > SHOWN_HOST else "")
+        problem = super().__new__(
+            cls,
+            f'the Host "{host}" is not one this site serves. If it should be, add it to the'
+            " TRUSTED_HOSTS setting (FLASKR_TRUSTED_HOSTS; docs/deployment.md)",
+        )
+        problem.host = host
+        return problem
+
+
+class RefusalLog:
+    """Log refused Hosts as warnings, at most one line per LOG_INTERVAL, counting the rest.
+
+    The first refusal shows at once (a TRUSTED_HOSTS that misses the site's own name is an
+    operator's mistake to see); a flood of made-up Hosts costs one line a minute per worker.
+    """
+
+    def __init__(self, app: Quart, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.clock = clock
+        self.quiet_until = -float("inf")
+        self.unlogged = 0
+
+    def refused(self, host: str) -> None:
+        """Log this refusal, unless a line went out less than LOG_INTERVAL ago."""
+        now = self.clock()
+        if now < self.quiet_until:
+            self.unlogged += 1
+            return
+        self.quiet_until = now + LOG_INTERVAL
+        since = f"; {self.unlogged} more since the last such line" if self.unlogged else ""
+        self.unlogged = 0
+        # app.logger now, not at start-up: its first use adds Quart's handler.
+        self.app.logger.warning(
+            'Refused Host "%s": not in TRUSTED_HOSTS (add it if this site should answer to it)%s',
+            host,
+            since,
+        )
 
 
 def trusted_names(hosts: Iterable[str] | None) -> frozenset[str] | None:
@@ -64,7 +119,7 @@ def host_problem(values: list[bytes], trusted: frozenset[str] | None) -> str | N
     # ".example.org" also matches example.org's subdomains, as in werkzeug.
     if name in trusted or any(name[dot:] in trusted for dot in dots(name)):
         return None
-    return "a Host this site does not serve"
+    return ForeignHost(values[0])
 
 
 def target_problem(scope: HTTPScope) -> str | None:
@@ -92,9 +147,15 @@ def request_problem(scope: HTTPScope, trusted: frozenset[str] | None) -> str | N
 class Boundary:
     """ASGI middleware answering 400 (and closing) for requests the app must never see."""
 
-    def __init__(self, app: ASGIFramework, trusted_hosts: Iterable[str] | str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIFramework,
+        trusted_hosts: Iterable[str] | str | None,
+        refusals: RefusalLog,
+    ) -> None:
         self.app = app
         self.trusted = trusted_names(trusted_hosts)
+        self.refusals = refusals
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -106,6 +167,8 @@ class Boundary:
             # context): close before the handshake is accepted, which the server answers 403.
             await send({"type": "websocket.close", "code": 1008, "reason": ""})
         elif (problem := request_problem(scope, self.trusted)) is not None:
+            if isinstance(problem, ForeignHost):
+                self.refusals.refused(problem.host)
             await refuse(scope["http_version"], problem, send)
         else:
             await self.app(scope, receive, send)
@@ -130,5 +193,5 @@ def init_app(app: Quart) -> None:
     # Inside ProxyFix: the Host checked is the one the app uses (X-Forwarded-Host from a
     # trusted proxy), and ProxyFix behaves exactly as before.
     app.asgi_app = Boundary(  # type: ignore[method-assign]
-        app.asgi_app, app.config["TRUSTED_HOSTS"]
+        app.asgi_app, app.config["TRUSTED_HOSTS"], RefusalLog(app)
     )
