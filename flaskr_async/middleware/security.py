@@ -19,6 +19,7 @@ from quart_wtf.const import REFERRER_HOST
 from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.middleware.error_pages import description_of
 from flaskr_async.settings import InvalidSetting
 
 SECURITY_HEADERS = {
@@ -119,9 +120,10 @@ def csrf_message(reason: str) -> str:
 
 async def render_error(error: HTTPException) -> Any:
     """Show an HTTP error as a short page in the site's layout."""
-    description = error.description
     if isinstance(error, CSRFError):
-        description = csrf_message(str(description))
+        description = csrf_message(str(error.description))
+    else:
+        description = description_of(error)
     page = await render_template(
         "error.html", code=error.code, name=error.name, description=description
     )
