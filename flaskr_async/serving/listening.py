@@ -6,8 +6,10 @@ import errno
 import socket
 from collections.abc import Sequence
 
-# How to choose the address: the same option for the serve command and for hypercorn.
-HOW = "make run BIND=HOST:PORT, or --bind HOST:PORT (python -m flaskr_async serve, hypercorn)"
+
+def how(address: str) -> str:
+    """Say how to serve on ``address``: make run BIND=, or --bind (serve command, hypercorn)."""
+    return f"make run BIND={address}, or --bind {address} (python -m flaskr_async serve, hypercorn)"
 
 
 def another_port(binds: Sequence[str]) -> str:
@@ -23,23 +25,22 @@ def listen_failure(error: OSError, binds: Sequence[str]) -> str | None:
     if isinstance(error, socket.gaierror):
         return (
             f"{where}: the host name is unknown ({error.strerror}). Bind to an address of this"
-            f" machine ({HOW}), e.g. --bind 127.0.0.1:8000"
+            f" machine: {how('127.0.0.1:8000')}"
         )
     if error.errno == errno.EADDRINUSE:
         return (
             f"{where}: the address is already in use (another server, or an earlier one still"
-            f" running?). Stop it, or serve on another port: {HOW}, e.g."
-            f" --bind {another_port(binds)}"
+            f" running?). Stop it, or serve on another port: {how(another_port(binds))}"
         )
     if error.errno == errno.EACCES:
         return (
             f"{where}: permission denied; a port below 1024 needs root (or"
-            f" CAP_NET_BIND_SERVICE). Serve on a port from 1024 up behind nginx"
-            f" (docs/deployment.md): {HOW}"
+            f" CAP_NET_BIND_SERVICE). Serve on a port from 1024 up, behind nginx"
+            f" (docs/deployment.md): {how('127.0.0.1:8000')}"
         )
     if error.errno == errno.EADDRNOTAVAIL:
         return (
-            f"{where}: that address is not one of this machine's. Bind to one of its addresses"
-            f" ({HOW}), e.g. --bind 127.0.0.1:8000"
+            f"{where}: that address is not one of this machine's. Bind to one of its"
+            f" addresses: {how('127.0.0.1:8000')}"
         )
     return None

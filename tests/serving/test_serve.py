@@ -357,10 +357,10 @@ def test_python_m_flaskr_async_runs_the_serve_command(
 @pytest.mark.parametrize(
     ("host", "workers", "reason", "fix"),
     [
-        ("127.0.0.1", 1, "the address is already in use", "--bind 127.0.0.1:{next}"),
-        ("127.0.0.1", 2, "the address is already in use", "--bind 127.0.0.1:{next}"),
-        ("192.0.2.1", 1, "that address is not one of this machine's", "--bind 127.0.0.1:8000"),
-        ("no-such-host.invalid", 1, "the host name is unknown", "--bind 127.0.0.1:8000"),
+        ("127.0.0.1", 1, "the address is already in use", "127.0.0.1:{next}"),
+        ("127.0.0.1", 2, "the address is already in use", "127.0.0.1:{next}"),
+        ("192.0.2.1", 1, "that address is not one of this machine's", "127.0.0.1:8000"),
+        ("no-such-host.invalid", 1, "the host name is unknown", "127.0.0.1:8000"),
     ],
 )
 def test_serve_names_the_address_it_cannot_listen_on_and_the_fix(
@@ -379,8 +379,8 @@ def test_serve_names_the_address_it_cannot_listen_on_and_the_fix(
     lines = [line for line in server.output().splitlines() if "Start-up failed" in line]
     assert len(lines) == 1, lines
     assert f"Start-up failed: cannot listen on {host}:{port}: {reason}" in lines[0]
-    assert fix.format(next=port + 1) in lines[0]
-    assert "make run BIND=HOST:PORT" in lines[0]
+    address = fix.format(next=port + 1)
+    assert f"make run BIND={address}, or --bind {address} (python -m flaskr_async serve" in lines[0]
 
 
 @pytest.mark.parametrize(
