@@ -83,13 +83,17 @@ def configured_app() -> Quart:
     return app
 
 
-def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
+def hypercorn_config(
+    config_path: str | None, bind: Sequence[str], access_log: str | None = None
+) -> Config:
     """Load hypercorn's settings from a TOML file, binding to loopback unless told otherwise."""
     config = Config.from_toml(config_path) if config_path else Config()
     if bind:
         config.bind = list(bind)
     elif not config_path:
         config.bind = ["127.0.0.1:8000"]
+    if access_log:
+        config.accesslog = access_log
     config.application_path = "flaskr_async:create_app()"
     return config
 
@@ -129,9 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line, no traceback: the message names the setting and what it must be.
         print(f"Start-up failed: {error}", file=sys.stderr)
         return 1
-    config = hypercorn_config(args.config, args.bind)
-    if args.access_logfile:
-        config.accesslog = args.access_logfile
+    config = hypercorn_config(args.config, args.bind, args.access_logfile)
     if config.worker_class not in WORKER_CLASSES:
         print(
             f"Start-up failed: worker_class = {config.worker_class!r} in the hypercorn config"
@@ -152,10 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LifespanFailureError:
         app.logger.error("Start-up failed: the reason is logged above.")
         return 1
-    except OSError as error:
-        reason = listen_failure(error, config.bind) or error
-        app.logger.error("Start-up failed: %s", reason)
-        return 1
     except Exception as error:
-        app.logger.error("Start-up failed: %s", error)
+        app.logger.error("Start-up failed: %s", listen_failure(error, config.bind) or error)
         return 1

@@ -18,8 +18,10 @@ def another_port(binds: Sequence[str]) -> str:
     return f"{host}:{int(port) + 1}" if host and port.isdigit() else "127.0.0.1:8001"
 
 
-def listen_failure(error: OSError, binds: Sequence[str]) -> str | None:
+def listen_failure(error: Exception, binds: Sequence[str]) -> str | None:
     """Explain a failure to listen on ``binds`` in one line; None if it is another failure."""
+    if not isinstance(error, OSError):
+        return None
     # hypercorn's OSError names neither the address nor the port it tried.
     where = f"cannot listen on {', '.join(binds)}"
     if isinstance(error, socket.gaierror):

@@ -258,6 +258,9 @@ def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
     from_file = entry_point.hypercorn_config(str(config), [])
     assert from_file.bind == ["127.0.0.1:8123"]
     assert from_file.application_path == "flaskr_async:create_app()"
+    assert from_file.accesslog == "-"
+    assert entry_point.hypercorn_config(None, []).accesslog is None  # hypercorn's default: off
+    assert entry_point.hypercorn_config(None, [], "access.log").accesslog == "access.log"
 
 
 def test_shipped_hypercorn_config_is_valid() -> None:
@@ -390,11 +393,14 @@ def test_serve_names_the_address_it_cannot_listen_on_and_the_fix(
         (OSError(errno.EADDRINUSE, "in use"), ["[::1]:8000"], "--bind [::1]:8001"),
         (OSError(errno.EADDRINUSE, "in use"), ["unix:/run/f.sock"], "--bind 127.0.0.1:8001"),
         (OSError(errno.EADDRINUSE, "in use"), [], "--bind 127.0.0.1:8001"),
+        (OSError(errno.EADDRNOTAVAIL, "not available"), ["192.0.2.1:80"], "not one of this"),
+        (socket.gaierror(-2, "Name or service not known"), ["nohost:80"], "name is unknown"),
         (OSError(errno.EBADF, "Bad file descriptor"), ["fd://9"], None),
+        (ValueError("not an OSError"), ["127.0.0.1:8000"], None),
     ],
 )
 def test_listen_failures_say_the_cause_and_the_fix(
-    error: OSError, binds: list[str], says: str | None
+    error: Exception, binds: list[str], says: str | None
 ) -> None:
     line = listen_failure(error, binds)
     if says is None:
