@@ -13,7 +13,9 @@ from hypercorn.typing import ASGIReceiveCallable
 from hypercorn.typing import ASGISendCallable
 from hypercorn.typing import HTTPScope
 from hypercorn.typing import Scope
+from markupsafe import escape
 from quart import Quart
+from quart import render_template
 
 from flaskr_async.middleware.security import SECURITY_HEADERS
 
@@ -26,7 +28,7 @@ BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 HEADERS = [
-    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-type", b"text/html; charset=utf-8"),
     *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
 ]
 
@@ -82,6 +84,30 @@ class RefusalLog:
             host,
             since,
         )
+
+
+class RefusalPage:
+    """templates/error.html for the boundary's 400s, rendered once; each refusal adds its text."""
+
+    MARK = "the-refusal-goes-here"
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+        self.parts: tuple[str, str] | None = None
+
+    async def body(self, problem: str) -> bytes:
+        """Return the page saying why the request was refused (escaped: the client chose it)."""
+        if self.parts is None:
+            # The request never reaches Quart: a bare request context is all the layout needs
+            # (anonymous navigation, nothing flashed), the same for every refusal.
+            async with self.app.test_request_context("/"):
+                page = await render_template(
+                    "error.html", code=400, name="Bad Request", description=self.MARK
+                )
+            before, _, after = page.partition(self.MARK)
+            self.parts = (before, after)
+        before, after = self.parts
+        return f"{before}{escape(f'The request was refused: {problem}.')}{after}".encode()
 
 
 def trusted_names(hosts: Iterable[str] | None) -> frozenset[str] | None:
@@ -152,10 +178,12 @@ class Boundary:
         app: ASGIFramework,
         trusted_hosts: Iterable[str] | str | None,
         refusals: RefusalLog,
+        page: RefusalPage,
     ) -> None:
         self.app = app
         self.trusted = trusted_names(trusted_hosts)
         self.refusals = refusals
+        self.page = page
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -169,14 +197,13 @@ class Boundary:
         elif (problem := request_problem(scope, self.trusted)) is not None:
             if isinstance(problem, ForeignHost):
                 self.refusals.refused(problem.host)
-            await refuse(scope["http_version"], problem, send)
+            await refuse(scope["http_version"], await self.page.body(problem), send)
         else:
             await self.app(scope, receive, send)
 
 
-async def refuse(http_version: str, problem: str, send: ASGISendCallable) -> None:
-    """Answer 400 naming the problem; over HTTP/1 also close the connection."""
-    body = f"400 Bad Request: {problem}.\n".encode()
+async def refuse(http_version: str, body: bytes, send: ASGISendCallable) -> None:
+    """Answer 400 with this page; over HTTP/1 also close the connection."""
     headers = [*HEADERS, (b"content-length", str(len(body)).encode())]
     if http_version.startswith("1"):
         # h11 then closes after the response instead of waiting for the next request;
@@ -193,5 +220,5 @@ def init_app(app: Quart) -> None:
     # Inside ProxyFix: the Host checked is the one the app uses (X-Forwarded-Host from a
     # trusted proxy), and ProxyFix behaves exactly as before.
     app.asgi_app = Boundary(  # type: ignore[method-assign]
-        app.asgi_app, app.config["TRUSTED_HOSTS"], RefusalLog(app)
+        app.asgi_app, app.config["TRUSTED_HOSTS"], RefusalLog(app), RefusalPage(app)
     )

@@ -20,11 +20,11 @@ from hypothesis import event
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from markupsafe import escape
 from quart import Quart
 from werkzeug.datastructures import Headers
 
 from flaskr_async.middleware.boundary import LOG_INTERVAL
-from flaskr_async.middleware.boundary import ForeignHost
 from flaskr_async.middleware.boundary import RefusalLog
 from flaskr_async.middleware.boundary import host_problem
 from flaskr_async.middleware.boundary import refuse
@@ -203,12 +203,15 @@ def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> 
         verify=TLS,
     )
     assert response.status_code == 400
-    assert response.text == (
-        '400 Bad Request: the Host "evil.example" is not one this site serves. If it should be,'
-        " add it to the TRUSTED_HOSTS setting (FLASKR_TRUSTED_HOSTS; docs/deployment.md).\n"
+    assert "<h1>400 Bad Request</h1>" in response.text  # the app's own error page
+    said = (
+        'The request was refused: the Host "evil.example" is not one this site serves. If'
+        " it should be, add it to the TRUSTED_HOSTS setting (FLASKR_TRUSTED_HOSTS;"
+        " docs/deployment.md)."
     )
+    assert str(escape(said)) in response.text
     assert response.headers["connection"] == "close"
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
 
@@ -229,7 +232,7 @@ async def test_an_http2_refusal_goes_without_a_connection_header() -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    await refuse("2", ForeignHost(b"evil.example"), send)
+    await refuse("2", b"refused", send)
     start = sent[0]
     assert start["status"] == 400
     assert b"connection" not in {name for name, _ in start["headers"]}
@@ -466,7 +469,7 @@ async def test_a_refused_host_is_named_with_the_setting_that_refuses_it(
     response = await hosts_app.test_client().get("/hello", headers={"Host": host})
     assert response.status_code == 400
     page = await response.get_data(as_text=True)
-    assert f'the Host "{shown}" is not one this site serves' in page
+    assert str(escape(f'the Host "{shown}" is not one this site serves')) in page
     assert "TRUSTED_HOSTS" in page
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [

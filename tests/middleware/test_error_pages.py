@@ -84,3 +84,25 @@ def assert_own_page(page: str, code: int) -> None:
         assert str(escape(DESCRIPTIONS[code])) in page
     else:
         assert f"This request could not be answered ({code} {name})." in page
+
+
+# (what is wrong, request headers and path) refused at the boundary, before Quart runs
+BOUNDARY_REFUSALS = [
+    ("a Host this site does not serve", {"Host": "evil.example"}, "/hello"),
+    ("a malformed path", {}, "/%zz"),
+    ("ambiguous framing", {"Content-Length": "5", "Transfer-Encoding": "chunked"}, "/hello"),
+]
+
+
+@pytest.mark.parametrize(("problem", "headers", "path"), BOUNDARY_REFUSALS)
+async def test_the_boundary_s_refusals_are_the_app_s_page_too(
+    raising_app: Quart, problem: str, headers: dict[str, str], path: str
+) -> None:
+    response = await raising_app.test_client().get(path, headers=headers)
+    assert response.status_code == 400, problem
+    assert response.headers["Connection"] == "close"
+    page = await response.get_data(as_text=True)
+    assert "<h1>400 Bad Request</h1>" in page
+    assert '<a href="/">Flaskr</a>' in page  # the site's navigation, anonymous
+    assert "<p>The request was refused: " in page
+    assert page.count("<p>") == 2  # the refusal and the link back, nothing else
