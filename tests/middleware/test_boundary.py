@@ -24,11 +24,11 @@ from markupsafe import escape
 from quart import Quart
 from werkzeug.datastructures import Headers
 
-from flaskr_async.middleware.boundary import LOG_INTERVAL
-from flaskr_async.middleware.boundary import RefusalLog
 from flaskr_async.middleware.boundary import host_problem
 from flaskr_async.middleware.boundary import refuse
 from flaskr_async.middleware.boundary import trusted_names
+from flaskr_async.middleware.refusals import LOG_INTERVAL
+from flaskr_async.middleware.refusals import RefusalLog
 from flaskr_async.middleware.security import SECURITY_HEADERS
 from flaskr_async.settings import DEFAULTS
 from tests.helpers import serving
