@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 SERVING := $(VENV)/.serving
 INSTALLED := $(VENV)/.installed
 # The stack tested with this Python, pinned: requirements/py3.X.txt (`make lock` refreshes them).
-PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 LOCK = requirements/py$(PYTHON_VERSION).txt
+# A PYTHON given to make (`make run PYTHON=python3.13`) that is not the one .venv was made with
+# rebuilds .venv, rather than serving on the old one without a word; the default leaves it be.
+VENV_VERSION = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+REBUILD := $(if $(filter-out file,$(origin PYTHON)),$(if $(VENV_VERSION),$(filter-out $(PYTHON_VERSION),$(VENV_VERSION))))
 
 # Debian packages the tests drive: Chromium (browser test), the PostgreSQL server and nginx
 # (the shipped deploy/nginx.conf in front of the app).
@@ -18,23 +22,33 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test test-fast lint lock settings-table system-deps bench clean $(TEST_SESSIONS)
+.PHONY: run test test-fast lint lock settings-table system-deps bench clean rebuild-venv $(TEST_SESSIONS)
 
 # What serving needs, nothing more (Debian: apt-get install python3-venv).
-$(SERVING): pyproject.toml $(wildcard requirements/*.txt)
+$(SERVING): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuild-venv)
+	@test -n "$(PYTHON_VERSION)" || { echo "No Python interpreter '$(PYTHON)' found: install it, or name another (PYTHON=python3.13); supported: $(PYTHONS)" >&2; exit 1; }
 	@test -f $(LOCK) || { echo "No $(LOCK): supported Pythons are $(PYTHONS) (PYTHON=python3.13)" >&2; exit 1; }
+	$(if $(REBUILD),@echo "Rebuilding $(VENV) (Python $(VENV_VERSION)) with PYTHON=$(PYTHON) (Python $(PYTHON_VERSION))" && rm -rf $(VENV))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e .
 	touch $(SERVING)
+
+rebuild-venv:
 
 # The rest for development: pytest, ruff, mypy, Playwright, nox (which runs every Python).
 $(INSTALLED): $(SERVING)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(INSTALLED)
 
+# A line per request on stdout, for the person watching (production leaves it to nginx), and
+# another address with `make run BIND=127.0.0.1:8001` (BIND replaces hypercorn.toml's bind).
+# Plain HTTP: a Secure session cookie would only reach browsers on localhost, never a script
+# (httpx, requests), so it is off unless the environment says otherwise (the unit sets true).
 run: $(SERVING)
-	$(BIN)/python -m flaskr_async serve --config hypercorn.toml
+	FLASKR_SESSION_COOKIE_SECURE=$${FLASKR_SESSION_COOKIE_SECURE:-false} \
+		$(BIN)/python -m flaskr_async serve --config hypercorn.toml --access-logfile - \
+		$(if $(BIND),--bind $(BIND))
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -180,10 +180,19 @@ async def open_session(user: Row, new_hash: str | None, attempt_id: int) -> str 
 async def too_many_failures(
     template: str, form: object, retry_after: int, what: str = "failed logins"
 ) -> ResponseReturnValue:
-    """Show a form again with 429 Too Many Requests and when to try again (seconds)."""
-    await flash(f"Too many {what}. Try again in {retry_after} seconds.")
+    """Show a form again with 429 Too Many Requests and when to try again."""
+    await flash(f"Too many {what}. Try again in {wait_text(retry_after)}.")
     page = await render_template(template, form=form)
     return page, 429, {"Retry-After": str(retry_after)}
+
+
+def wait_text(seconds: int) -> str:
+    """Say a wait in seconds under a minute, else in whole minutes, rounded up."""
+    # Retry-After stays in seconds (RFC 9110); "900 seconds" makes a person do the sum.
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @bp.app_template_filter("utc_time")

@@ -15,6 +15,7 @@ from quart.testing import QuartClient
 
 from flaskr_async.accounts import passwords
 from flaskr_async.accounts.login_sessions import id_hash
+from flaskr_async.auth import wait_text
 from flaskr_async.clients import client_of
 from flaskr_async.db import current_database
 from tests.helpers import AuthActions
@@ -225,6 +226,21 @@ async def test_hello_and_static_files_skip_the_session(app: Quart, path: str) ->
 LOCAL = client_of("<local>")
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "1 minute"),
+        (61, "2 minutes"),
+        (890, "15 minutes"),
+        (900, "15 minutes"),
+    ],
+)
+def test_waits_of_a_minute_or_more_are_said_in_minutes(seconds: int, text: str) -> None:
+    assert wait_text(seconds) == text
+
+
 async def test_ten_failures_for_a_username_throttle_it(auth: AuthActions) -> None:
     for _ in range(10):
         response = await auth.login("test", "wrong")
@@ -232,7 +248,7 @@ async def test_ten_failures_for_a_username_throttle_it(auth: AuthActions) -> Non
     refused = await auth.login("test", "test")
     assert refused.status_code == 429
     assert 890 <= int(refused.headers["Retry-After"]) <= 900
-    assert "Too many failed logins." in await page_text(refused)
+    assert "Too many failed logins. Try again in 15 minutes." in await page_text(refused)
     other = await auth.login("other", "other")
     assert other.headers["Location"] == "/"
 

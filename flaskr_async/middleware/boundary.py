@@ -13,6 +13,9 @@ from hypercorn.typing import HTTPScope
 from hypercorn.typing import Scope
 from quart import Quart
 
+from flaskr_async.middleware.refusals import ForeignHost
+from flaskr_async.middleware.refusals import RefusalLog
+from flaskr_async.middleware.refusals import RefusalPage
 from flaskr_async.middleware.security import SECURITY_HEADERS
 
 # werkzeug's host_is_trusted pattern: a name or IPv4 address, or a bracketed IPv6 one, and a port.
@@ -24,7 +27,7 @@ BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 HEADERS = [
-    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-type", b"text/html; charset=utf-8"),
     *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
 ]
 
@@ -64,7 +67,7 @@ def host_problem(values: list[bytes], trusted: frozenset[str] | None) -> str | N
     # ".example.org" also matches example.org's subdomains, as in werkzeug.
     if name in trusted or any(name[dot:] in trusted for dot in dots(name)):
         return None
-    return "a Host this site does not serve"
+    return ForeignHost(values[0])
 
 
 def target_problem(scope: HTTPScope) -> str | None:
@@ -92,9 +95,17 @@ def request_problem(scope: HTTPScope, trusted: frozenset[str] | None) -> str | N
 class Boundary:
     """ASGI middleware answering 400 (and closing) for requests the app must never see."""
 
-    def __init__(self, app: ASGIFramework, trusted_hosts: Iterable[str] | str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIFramework,
+        trusted_hosts: Iterable[str] | str | None,
+        refusals: RefusalLog,
+        page: RefusalPage,
+    ) -> None:
         self.app = app
         self.trusted = trusted_names(trusted_hosts)
+        self.refusals = refusals
+        self.page = page
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -106,14 +117,15 @@ class Boundary:
             # context): close before the handshake is accepted, which the server answers 403.
             await send({"type": "websocket.close", "code": 1008, "reason": ""})
         elif (problem := request_problem(scope, self.trusted)) is not None:
-            await refuse(scope["http_version"], problem, send)
+            if isinstance(problem, ForeignHost):
+                self.refusals.refused(problem.host)
+            await refuse(scope["http_version"], await self.page.body(problem), send)
         else:
             await self.app(scope, receive, send)
 
 
-async def refuse(http_version: str, problem: str, send: ASGISendCallable) -> None:
-    """Answer 400 naming the problem; over HTTP/1 also close the connection."""
-    body = f"400 Bad Request: {problem}.\n".encode()
+async def refuse(http_version: str, body: bytes, send: ASGISendCallable) -> None:
+    """Answer 400 with this page; over HTTP/1 also close the connection."""
     headers = [*HEADERS, (b"content-length", str(len(body)).encode())]
     if http_version.startswith("1"):
         # h11 then closes after the response instead of waiting for the next request;
@@ -130,5 +142,5 @@ def init_app(app: Quart) -> None:
     # Inside ProxyFix: the Host checked is the one the app uses (X-Forwarded-Host from a
     # trusted proxy), and ProxyFix behaves exactly as before.
     app.asgi_app = Boundary(  # type: ignore[method-assign]
-        app.asgi_app, app.config["TRUSTED_HOSTS"]
+        app.asgi_app, app.config["TRUSTED_HOSTS"], RefusalLog(app), RefusalPage(app)
     )

@@ -8,8 +8,10 @@ from typing import Any
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart import Response
+from quart import current_app
 from quart import g
 from quart import render_template
+from quart import request
 from quart_wtf import CSRFError
 from quart_wtf import CSRFProtect
 from quart_wtf.const import REFERRER_HEADER
@@ -17,6 +19,7 @@ from quart_wtf.const import REFERRER_HOST
 from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.middleware.error_pages import description_of
 from flaskr_async.setting_rules import secure_cookie
 from flaskr_async.settings import InvalidSetting
 
@@ -44,6 +47,21 @@ REFERER_FOREIGN = (
     " another host or port). Open the form from this site's own address and send it again."
 )
 CSRF_MESSAGES = {REFERRER_HEADER: REFERER_MISSING, REFERRER_HOST: REFERER_FOREIGN}
+# No session cookie at all: the form's token has nothing to be checked against, and reloading
+# alone would not help. Over plain http a Secure cookie is the likely cause (scripts, mostly).
+NO_SESSION_COOKIE = (
+    "The form was sent without this site's session cookie, so its token cannot be checked."
+)
+COOKIE_SECURE_OVER_HTTP = (
+    " The cookie is Secure (SESSION_COOKIE_SECURE) and this request came over plain http:"
+    " browsers send it back only to localhost, and scripts (httpx, requests) never do. Use"
+    " https, or serve with FLASKR_SESSION_COOKIE_SECURE=false for local scripting (make run"
+    " does), then load the form again and send it."
+)
+COOKIES_REFUSED = (
+    " Allow cookies for this site (a script must keep the cookies it is given, e.g. with one"
+    " httpx.Client or requests.Session), then load the form again and send it."
+)
 
 csrf = CSRFProtect()
 
@@ -90,11 +108,22 @@ def forbid_shared_caching(response: Response) -> None:
         response.headers["Cache-Control"] = "private"
 
 
+def csrf_message(reason: str) -> str:
+    """Say why a form's CSRF check failed and what to do, from quart-wtf's reason."""
+    if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        secure_over_http = current_app.config["SESSION_COOKIE_SECURE"] and request.scheme == "http"
+        return NO_SESSION_COOKIE + (
+            COOKIE_SECURE_OVER_HTTP if secure_over_http else COOKIES_REFUSED
+        )
+    return CSRF_MESSAGES.get(reason, FORM_EXPIRED)
+
+
 async def render_error(error: HTTPException) -> Any:
     """Show an HTTP error as a short page in the site's layout."""
-    description = error.description
     if isinstance(error, CSRFError):
-        description = CSRF_MESSAGES.get(str(description), FORM_EXPIRED)
+        description = csrf_message(str(error.description))
+    else:
+        description = description_of(error)
     page = await render_template(
         "error.html", code=error.code, name=error.name, description=description
     )

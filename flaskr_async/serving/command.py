@@ -1,6 +1,7 @@
 """Serve the app with hypercorn, exiting non-zero when start-up fails.
 
-python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]. Without --config,
+python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]: --bind replaces the
+config's addresses (`make run BIND=127.0.0.1:8001` passes it). Without --config,
 hypercorn's defaults: 127.0.0.1:8000, one worker, asyncio's own loop (make run passes the
 shipped hypercorn.toml: uvloop). hypercorn's own command exits 0 after a failed start-up, which
 hides the failure from systemd and scripts.
@@ -29,6 +30,7 @@ from flaskr_async import load_settings
 from flaskr_async import private_files
 from flaskr_async.serving.event_loops import WORKER_CLASSES
 from flaskr_async.serving.event_loops import event_loop_factory
+from flaskr_async.serving.listening import listen_failure
 from flaskr_async.serving.shutdown import stopped
 from flaskr_async.serving.shutdown import streams_end_first
 from flaskr_async.settings import InvalidSetting
@@ -81,13 +83,17 @@ def configured_app() -> Quart:
     return app
 
 
-def hypercorn_config(config_path: str | None, bind: Sequence[str]) -> Config:
+def hypercorn_config(
+    config_path: str | None, bind: Sequence[str], access_log: str | None = None
+) -> Config:
     """Load hypercorn's settings from a TOML file, binding to loopback unless told otherwise."""
     config = Config.from_toml(config_path) if config_path else Config()
     if bind:
         config.bind = list(bind)
     elif not config_path:
         config.bind = ["127.0.0.1:8000"]
+    if access_log:
+        config.accesslog = access_log
     config.application_path = "flaskr_async:create_app()"
     return config
 
@@ -116,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="serve the app with hypercorn")
     serve_parser.add_argument("--config", help="a hypercorn TOML config file")
     serve_parser.add_argument("--bind", action="append", default=[], help="HOST:PORT")
+    serve_parser.add_argument(
+        "--access-logfile", help="a line per request to this file ('-': stdout), as hypercorn's"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -124,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line, no traceback: the message names the setting and what it must be.
         print(f"Start-up failed: {error}", file=sys.stderr)
         return 1
-    config = hypercorn_config(args.config, args.bind)
+    config = hypercorn_config(args.config, args.bind, args.access_logfile)
     if config.worker_class not in WORKER_CLASSES:
         print(
             f"Start-up failed: worker_class = {config.worker_class!r} in the hypercorn config"
@@ -146,5 +155,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.logger.error("Start-up failed: the reason is logged above.")
         return 1
     except Exception as error:
-        app.logger.error("Start-up failed: %s", error)
+        app.logger.error("Start-up failed: %s", listen_failure(error, config.bind) or error)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -19,12 +20,15 @@ from hypothesis import event
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from markupsafe import escape
 from quart import Quart
 from werkzeug.datastructures import Headers
 
 from flaskr_async.middleware.boundary import host_problem
 from flaskr_async.middleware.boundary import refuse
 from flaskr_async.middleware.boundary import trusted_names
+from flaskr_async.middleware.refusals import LOG_INTERVAL
+from flaskr_async.middleware.refusals import RefusalLog
 from flaskr_async.middleware.security import SECURITY_HEADERS
 from flaskr_async.settings import DEFAULTS
 from tests.helpers import serving
@@ -199,9 +203,15 @@ def test_refusals_are_short_pages_with_the_security_headers(server: Watched) -> 
         verify=TLS,
     )
     assert response.status_code == 400
-    assert response.text == "400 Bad Request: a Host this site does not serve.\n"
+    assert "<h1>400 Bad Request</h1>" in response.text  # the app's own error page
+    said = (
+        'The request was refused: the Host "evil.example" is not one this site serves. If'
+        " it should be, add it to the TRUSTED_HOSTS setting (FLASKR_TRUSTED_HOSTS;"
+        " docs/deployment.md)."
+    )
+    assert str(escape(said)) in response.text
     assert response.headers["connection"] == "close"
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
 
@@ -222,7 +232,7 @@ async def test_an_http2_refusal_goes_without_a_connection_header() -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    await refuse("2", "a Host this site does not serve", send)
+    await refuse("2", b"refused", send)
     start = sent[0]
     assert start["status"] == 400
     assert b"connection" not in {name for name, _ in start["headers"]}
@@ -441,6 +451,48 @@ async def test_the_host_checked_is_the_one_a_trusted_proxy_forwards(
     headers = {"Host": "localhost", "X-Forwarded-Host": forwarded}
     response = await hosts_app.test_client().get("/hello", headers=headers)
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("evil.example", "evil.example"),
+        ("evil.example:8443", "evil.example:8443"),
+        ("[::2]", "[::2]"),
+        ("a" * 101, "a" * 100 + "..."),  # bounded: the client chooses it
+    ],
+)
+@pytest.mark.parametrize("hosts_app", [(DEFAULT, 0)], indirect=True)
+async def test_a_refused_host_is_named_with_the_setting_that_refuses_it(
+    hosts_app: Quart, host: str, shown: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await hosts_app.test_client().get("/hello", headers={"Host": host})
+    assert response.status_code == 400
+    page = await response.get_data(as_text=True)
+    assert str(escape(f'the Host "{shown}" is not one this site serves')) in page
+    assert "TRUSTED_HOSTS" in page
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f'Refused Host "{shown}": not in TRUSTED_HOSTS (add it if this site should answer to it)'
+    ]
+
+
+def test_a_flood_of_refused_hosts_logs_a_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    now = [1000.0]
+    log = RefusalLog(Quart(__name__), clock=lambda: now[0])
+    for second, host in [(0, "a.example"), (1, "b.example"), (59, "c.example")]:
+        now[0] = 1000.0 + second
+        log.refused(host)
+    now[0] = 1000.0 + LOG_INTERVAL
+    log.refused("d.example")
+    now[0] += 1
+    log.refused("e.example")
+    assert [record.getMessage() for record in caplog.records] == [
+        'Refused Host "a.example": not in TRUSTED_HOSTS (add it if this site should answer to it)',
+        'Refused Host "d.example": not in TRUSTED_HOSTS (add it if this site should answer to it)'
+        "; 2 more since the last such line",
+    ]
+    assert all(record.levelno == logging.WARNING for record in caplog.records)
 
 
 def test_host_problems() -> None:

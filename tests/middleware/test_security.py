@@ -26,7 +26,10 @@ from quart.testing.app import LifespanError
 
 from flaskr_async import create_app
 from flaskr_async.accounts import passwords
+from flaskr_async.middleware.security import COOKIE_SECURE_OVER_HTTP
+from flaskr_async.middleware.security import COOKIES_REFUSED
 from flaskr_async.middleware.security import FORM_EXPIRED
+from flaskr_async.middleware.security import NO_SESSION_COOKIE
 from flaskr_async.middleware.security import REFERER_FOREIGN
 from flaskr_async.middleware.security import REFERER_MISSING
 from flaskr_async.middleware.security import SECURITY_HEADERS
@@ -42,6 +45,7 @@ from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import TLS
 from tests.servers import free_port
+from tests.servers import running
 from tests.servers import server_env
 from tests.servers import start
 
@@ -150,6 +154,33 @@ async def test_a_refused_referer_over_https_says_what_to_do(
     assert FORM_EXPIRED in await page_text(bad_token)
     response = await client.post("/auth/login", form=form, headers=good, scheme="https")
     assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("cookie", "secure", "scheme", "message"),
+    [
+        (None, True, "http", NO_SESSION_COOKIE + COOKIE_SECURE_OVER_HTTP),
+        (None, False, "http", NO_SESSION_COOKIE + COOKIES_REFUSED),
+        (None, True, "https", NO_SESSION_COOKIE + COOKIES_REFUSED),
+        ("forged", True, "http", FORM_EXPIRED),
+        ("forged", False, "https", FORM_EXPIRED),
+    ],
+)
+async def test_a_form_without_a_session_cookie_says_so_and_why(
+    csrf_config: dict[str, Any], cookie: str | None, secure: bool, scheme: str, message: str
+) -> None:
+    async with serving({**csrf_config, "SESSION_COOKIE_SECURE": secure}) as app:
+        token = await token_from(app.test_client())  # a real token, of another session
+        client = app.test_client()
+        if cookie is not None:
+            client.set_cookie("localhost", "session", cookie)
+        form = {"username": "test", "password": "test", "csrf_token": token}
+        headers = {"Referer": f"{scheme}://localhost/auth/login"}
+        response = await client.post("/auth/login", form=form, headers=headers, scheme=scheme)
+        assert response.status_code == 400
+        page = await page_text(response)
+        assert str(escape(message)) in page
+        assert (str(escape(NO_SESSION_COOKIE)) in page) is (cookie is None)  # not a bad token
 
 
 async def test_one_token_serves_every_form_of_the_session(
@@ -454,3 +485,28 @@ def test_shipped_hypercorn_config(tmp_path: Path) -> None:
     # No access log as shipped (nginx logs every request); the app's own lines still show.
     assert "GET /hello" not in output
     assert "Database closed" in output
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(("secure", "status"), [(None, 400), ("false", 302)])
+def test_a_script_keeps_its_session_over_http_only_with_the_secure_flag_off(
+    tmp_path: Path, secure: str | None, status: int
+) -> None:
+    port = free_port()
+    env = server_env(tmp_path / "flaskr.sqlite")
+    del env["FLASKR_SESSION_COOKIE_SECURE"]
+    if secure is not None:
+        env["FLASKR_SESSION_COOKIE_SECURE"] = secure  # as make run sets it
+    command = [sys.executable, "-m", "flaskr_async", "serve", "--bind", f"127.0.0.1:{port}"]
+    with running(command, env, port) as server:
+        # A script as the README's reader writes it: httpx keeps cookies, but not Secure ones
+        # over http (the standard library's cookie policy).
+        with httpx.Client(base_url=server.url, verify=TLS) as script:
+            token = csrf_token_of(script.get("/auth/register").text)
+            form = {"username": "script", "password": "long enough", "csrf_token": token}
+            response = script.post("/auth/register", data=form)
+        assert server.stop() == 0
+    assert response.status_code == status
+    if status == 400:
+        assert "session cookie" in response.text
+        assert "FLASKR_SESSION_COOKIE_SECURE=false" in response.text

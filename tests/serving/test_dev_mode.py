@@ -139,3 +139,18 @@ async def test_debug_mode_shows_the_traceback(tmp_path: Path, restore_logger_lev
     assert response.status_code == 500
     assert "RuntimeError" in page and "the secret detail of a bug" in page
     assert "raise RuntimeError" in page  # the failing source line, from the traceback
+
+
+@pytest.mark.system
+def test_quart_run_in_the_clone_finds_the_app_without_app_option(tmp_path: Path) -> None:
+    """The README's `quart run --debug`, without --app: .quartenv names the app."""
+    env = server_env(tmp_path / "flaskr.sqlite")
+    env.pop("QUART_APP", None)
+    port = free_port()
+    command = [str(QUART), "run", "--debug", "--port", str(port)]
+    with running(command, env, port, cwd=ROOT) as server:
+        assert httpx.get(server.url + "/hello", verify=TLS).text == "Hello, World!"
+        os.killpg(server.process.pid, signal.SIGTERM)  # the reloader's child too
+        output = server.output()
+    assert " * Serving Quart app 'flaskr_async'" in output
+    assert "Traceback" not in output

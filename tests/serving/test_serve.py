@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import runpy
 import signal
+import socket
 import sqlite3
 import stat
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -24,6 +27,7 @@ from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async.serving import command as entry_point
 from flaskr_async.serving import shutdown
+from flaskr_async.serving.listening import listen_failure
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
 from tests.servers import TLS
@@ -254,6 +258,9 @@ def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
     from_file = entry_point.hypercorn_config(str(config), [])
     assert from_file.bind == ["127.0.0.1:8123"]
     assert from_file.application_path == "flaskr_async:create_app()"
+    assert from_file.accesslog == "-"
+    assert entry_point.hypercorn_config(None, []).accesslog is None  # hypercorn's default: off
+    assert entry_point.hypercorn_config(None, [], "access.log").accesslog == "access.log"
 
 
 def test_shipped_hypercorn_config_is_valid() -> None:
@@ -347,3 +354,85 @@ def test_python_m_flaskr_async_runs_the_serve_command(
         runpy.run_module("flaskr_async", run_name="__main__")
     assert exited.value.code == 0
     assert "usage: python -m flaskr_async" in capsys.readouterr().out
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(
+    ("host", "workers", "reason", "fix"),
+    [
+        ("127.0.0.1", 1, "the address is already in use", "127.0.0.1:{next}"),
+        ("127.0.0.1", 2, "the address is already in use", "127.0.0.1:{next}"),
+        ("192.0.2.1", 1, "that address is not one of this machine's", "127.0.0.1:8000"),
+        ("no-such-host.invalid", 1, "the host name is unknown", "127.0.0.1:8000"),
+    ],
+)
+def test_serve_names_the_address_it_cannot_listen_on_and_the_fix(
+    tmp_path: Path, host: str, workers: int, reason: str, fix: str
+) -> None:
+    port = free_port()
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f"workers = {workers}\n")
+    with socket.create_server(("127.0.0.1", port)):  # taken, for the in-use case
+        server = start(
+            [*SERVE, "--config", str(config), "--bind", f"{host}:{port}"],
+            server_env(tmp_path / "flaskr.sqlite"),
+            port,
+        )
+        assert server.process.wait(30) == 1
+    lines = [line for line in server.output().splitlines() if "Start-up failed" in line]
+    assert len(lines) == 1, lines
+    assert f"Start-up failed: cannot listen on {host}:{port}: {reason}" in lines[0]
+    address = fix.format(next=port + 1)
+    assert f"make run BIND={address}, or --bind {address} (python -m flaskr_async serve" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("error", "binds", "says"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), ["0.0.0.0:80"], "port below 1024"),
+        (OSError(errno.EADDRINUSE, "in use"), ["[::1]:8000"], "--bind [::1]:8001"),
+        (OSError(errno.EADDRINUSE, "in use"), ["unix:/run/f.sock"], "--bind 127.0.0.1:8001"),
+        (OSError(errno.EADDRINUSE, "in use"), [], "--bind 127.0.0.1:8001"),
+        (OSError(errno.EADDRNOTAVAIL, "not available"), ["192.0.2.1:80"], "not one of this"),
+        (socket.gaierror(-2, "Name or service not known"), ["nohost:80"], "name is unknown"),
+        (OSError(errno.EBADF, "Bad file descriptor"), ["fd://9"], None),
+        (ValueError("not an OSError"), ["127.0.0.1:8000"], None),
+    ],
+)
+def test_listen_failures_say_the_cause_and_the_fix(
+    error: Exception, binds: list[str], says: str | None
+) -> None:
+    line = listen_failure(error, binds)
+    if says is None:
+        assert line is None  # not a failure to listen: said as it is
+    else:
+        assert line is not None
+        assert line.startswith(f"cannot listen on {', '.join(binds)}: ")
+        assert says in line
+
+
+@pytest.mark.system
+def test_serve_logs_each_request_when_asked(tmp_path: Path) -> None:
+    port = free_port()
+    command = [*SERVE, "--bind", f"127.0.0.1:{port}", "--access-logfile", "-"]
+    with running(command, server_env(tmp_path / "flaskr.sqlite"), port) as server:
+        assert httpx.get(server.url + "/auth/login", verify=TLS).status_code == 200
+        assert server.stop() == 0
+        output = server.output()
+    assert '"GET /auth/login 1.1" 200' in output
+
+
+def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
+    recipes = subprocess.run(
+        ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    run = recipes.replace("\\\n\t", "").splitlines()[-1]  # the recipe's continued line, joined
+    assert run.endswith(
+        "-m flaskr_async serve --config hypercorn.toml --access-logfile - --bind 127.0.0.1:8001"
+    )
+    # Plain HTTP: the session cookie is not Secure, unless the environment says it is.
+    assert run.startswith("FLASKR_SESSION_COOKIE_SECURE=${FLASKR_SESSION_COOKIE_SECURE:-false} ")

@@ -110,3 +110,34 @@ def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(
         # The lifespan created the schema from the installed schema.sql.
         assert {"user", "post", "login_attempt", "user_session"} <= tables_in(database)
         assert server.stop() == 0
+
+
+@pytest.mark.system
+def test_an_editable_install_prints_no_warning(repository: Path, tmp_path: Path) -> None:
+    """make run's `pip install -e .` in a fresh venv: no boxed warning that looks like a fault."""
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", "--without-pip", venv)
+    isolation = ["--no-build-isolation"] if builds_offline() else []
+    # This environment's pip (a venv's bundled one may be too old to show the build's output).
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install"]
+        + ["--quiet", "--no-deps", *isolation, "--editable", str(repository)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    # pip's own notes on this machine's index settings are not the project's.
+    output = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if not line.startswith("WARNING: Location ")
+    ]
+    assert not any("Warning" in line or "****" in line for line in output), "\n".join(output)
+    # The clone's files are the ones imported (found, not imported: no dependencies here).
+    find = (
+        "from importlib.util import find_spec as f;"
+        " print(f('asgi').origin, f('flaskr_async').origin)"
+    )
+    found = run(venv / "bin" / "python", "-c", find, cwd=tmp_path).split()
+    assert found == [str(repository / "asgi.py"), str(repository / "flaskr_async" / "__init__.py")]
