@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.servers import hypercorn_command
 from tests.servers import running
 from tests.servers import server_env
 from tests.servers import tables_in
+from tests.wheels import builds_offline
 from tests.wheels import git
 from tests.wheels import run
 
@@ -112,7 +114,6 @@ def test_the_installed_wheel_serves_asgi_app_outside_the_source_tree(
         assert server.stop() == 0
 
 
-@pytest.mark.system
 def test_an_editable_install_prints_no_warning(repository: Path, tmp_path: Path) -> None:
     """make run's `pip install -e .` in a fresh venv: no boxed warning that looks like a fault."""
     venv = tmp_path / "venv"
