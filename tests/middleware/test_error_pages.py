@@ -78,7 +78,7 @@ def assert_own_page(page: str, code: int) -> None:
     werkzeug = default_exceptions[code]
     name = str(escape(HTTP_STATUS_CODES[code]))  # as Jinja escapes it ("I'm a teapot")
     assert f"<h1>{code} {name}</h1>" in page
-    assert '<a href="/">Flaskr</a>' in page  # the site's navigation
+    assert '<a class="brand" href="/">Flaskr</a>' in page  # the site's navigation
     assert str(escape(str(werkzeug.description))) not in page
     if code in DESCRIPTIONS:
         assert str(escape(DESCRIPTIONS[code])) in page
@@ -103,6 +103,6 @@ async def test_the_boundary_s_refusals_are_the_app_s_page_too(
     assert response.headers["Connection"] == "close"
     page = await response.get_data(as_text=True)
     assert "<h1>400 Bad Request</h1>" in page
-    assert '<a href="/">Flaskr</a>' in page  # the site's navigation, anonymous
+    assert '<a class="brand" href="/">Flaskr</a>' in page  # the site's navigation, anonymous
     assert "<p>The request was refused: " in page
     assert page.count("<p>") == 2  # the refusal and the link back, nothing else
