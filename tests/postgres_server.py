@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import asyncpg
 
 from tests.servers import free_port
 from tests.servers import refuse_unless_system
@@ -74,3 +78,23 @@ def with_database(url: str, name: str) -> str:
     base, _, query = url.partition("?")
     server = base.rsplit("/", 1)[0]
     return f"{server}/{name}" + (f"?{query}" if query else "")
+
+
+async def run_as_admin(server: str, statement: str) -> None:
+    """Run one statement on the server's admin database."""
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    """Yield the URL of a new, empty database on the server, dropped after the block."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    asyncio.run(run_as_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(server, name)
+    finally:
+        asyncio.run(run_as_admin(server, f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -12,14 +12,12 @@ import asyncio
 import os
 import pwd
 import stat
-import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from quart import Quart
 
@@ -28,7 +26,7 @@ from flaskr_async import load_settings
 from flaskr_async import private_files
 from flaskr_async.db import opened
 from flaskr_async.serving import command
-from tests.postgres_server import with_database
+from tests.postgres_server import scratch_database
 from tests.servers import TEST_SECRET_KEY
 
 BAIT = b"the link's target, which no writer may touch\n"
@@ -92,20 +90,8 @@ def backup_sqlite(folder: Path, _request: pytest.FixtureRequest) -> None:
 def backup_postgres(folder: Path, request: pytest.FixtureRequest) -> None:
     """Back up a fresh PostgreSQL database (pg_dump writes to the target's descriptor)."""
     server: str = request.getfixturevalue("postgres_server")
-    name = f"test_{uuid.uuid4().hex[:16]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(server)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        backup(with_database(server, name), folder / "copy.backup")
-    finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with scratch_database(server) as url:
+        backup(url, folder / "copy.backup")
 
 
 KEY = Writer("config.py", write_key, "app", "used", "chmod 600")

@@ -35,9 +35,16 @@ class Visitor:
     ``device``: the login throttle's known-browser cookie, kept too when ``keep_device``.
     """
 
-    def __init__(self, user_agent: str = "Visitor/1.0", keep_device: bool = False) -> None:
+    def __init__(
+        self, user_agent: str = "Visitor/1.0", keep_device: bool = False, address: str = ""
+    ) -> None:
         # No cookie jar: cookies are per host name, and a balancer hides the hosts.
-        self.client = httpx.Client(timeout=10, verify=TLS, headers={"User-Agent": user_agent})
+        # ``address``: the loopback address it connects from ("": the system's choice), so
+        # that tests sharing servers are each their own client to the per-address limits.
+        transport = httpx.HTTPTransport(verify=TLS, local_address=address or None)
+        self.client = httpx.Client(
+            timeout=10, transport=transport, headers={"User-Agent": user_agent}
+        )
         self.session = ""
         self.device = ""
         self.keep_device = keep_device
