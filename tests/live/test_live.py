@@ -723,18 +723,23 @@ async def test_closing_a_silent_postgres_listener_is_bounded(
 
 
 @pytest.mark.parametrize(
-    ("soft", "hard", "wanted", "streams", "raised_to"),
+    ("soft", "hard", "wanted", "streams", "raised_to", "share", "cut"),
     [
-        (1024, 1024, 100, 100, None),  # fits
-        (1024, 4096, 1000, 1000, 2000),  # fits once the soft limit is raised
-        (1024, 1500, 1000, 750, 1500),  # raised as far as allowed, then clamped
-        (256, 256, 1000, 128, None),  # clamped: half the limit stays for the rest
-        (2, 2, 1000, 1, None),  # never below one stream
-        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, 100_000, 100_000, None),
-        (1024, resource.RLIM_INFINITY, 1000, 1000, 2000),
+        (1024, 1024, 100, 100, None, 8, 8),  # fits
+        (1024, 4096, 1000, 1000, 2000, 8, 8),  # fits once the soft limit is raised
+        (1024, 1500, 1000, 750, 1500, 8, 8),  # raised as far as allowed, then clamped
+        (256, 256, 1000, 128, None, 8, 8),  # clamped: half the limit stays for the rest
+        (2, 2, 1000, 1, None, 8, 8),  # never below one stream (with one, no share to keep)
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, 100_000, 100_000, None, 1000, 1000),
+        (1024, resource.RLIM_INFINITY, 1000, 1000, 2000, 8, 8),
+        # attack 26: ulimit -n 40 cut the total to 20, and one client held all 20
+        (40, 40, 1000, 20, None, 20, 19),
+        (40, 40, 1000, 20, None, 500, 19),
+        (40, 40, 1000, 20, None, 19, 19),
+        (4, 4, 1000, 2, None, 8, 1),
     ],
 )
-def test_streams_fit_the_open_file_limit(
+def test_streams_and_the_share_fit_the_open_file_limit(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     soft: int,
@@ -742,14 +747,20 @@ def test_streams_fit_the_open_file_limit(
     wanted: int,
     streams: int,
     raised_to: int | None,
+    share: int,
+    cut: int,
 ) -> None:
     limits = {"now": (soft, hard)}
     monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
     monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
     with caplog.at_level(logging.INFO, "flaskr_async"):
-        assert fit_to_descriptors(wanted) == streams
+        assert fit_to_descriptors(wanted, share) == (streams, cut)
     assert limits["now"] == ((raised_to, hard) if raised_to else (soft, hard))
-    assert ("does not fit the open-file limit" in caplog.text) == (streams < wanted)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == (streams < wanted)
+    assert all("does not fit the open-file limit" in line for line in warnings)
+    said = f"LIVE_STREAMS_PER_CLIENT = {share} cut to {cut} so that no client holds them all"
+    assert [said in line for line in warnings] == [cut < share] * len(warnings)
 
 
 @pytest.mark.sqlite_only

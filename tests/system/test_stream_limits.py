@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from contextlib import closing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -295,13 +296,15 @@ async def test_sigterm_with_clients_that_never_read(site: Site, database_url: st
     assert output.count("Database closed") == output.count("Database opened") >= 1
 
 
-def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> None:
+@contextmanager
+def few_descriptors(tmp_path: Path, limit: int, **settings: str) -> Iterator[Site]:
+    """Serve with one worker whose open-file limit (soft and hard) is ``limit``."""
     port = free_port()
-    env = server_env(tmp_path / "flaskr.sqlite")
+    env = server_env(tmp_path / "flaskr.sqlite", **settings)
     command = server_command("serve, 1 worker", port, tmp_path)
 
-    def few_descriptors() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    def lower_the_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     process = subprocess.Popen(
         command,
@@ -309,16 +312,45 @@ def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> Non
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        preexec_fn=few_descriptors,  # the child sets its own limit only
+        preexec_fn=lower_the_limit,  # the child sets its own limit only
     )
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
         wait_until_serving(server)
         assert httpx.get(server.url + "/hello", verify=TLS).status_code == 200
+        yield Site(server, 1)
     finally:
         server.stop()
-        output = server.output()
+
+
+def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> None:
+    with few_descriptors(tmp_path, 256) as site:
+        pass
     assert (
         "Live index: LIVE_MAX_STREAMS = 1000 does not fit the open-file limit (256):"
-        " at most 128 streams" in output
+        " at most 128 streams; raise the limit" in site.server.output()
+    )
+
+
+async def test_a_share_cut_with_the_streams_still_leaves_others_a_stream(tmp_path: Path) -> None:
+    """Attack 26: ulimit -n 40 cut the streams to 20, and one client with a share of 20 held all.
+
+    64 here: the worker holds 21 files before any request, so 40 leaves no room for a 20th
+    stream (the total's own cut assumes the rest fits in the other half).
+    """
+    with few_descriptors(tmp_path, 64, LIVE_STREAMS_PER_CLIENT="40") as site:
+        with ExitStack() as stack:
+            hog = loopback_client(1)
+            held = 0
+            while (stream := await try_stream(site, hog)) is not None:
+                stack.callback(stream.close)
+                held += 1
+            other = await try_stream(site, loopback_client(2))
+            assert other is not None
+            stack.callback(other.close)
+    assert held == 31
+    assert (
+        "Live index: LIVE_MAX_STREAMS = 1000 does not fit the open-file limit (64): at most 32"
+        " streams, and LIVE_STREAMS_PER_CLIENT = 40 cut to 31 so that no client holds them all;"
+        " raise the limit" in site.server.output()
     )
