@@ -317,9 +317,9 @@ SETTINGS: dict[str, Setting] = {
         100_000,
         1000,
         "open live-index streams per worker; more get 503 with `Retry-After: 5`. At start-up"
-        " each worker raises its open-file soft limit to twice this if it may, else clamps this"
-        " to half the limit (and LIVE_STREAMS_PER_CLIENT below that) and logs one line: the"
-        " other half stays for ordinary requests",
+        " each worker raises its open-file soft limit to twice this (plus the files it holds) if"
+        " it may, else clamps this to half the files not in use (and LIVE_STREAMS_PER_CLIENT"
+        " below that) and logs one line: the other half stays for ordinary requests",
     ),
     "LIVE_STREAMS_PER_CLIENT": count_between(
         1,

@@ -18,6 +18,7 @@ stops, so that shutdown never waits on an open page.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 
@@ -140,17 +141,26 @@ async def events() -> ResponseReturnValue:
     return response
 
 
-def fit_to_descriptors(wanted: int, per_client: int) -> tuple[int, int]:
-    """Return how many streams fit half the open-file limit, and one client's share of them.
+def open_files() -> int:
+    """Count the files this process holds (Linux); 0 where the system does not say."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    except OSError:
+        return 0
 
-    The other half stays for ordinary requests, the database and logs, however many streams
-    are open; the soft limit is raised if allowed. A limit too low even at its hard maximum
-    clamps the streams, and the share below them as the settings check would, saying so once.
+
+def fit_to_descriptors(wanted: int, per_client: int, in_use: int) -> tuple[int, int]:
+    """Return how many streams fit the open-file limit, and one client's share of them.
+
+    Of the files not ``in_use`` at start-up (the database, the sockets, the logs), half stay
+    for ordinary requests however many streams are open; the soft limit is raised if allowed.
+    A limit too low even at its hard maximum clamps the streams, and the share below them as
+    the settings check would, saying so once.
     """
     if resource is None:  # pragma: no cover - Windows: no such limit to check
         return wanted, per_client
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * wanted
+    needed = in_use + 2 * wanted
     if soft != resource.RLIM_INFINITY and soft < needed:
         raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         if raised > soft:
@@ -159,7 +169,7 @@ def fit_to_descriptors(wanted: int, per_client: int) -> tuple[int, int]:
             soft = raised
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return wanted, per_client
-    fit = max(1, soft // 2)
+    fit = max(1, (soft - in_use) // 2)
     share = fair_share(per_client, fit)
     # The share is cut in the same line: a client holding every stream is the same failure
     # as the settings check refuses at creation.
@@ -170,10 +180,12 @@ def fit_to_descriptors(wanted: int, per_client: int) -> tuple[int, int]:
         else ""
     )
     logger.warning(
-        "Live index: LIVE_MAX_STREAMS = %d does not fit the open-file limit (%d):"
-        " at most %d streams%s; raise the limit (LimitNOFILE= in the systemd unit)",
+        "Live index: LIVE_MAX_STREAMS = %d does not fit the open-file limit (%d, %d of them in"
+        " use at start-up): at most %d streams%s; raise the limit (LimitNOFILE= in the"
+        " systemd unit)",
         wanted,
         soft,
+        in_use,
         fit,
         cut,
     )
@@ -185,7 +197,7 @@ async def serve_live() -> AsyncGenerator[None, None]:
     app = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
     config = app.config
     max_streams, per_client = fit_to_descriptors(
-        int(config["LIVE_MAX_STREAMS"]), int(config["LIVE_STREAMS_PER_CLIENT"])
+        int(config["LIVE_MAX_STREAMS"]), int(config["LIVE_STREAMS_PER_CLIENT"]), open_files()
     )
     broadcaster = Broadcaster(
         max_streams=max_streams,
