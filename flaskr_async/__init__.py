@@ -18,6 +18,7 @@ from quart import Quart
 
 from flaskr_async import auth
 from flaskr_async import blog
+from flaskr_async import config_file
 from flaskr_async import db
 from flaskr_async import live
 from flaskr_async import logs
@@ -33,18 +34,22 @@ from flaskr_async.serving import devserver
 
 
 def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> list[str]:
-    """Fill the app's config from every source, unchecked; return what the environment got wrong."""
+    """Fill the app's config from every source, unchecked; return what config.py or the environment
+    got wrong: names that Quart would ignore, values that are not JSON."""
     app.config.from_mapping(
         SECRET_KEY="dev",
         DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),
         **settings.DEFAULTS,
     )
+    misspelled = []
     if test_config is None:
         # The instance config, if it exists, when not testing.
+        known = set(app.config)  # Quart's defaults and this app's
         app.config.from_pyfile("config.py", silent=True)
+        misspelled = config_file.misspelled(os.path.join(app.instance_path, "config.py"), known)
     else:
         app.config.from_mapping(test_config)
-    return settings.apply_environment(app.config, os.environ)
+    return [*misspelled, *settings.apply_environment(app.config, os.environ)]
 
 
 def check_serving(app: Quart) -> None:

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from flaskr_async.forms import LARGEST_FORM_BYTES
+from flaskr_async.host_names import entry_fault
 from flaskr_async.setting_rules import RULES
 from flaskr_async.setting_rules import relaxed
 
@@ -62,11 +63,17 @@ class Setting:
     text: bool = False  # the environment's raw text is the value; otherwise it is read as JSON
     secret: bool = False  # never shown in messages
     show: Callable[[Any], str] = repr
+    advise: Callable[[Any], str] = lambda value: ""  # how to fix this bad value, if it can say
 
     @property
     def requirement(self) -> str:
         """Say what the value must be, and how to fix it where that is not obvious."""
         return f"{self.must_be}: {self.hint}" if self.hint else self.must_be
+
+    def requirement_for(self, value: Any) -> str:
+        """Say what the value must be, and how to fix this one, where the setting can say."""
+        advice = self.advise(value)
+        return f"{self.requirement}: {advice}" if advice else self.requirement
 
     @property
     def environment_example(self) -> str:
@@ -182,12 +189,15 @@ def is_lifetime(value: Any) -> bool:
 
 
 def is_host_list(value: Any) -> bool:
-    """Accept a non-empty list of host names (a bare string would be one host per letter)."""
-    return (
-        isinstance(value, list | tuple)
-        and len(value) > 0
-        and all(isinstance(host, str) and re.fullmatch(r"[^\s/@,]+", host) for host in value)
-    )
+    """Accept a non-empty list of host names a Host can match (a bare string: one per letter)."""
+    return isinstance(value, list | tuple) and len(value) > 0 and not host_list_faults(value)
+
+
+def host_list_faults(value: Any) -> str:
+    """Name each TRUSTED_HOSTS entry that no Host can match, and how to write it."""
+    if not isinstance(value, list | tuple):
+        return ""
+    return "; ".join(fault for entry in value if (fault := entry_fault(entry)) is not None)
 
 
 def seconds(most: int, default: float, meaning: str) -> Setting:
@@ -307,8 +317,9 @@ SETTINGS: dict[str, Setting] = {
         100_000,
         1000,
         "open live-index streams per worker; more get 503 with `Retry-After: 5`. At start-up"
-        " each worker raises its open-file soft limit to twice this if it may, else clamps this"
-        " to half the limit and logs one line: the other half stays for ordinary requests",
+        " each worker raises its open-file soft limit to twice this (plus the files it holds) if"
+        " it may, else clamps this to half the files not in use (and LIVE_STREAMS_PER_CLIENT"
+        " below that) and logs one line: the other half stays for ordinary requests",
     ),
     "LIVE_STREAMS_PER_CLIENT": count_between(
         1,
@@ -368,11 +379,12 @@ SETTINGS: dict[str, Setting] = {
     "TRUSTED_HOSTS": optional(
         Setting(
             is_host_list,
-            "a non-empty list of host names",
+            "a non-empty list of host names as a Host header writes them, without a port",
             ["localhost", "127.0.0.1", "[::1]"],
             "host names served (port ignored, case-insensitive; `.example.org` adds its"
             " subdomains); any other `Host` gets 400; null serves every host",
             example='["example.org", ".example.org"]',
+            advise=host_list_faults,
         )
     ),
     "SESSION_IDLE_TIMEOUT": positive(
@@ -527,7 +539,8 @@ def problems(
 ) -> list[str]:
     """Say what is wrong with each setting of the table, naming where its value came from."""
     return [
-        f"{stated(name, config, environ)} is invalid: must be {table[name].requirement}"
+        f"{stated(name, config, environ)} is invalid: must be"
+        f" {table[name].requirement_for(config[name])}"
         for name in invalid(config, table)
     ]
 

@@ -21,6 +21,8 @@ SHARED = {
     "templating",
     "logs",
     "private_files",
+    "host_names",
+    "config_file",
 }
 # What each layer may import, bottom up. "views" are Flaskr's blueprints (auth, blog), which
 # call accounts/; the factory (flaskr_async/__init__.py) installs db/, middleware/, live/ and

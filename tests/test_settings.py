@@ -116,8 +116,8 @@ CASES: dict[str, tuple[list[Any], list[Any]]] = {
     "SEND_TIMEOUT": ([1, 10.0, 600], [0.5, 0, -1, True, float("nan"), 601, None]),
     "PROXY_FIX_TRUSTED_HOPS": ([0, 1, 2], [-1, True, "1", 1.0, None]),
     "TRUSTED_HOSTS": (
-        [None, ["example.org"], [".example.org", "localhost:8000", "127.0.0.1", "[::1]"]],
-        ["example.org", [], [""], ["a b"], [5], ["http://example.org/"], [None]],
+        [None, ["example.org"], [".example.org", "LocalHost", "127.0.0.1", "[::1]", "a.org."]],
+        ["example.org", [], [""], ["a b"], [5], ["http://example.org/"], [None], ["a:80"]],
     ),
     "SESSION_IDLE_TIMEOUT": POSITIVE,
     "SESSION_COOKIE_SECURE": ([True, False, None], ["False", "true", 0, 1]),
@@ -284,6 +284,77 @@ def test_environment_text_that_is_not_json_is_refused(
     if SETTINGS[name].secret:
         assert text not in message
         assert f"'<redacted, {len(text)} bytes>'" in message
+
+
+PORT_FAULT = "a port (ports are ignored: the name matches any port)"
+NOT_A_NAME = 'a host name has only letters, digits, "." and "-", or is a bracketed IPv6 address'
+ASCII_FAULT = "letters outside ASCII (a Host is ASCII: browsers send punycode)"
+# Entries no Host can match (middleware/boundary.py's HOST pattern, compared without the port,
+# in lower case, "." adding subdomains): each is named, with how to write it.
+UNMATCHABLE_HOSTS = {
+    "localhost:15009": f"can never match a Host: {PORT_FAULT}; write 'localhost'",
+    "127.0.0.1:8000": f"can never match a Host: {PORT_FAULT}; write '127.0.0.1'",
+    "[::1]:8000": f"can never match a Host: {PORT_FAULT}; write '[::1]'",
+    "::1": "can never match a Host: an IPv6 address without brackets (a Host writes it in"
+    " brackets); write '[::1]'",
+    "*": "is a wildcard, which matches no Host: to serve every host, set None (null)",
+    "*.example.org": 'can never match a Host: a wildcard (a leading "." adds every subdomain,'
+    " and the name itself); write '.example.org'",
+    "bücher.example": f"can never match a Host: {ASCII_FAULT}; write 'xn--bcher-kva.example'",
+    ".Bücher.example": f"can never match a Host: {ASCII_FAULT}; write '.xn--bcher-kva.example'",
+    # IDNA 2003 (Python's codec) says fass.example; browsers send xn--fa-hia.example: no guess.
+    "faß.example": "can never match a Host: letters outside ASCII (a Host is ASCII: write the"
+    " punycode form a browser sends, UTS 46, e.g. the idna package's"
+    f" idna.encode(name, uts46=True)); {NOT_A_NAME}",
+    # A label over 63 letters: IDNA cannot encode it, so no guess either.
+    "ü" + "a" * 63 + ".example": "can never match a Host: letters outside ASCII (a Host is"
+    " ASCII: write the punycode form a browser sends, UTS 46, e.g. the idna package's"
+    f" idna.encode(name, uts46=True)); {NOT_A_NAME}",
+    "https://example.org:8443/blog": "can never match a Host: a scheme (only the host name is"
+    f" compared), a path, {PORT_FAULT}; write 'example.org'",
+    "example.org/": "can never match a Host: a path; write 'example.org'",
+    "admin@example.org": "can never match a Host: a user name; write 'example.org'",
+    " example.org ": "can never match a Host: spaces around it; write 'example.org'",
+    "example .org": f"can never match a Host: a space; {NOT_A_NAME}",
+    "ex_ample.org": f"can never match a Host: characters no Host name has; {NOT_A_NAME}",
+    "": "is empty: remove it",
+    "  ": "is empty: remove it",
+}
+
+
+@pytest.mark.parametrize(
+    ("entry", "fault"), UNMATCHABLE_HOSTS.items(), ids=[f"{e!r:.30}" for e in UNMATCHABLE_HOSTS]
+)
+@pytest.mark.parametrize("from_environment", [False, True])
+def test_a_trusted_host_no_host_can_match_is_refused_naming_the_fix(
+    base: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    entry: str,
+    fault: str,
+    from_environment: bool,
+) -> None:
+    """Attack 26: ["localhost:15009"] started, then told every request to add what it had."""
+    hosts = ["example.org", entry]
+    if from_environment:
+        monkeypatch.setenv("FLASKR_TRUSTED_HOSTS", json.dumps(hosts))
+    with pytest.raises(InvalidSetting) as error:
+        create_app(base if from_environment else {**base, "TRUSTED_HOSTS": hosts})
+    source = " (from FLASKR_TRUSTED_HOSTS)" if from_environment else ""
+    assert str(error.value) == (
+        f"TRUSTED_HOSTS = {hosts!r}{source} is invalid: must be"
+        f" {SETTINGS['TRUSTED_HOSTS'].requirement}: {entry!r} {fault}"
+    )
+
+
+def test_every_unmatchable_trusted_host_is_named_in_one_line(base: dict[str, Any]) -> None:
+    with pytest.raises(InvalidSetting) as error:
+        create_app({**base, "TRUSTED_HOSTS": ["a.example:1", "example.org", "*"]})
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.endswith(
+        f"'a.example:1' can never match a Host: {PORT_FAULT}; write 'a.example'; '*' is a"
+        " wildcard, which matches no Host: to serve every host, set None (null)"
+    )
 
 
 def test_measured_fallback_key_without_brackets_is_refused(

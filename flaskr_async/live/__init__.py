@@ -18,6 +18,7 @@ stops, so that shutdown never waits on an open page.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 
@@ -45,6 +46,7 @@ from flaskr_async.live.broadcast import Unavailable
 from flaskr_async.live.post_events import newest_events
 from flaskr_async.live.sources import Source
 from flaskr_async.live.sources import source_for
+from flaskr_async.setting_rules import fair_share
 
 LIVE_KEY = "flaskr_async.live"
 SOURCE_KEY = "flaskr_async.live.source"
@@ -139,16 +141,26 @@ async def events() -> ResponseReturnValue:
     return response
 
 
-def fit_to_descriptors(wanted: int) -> int:
-    """Return how many streams fit half the open-file limit, raising its soft limit if allowed.
+def open_files() -> int:
+    """Count the files this process holds (Linux); 0 where the system does not say."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    except OSError:
+        return 0
 
-    The other half stays for ordinary requests, the database and logs, however many streams
-    are open. A limit too low even at its hard maximum clamps the streams, saying so once.
+
+def fit_to_descriptors(wanted: int, per_client: int, in_use: int) -> tuple[int, int]:
+    """Return how many streams fit the open-file limit, and one client's share of them.
+
+    Of the files not ``in_use`` at start-up (the database, the sockets, the logs), half stay
+    for ordinary requests however many streams are open; the soft limit is raised if allowed.
+    A limit too low even at its hard maximum clamps the streams, and the share below them as
+    the settings check would, saying so once.
     """
     if resource is None:  # pragma: no cover - Windows: no such limit to check
-        return wanted
+        return wanted, per_client
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 2 * wanted
+    needed = in_use + 2 * wanted
     if soft != resource.RLIM_INFINITY and soft < needed:
         raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         if raised > soft:
@@ -156,25 +168,40 @@ def fit_to_descriptors(wanted: int) -> int:
             logger.info("Raised the open-file limit from %d to %d for live streams", soft, raised)
             soft = raised
     if soft == resource.RLIM_INFINITY or soft >= needed:
-        return wanted
-    fit = max(1, soft // 2)
+        return wanted, per_client
+    fit = max(1, (soft - in_use) // 2)
+    share = fair_share(per_client, fit)
+    # The share is cut in the same line: a client holding every stream is the same failure
+    # as the settings check refuses at creation.
+    cut = (
+        f", and LIVE_STREAMS_PER_CLIENT = {per_client} cut to {share} so that no client holds"
+        " them all"
+        if share < per_client
+        else ""
+    )
     logger.warning(
-        "Live index: LIVE_MAX_STREAMS = %d does not fit the open-file limit (%d):"
-        " at most %d streams; raise the limit (LimitNOFILE= in the systemd unit)",
+        "Live index: LIVE_MAX_STREAMS = %d does not fit the open-file limit (%d, %d of them in"
+        " use at start-up): at most %d streams%s; raise the limit (LimitNOFILE= in the"
+        " systemd unit)",
         wanted,
         soft,
+        in_use,
         fit,
+        cut,
     )
-    return fit
+    return fit, share
 
 
 async def serve_live() -> AsyncGenerator[None, None]:
     """Broadcast post changes while the app serves (a while_serving hook after the database's)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined, unused-ignore]
     config = app.config
+    max_streams, per_client = fit_to_descriptors(
+        int(config["LIVE_MAX_STREAMS"]), int(config["LIVE_STREAMS_PER_CLIENT"]), open_files()
+    )
     broadcaster = Broadcaster(
-        max_streams=fit_to_descriptors(int(config["LIVE_MAX_STREAMS"])),
-        per_client=int(config["LIVE_STREAMS_PER_CLIENT"]),
+        max_streams=max_streams,
+        per_client=per_client,
         queue_size=int(config["LIVE_QUEUE_SIZE"]),
         history=int(config["LIVE_HISTORY"]),
         lifetime=float(config["LIVE_STREAM_LIFETIME"]),

@@ -13,13 +13,14 @@ from hypercorn.typing import HTTPScope
 from hypercorn.typing import Scope
 from quart import Quart
 
+from flaskr_async.host_names import HOST_NAME
 from flaskr_async.middleware.refusals import ForeignHost
 from flaskr_async.middleware.refusals import RefusalLog
 from flaskr_async.middleware.refusals import RefusalPage
 from flaskr_async.middleware.security import SECURITY_HEADERS
 
 # werkzeug's host_is_trusted pattern: a name or IPv4 address, or a bracketed IPv6 one, and a port.
-HOST = re.compile(rb"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([1-9][0-9]{0,4}))?", re.IGNORECASE)
+HOST = re.compile(rf"({HOST_NAME})(?::([1-9][0-9]{{0,4}}))?".encode(), re.IGNORECASE)
 # Outside printable ASCII: h11 already refuses these, other servers (and HTTP/2) may not.
 UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
 BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
@@ -36,7 +37,7 @@ def trusted_names(hosts: Iterable[str] | None) -> frozenset[str] | None:
     """Return the TRUSTED_HOSTS names in lower case; None trusts every host.
 
     ".example.org" stays in the set as a suffix and adds example.org itself. The settings
-    check has already refused a bare string, an empty list and blank names.
+    check has already refused a bare string, an empty list and names no Host can match.
     """
     if hosts is None:
         return None

@@ -11,8 +11,17 @@ from quart import render_template
 
 # How much of a refused Host a page or a log line shows: it is the client's to choose.
 SHOWN_HOST = 100
-# A flood of refused Hosts logs one line per this many seconds (per worker), with a count.
+# Refusals are logged per interval of this many seconds (per worker): at most FIRST_LINES
+# lines at once, then one summary line, however many Hosts a flood makes up.
 LOG_INTERVAL = 60.0
+# The first refusal of each of this many distinct Hosts in an interval is logged at once.
+FIRST_LINES = 5
+# Hosts counted per interval (the Space-Saving algorithm): any Host refused more often than
+# 1/TRACKED of the interval's refusals is among them, so a name refused often always surfaces,
+# while a flood of made-up Hosts costs no more memory than this.
+TRACKED = 256
+# The summary names this many of the interval's most refused Hosts.
+NAMED = 3
 
 
 class ForeignHost(str):
@@ -34,33 +43,76 @@ class ForeignHost(str):
 
 
 class RefusalLog:
-    """Log refused Hosts as warnings, at most one line per LOG_INTERVAL, counting the rest.
+    """Log refused Hosts as warnings: each distinct Host's first refusal, then a summary.
 
-    The first refusal shows at once (a TRUSTED_HOSTS that misses the site's own name is an
-    operator's mistake to see); a flood of made-up Hosts costs one line a minute per worker.
+    Within an interval the first refusal of each new Host is a line at once (a TRUSTED_HOSTS
+    that misses the site's own name is an operator's mistake to see), up to FIRST_LINES; the
+    interval's last line, written at the next refusal after it ends, counts the refusals and
+    names the most refused Hosts, so made-up Hosts cannot hide a real one.
     """
 
     def __init__(self, app: Quart, clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.clock = clock
-        self.quiet_until = -float("inf")
-        self.unlogged = 0
+        self.interval_end = -float("inf")
+        self.logged: set[str] = set()
+        # Host -> (count, overcount): a Host counted in place of an evicted one inherits its
+        # count, which it may not have earned.
+        self.counts: dict[str, tuple[int, int]] = {}
+        self.total = 0
 
     def refused(self, host: str) -> None:
-        """Log this refusal, unless a line went out less than LOG_INTERVAL ago."""
+        """Count this refusal; log it if its Host is new in this interval, within FIRST_LINES."""
         now = self.clock()
-        if now < self.quiet_until:
-            self.unlogged += 1
+        if now >= self.interval_end:
+            self.summarize()
+            self.interval_end = now + LOG_INTERVAL
+        self.count(host)
+        if host in self.logged or len(self.logged) >= FIRST_LINES:
             return
-        self.quiet_until = now + LOG_INTERVAL
-        since = f"; {self.unlogged} more since the last such line" if self.unlogged else ""
-        self.unlogged = 0
+        self.logged.add(host)
         # app.logger now, not at start-up: its first use adds Quart's handler.
         self.app.logger.warning(
-            'Refused Host "%s": not in TRUSTED_HOSTS (add it if this site should answer to it)%s',
+            'Refused Host "%s": not in TRUSTED_HOSTS (add it if this site should answer to it)',
             host,
-            since,
         )
+
+    def count(self, host: str) -> None:
+        """Count a refusal of this Host, in place of the least counted one if the table is full."""
+        self.total += 1
+        if host in self.counts:
+            count, over = self.counts[host]
+            self.counts[host] = (count + 1, over)
+        elif len(self.counts) < TRACKED:
+            self.counts[host] = (1, 0)
+        else:
+            least = min(self.counts, key=lambda name: self.counts[name][0])
+            floor, _ = self.counts.pop(least)
+            self.counts[host] = (floor + 1, floor)
+
+    def summarize(self) -> None:
+        """Log the interval's count and most refused Hosts, unless its lines said it all."""
+        if self.total > len(self.logged):
+            # Ranked by the refusals each Host surely had: an inherited count ranks nothing.
+            ranked = sorted(
+                self.counts.items(), key=lambda item: (item[1][1] - item[1][0], item[0])
+            )
+            named = ", ".join(
+                f'"{host}" {"at least " if over else ""}{count - over}'
+                for host, (count, over) in ranked[:NAMED]
+            )
+            self.app.logger.warning(
+                "Refused Hosts in the %d s from the first of the lines above: %d refusals, %d"
+                " not logged one by one; the most refused: %s (add the site's own names to"
+                " TRUSTED_HOSTS)",
+                LOG_INTERVAL,
+                self.total,
+                self.total - len(self.logged),
+                named,
+            )
+        self.logged.clear()
+        self.counts.clear()
+        self.total = 0
 
 
 class RefusalPage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import resource
 import sqlite3
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from flaskr_async.live import LIVE_KEY
 from flaskr_async.live import announce
 from flaskr_async.live import end_streams
 from flaskr_async.live import fit_to_descriptors
+from flaskr_async.live import open_files
 from flaskr_async.live.broadcast import KEEP_ALIVE
 from flaskr_async.live.broadcast import RELOAD
 from flaskr_async.live.broadcast import Broadcaster
@@ -723,33 +725,64 @@ async def test_closing_a_silent_postgres_listener_is_bounded(
 
 
 @pytest.mark.parametrize(
-    ("soft", "hard", "wanted", "streams", "raised_to"),
+    ("soft", "hard", "in_use", "wanted", "streams", "raised_to", "share", "cut"),
     [
-        (1024, 1024, 100, 100, None),  # fits
-        (1024, 4096, 1000, 1000, 2000),  # fits once the soft limit is raised
-        (1024, 1500, 1000, 750, 1500),  # raised as far as allowed, then clamped
-        (256, 256, 1000, 128, None),  # clamped: half the limit stays for the rest
-        (2, 2, 1000, 1, None),  # never below one stream
-        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, 100_000, 100_000, None),
-        (1024, resource.RLIM_INFINITY, 1000, 1000, 2000),
+        (1024, 1024, 0, 100, 100, None, 8, 8),  # fits
+        (1024, 1024, 21, 510, 501, None, 8, 8),  # does not fit with the files in use
+        (1024, 4096, 0, 1000, 1000, 2000, 8, 8),  # fits once the soft limit is raised
+        (1024, 4096, 21, 1000, 1000, 2021, 8, 8),  # raised for the files in use too
+        (1024, 1500, 0, 1000, 750, 1500, 8, 8),  # raised as far as allowed, then clamped
+        (256, 256, 0, 1000, 128, None, 8, 8),  # clamped: half the limit stays for the rest
+        (256, 256, 22, 1000, 117, None, 8, 8),  # half of what is not in use at start-up
+        (2, 2, 0, 1000, 1, None, 8, 8),  # never below one stream (with one, no share to keep)
+        (30, 30, 40, 1000, 1, None, 8, 8),  # already past the limit: still one
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, 21, 100_000, 100_000, None, 1000, 1000),
+        (1024, resource.RLIM_INFINITY, 0, 1000, 1000, 2000, 8, 8),
+        # attack 26: ulimit -n 40 cut the total to 20, and one client held all 20 (the 21
+        # files open at start-up left no room for a request then)
+        (40, 40, 0, 1000, 20, None, 20, 19),
+        (40, 40, 21, 1000, 9, None, 20, 8),
+        (40, 40, 0, 1000, 20, None, 500, 19),
+        (40, 40, 0, 1000, 20, None, 19, 19),
+        (4, 4, 0, 1000, 2, None, 8, 1),
     ],
 )
-def test_streams_fit_the_open_file_limit(
+def test_streams_and_the_share_fit_the_open_file_limit(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     soft: int,
     hard: int,
+    in_use: int,
     wanted: int,
     streams: int,
     raised_to: int | None,
+    share: int,
+    cut: int,
 ) -> None:
     limits = {"now": (soft, hard)}
     monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
     monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
     with caplog.at_level(logging.INFO, "flaskr_async"):
-        assert fit_to_descriptors(wanted) == streams
+        assert fit_to_descriptors(wanted, share, in_use) == (streams, cut)
     assert limits["now"] == ((raised_to, hard) if raised_to else (soft, hard))
-    assert ("does not fit the open-file limit" in caplog.text) == (streams < wanted)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == (streams < wanted)
+    limit = limits["now"][0]
+    assert all(f"does not fit the open-file limit ({limit}, {in_use} of" in w for w in warnings)
+    said = f"LIVE_STREAMS_PER_CLIENT = {share} cut to {cut} so that no client holds them all"
+    assert [said in line for line in warnings] == [cut < share] * len(warnings)
+
+
+def test_the_files_in_use_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = open_files()
+    with open(os.devnull):
+        assert open_files() == before + 1
+
+    def no_such_folder(path: str) -> list[str]:
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(os, "listdir", no_such_folder)  # not Linux
+    assert open_files() == 0
 
 
 @pytest.mark.sqlite_only

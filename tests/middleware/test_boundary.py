@@ -27,7 +27,9 @@ from werkzeug.datastructures import Headers
 from flaskr_async.middleware.boundary import host_problem
 from flaskr_async.middleware.boundary import refuse
 from flaskr_async.middleware.boundary import trusted_names
+from flaskr_async.middleware.refusals import FIRST_LINES
 from flaskr_async.middleware.refusals import LOG_INTERVAL
+from flaskr_async.middleware.refusals import TRACKED
 from flaskr_async.middleware.refusals import RefusalLog
 from flaskr_async.middleware.security import SECURITY_HEADERS
 from flaskr_async.settings import DEFAULTS
@@ -477,22 +479,107 @@ async def test_a_refused_host_is_named_with_the_setting_that_refuses_it(
     ]
 
 
-def test_a_flood_of_refused_hosts_logs_a_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+def first_line(host: str) -> str:
+    """Return the line that logs a Host's first refusal in an interval."""
+    return f'Refused Host "{host}": not in TRUSTED_HOSTS (add it if this site should answer to it)'
+
+
+def summary(total: int, unlogged: int, named: str) -> str:
+    """Return an interval's summary line."""
+    return (
+        f"Refused Hosts in the {LOG_INTERVAL:.0f} s from the first of the lines above: {total}"
+        f" refusals, {unlogged} not logged one by one; the most refused: {named} (add the"
+        " site's own names to TRUSTED_HOSTS)"
+    )
+
+
+def logged(refusals: list[tuple[float, str]], caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Feed (second, Host) refusals to a RefusalLog on a fake clock; return its warnings."""
     now = [1000.0]
     log = RefusalLog(Quart(__name__), clock=lambda: now[0])
-    for second, host in [(0, "a.example"), (1, "b.example"), (59, "c.example")]:
+    for second, host in refusals:
         now[0] = 1000.0 + second
         log.refused(host)
-    now[0] = 1000.0 + LOG_INTERVAL
-    log.refused("d.example")
-    now[0] += 1
-    log.refused("e.example")
-    assert [record.getMessage() for record in caplog.records] == [
-        'Refused Host "a.example": not in TRUSTED_HOSTS (add it if this site should answer to it)',
-        'Refused Host "d.example": not in TRUSTED_HOSTS (add it if this site should answer to it)'
-        "; 2 more since the last such line",
-    ]
     assert all(record.levelno == logging.WARNING for record in caplog.records)
+    return [record.getMessage() for record in caplog.records]
+
+
+MINUTE = LOG_INTERVAL
+FLOODS = {
+    # Each Host refused once: one line each, and no summary (the lines said it all).
+    "a few hosts": (
+        [(0, "a.example"), (1, "b.example"), (MINUTE, "c.example")],
+        [first_line("a.example"), first_line("b.example"), first_line("c.example")],
+    ),
+    # attack-26's t_loghide.py: one made-up Host every 0.5 s hid the site's own name.
+    "one made-up host hides the site's name": (
+        [(t / 2, "noise.example") for t in range(int(MINUTE) * 2)]
+        + [(t * 5 + 0.1, "www.mysite.org") for t in range(12)]
+        + [(MINUTE, "noise.example")],
+        [
+            first_line("noise.example"),
+            first_line("www.mysite.org"),
+            summary(132, 130, '"noise.example" 120, "www.mysite.org" 12'),
+            first_line("noise.example"),
+        ],
+    ),
+    # More new Hosts than FIRST_LINES: the rest are counted, and the summary names the top.
+    "a burst of new hosts": (
+        [(0, f"n{i}.example") for i in range(FIRST_LINES + 3)]
+        + [(1, "www.mysite.org")] * 4
+        + [(MINUTE, "n0.example")],
+        [
+            *(first_line(f"n{i}.example") for i in range(FIRST_LINES)),
+            summary(FIRST_LINES + 7, 7, '"www.mysite.org" 4, "n0.example" 1, "n1.example" 1'),
+            first_line("n0.example"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(("refusals", "lines"), FLOODS.values(), ids=FLOODS.keys())
+def test_refused_hosts_are_logged_each_at_once_then_summed_up(
+    refusals: list[tuple[float, str]], lines: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert logged(sorted(refusals), caplog) == lines
+
+
+@pytest.mark.parametrize("every", [0.5, 0.1, 0.02])  # seconds between made-up Hosts
+def test_a_flood_of_made_up_hosts_costs_few_lines_and_never_hides_a_real_one(
+    every: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new Host every `every` seconds for 5 minutes, and the site's own name every 3 s."""
+    minutes = 5
+    noise = [(i * every, f"made-up-{i}.example") for i in range(int(minutes * MINUTE / every))]
+    real = [(i * 3 + 0.01, "www.mysite.org") for i in range(int(minutes * MINUTE / 3))]
+    lines = logged(sorted(noise + real) + [(minutes * MINUTE, "last.example")], caplog)
+    summaries = [line for line in lines if line.startswith("Refused Hosts in")]
+    assert len(summaries) == minutes
+    assert len(lines) <= minutes * (FIRST_LINES + 1) + 1  # bounded, whatever the flood
+    # The real name is refused 20 times a minute: each summary names it, first.
+    assert all('the most refused: "www.mysite.org" ' in line for line in summaries)
+
+
+def test_the_counts_table_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    log = RefusalLog(Quart(__name__), clock=lambda: 0.0)
+    for i in range(TRACKED * 10):
+        log.refused(f"made-up-{i}.example")
+    assert len(log.counts) == TRACKED and len(log.logged) == FIRST_LINES
+
+
+@pytest.mark.system
+def test_a_real_server_logs_the_sites_name_among_made_up_ones(tmp_path: Path) -> None:
+    port = free_port()
+    env = server_env(tmp_path / "flaskr.sqlite")
+    with running(hypercorn_command(port), env, port) as served:
+        watched = Watched(served, port)
+        for host in [b"noise.example"] * 20 + [b"www.mysite.org"]:
+            assert exchange(port, request(b"/hello", b"Host: " + host), linger=None)[0] == 400
+        deadline = time.monotonic() + 5
+        while first_line("www.mysite.org") not in watched.output():
+            assert time.monotonic() < deadline, watched.output()
+            time.sleep(0.05)
+    assert watched.output().count(first_line("noise.example")) == 1
 
 
 def test_host_problems() -> None:

@@ -8,6 +8,7 @@ tried through the serve command (one and two workers) and plain hypercorn, on bo
 from __future__ import annotations
 
 import asyncio
+import re
 import resource
 import socket
 import sqlite3
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from contextlib import closing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -295,13 +297,15 @@ async def test_sigterm_with_clients_that_never_read(site: Site, database_url: st
     assert output.count("Database closed") == output.count("Database opened") >= 1
 
 
-def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> None:
+@contextmanager
+def few_descriptors(tmp_path: Path, limit: int, **settings: str) -> Iterator[Site]:
+    """Serve with one worker whose open-file limit (soft and hard) is ``limit``."""
     port = free_port()
-    env = server_env(tmp_path / "flaskr.sqlite")
+    env = server_env(tmp_path / "flaskr.sqlite", **settings)
     command = server_command("serve, 1 worker", port, tmp_path)
 
-    def few_descriptors() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    def lower_the_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     process = subprocess.Popen(
         command,
@@ -309,16 +313,57 @@ def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> Non
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        preexec_fn=few_descriptors,  # the child sets its own limit only
+        preexec_fn=lower_the_limit,  # the child sets its own limit only
     )
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
         wait_until_serving(server)
         assert httpx.get(server.url + "/hello", verify=TLS).status_code == 200
+        yield Site(server, 1)
     finally:
         server.stop()
-        output = server.output()
-    assert (
-        "Live index: LIVE_MAX_STREAMS = 1000 does not fit the open-file limit (256):"
-        " at most 128 streams" in output
-    )
+
+
+CLAMPED = re.compile(
+    r"Live index: LIVE_MAX_STREAMS = 1000 does not fit the open-file limit \((\d+), (\d+) of"
+    r" them in use at start-up\): at most (\d+) streams(?:, and LIVE_STREAMS_PER_CLIENT ="
+    r" (\d+) cut to (\d+) so that no client holds them all)?; raise the limit"
+)
+
+
+def clamped(output: str) -> tuple[int, int, int, int | None]:
+    """Read the limit, the files in use, the streams and the share cut (if any) from the log."""
+    found = CLAMPED.search(output)
+    assert found is not None, output
+    limit, in_use, streams, _, share = found.groups()
+    return int(limit), int(in_use), int(streams), None if share is None else int(share)
+
+
+def test_a_worker_with_few_descriptors_clamps_its_streams(tmp_path: Path) -> None:
+    with few_descriptors(tmp_path, 256) as site:
+        pass
+    limit, in_use, streams, share = clamped(site.server.output())
+    assert limit == 256 and 0 < in_use < 64 and streams == (256 - in_use) // 2
+    assert share is None  # 8, well below
+
+
+async def test_a_share_cut_with_the_streams_still_leaves_others_a_stream(tmp_path: Path) -> None:
+    """Attack 26: ulimit -n 40 cut the streams to 20, and one client with a share of 20 held all.
+
+    With every stream it may have held by one client and one by another, the worker still
+    answers a request: half of the files not in use at start-up stayed for that.
+    """
+    with few_descriptors(tmp_path, 64, LIVE_STREAMS_PER_CLIENT="40") as site:
+        with ExitStack() as stack:
+            held = 0
+            while (stream := await try_stream(site, loopback_client(1))) is not None:
+                stack.callback(stream.close)
+                held += 1
+            other = await try_stream(site, loopback_client(2))
+            assert other is not None
+            stack.callback(other.close)
+            hello = await asyncio.to_thread(httpx.get, site.url + "/hello", verify=TLS)
+            assert hello.status_code == 200
+    limit, in_use, streams, share = clamped(site.server.output())
+    print(f"limit {limit}, {in_use} files in use at start-up: {streams} streams, share {share}")
+    assert share == held == streams - 1
