@@ -114,15 +114,15 @@ COMMANDS: dict[str, Step] = {
     "git clone /path/to/flaskr-async /tmp/flaskr-build": Run(),
     # The wheel the run built once, as the guide does (tests/system/conftest.py): python3 -m
     # build fetches setuptools into a virtualenv of its own, 5-15 s a build.
-    "(cd /tmp/flaskr-build && python3 -m build --wheel)": Run(
+    "(cd /tmp/flaskr-build && /usr/bin/python3 -m build --wheel)": Run(
         instead="mkdir /tmp/flaskr-build/dist && cp {wheel} /tmp/flaskr-build/dist/"
     ),
     "useradd --system --user-group --home-dir /nonexistent --no-create-home --shell"
     " /usr/sbin/nologin flaskr": Skip("adds a system user to the host; the test runs as itself"),
     "install -d /etc/flaskr-async": Run(),
     # pip is lent below ({pip}): ensurepip alone takes 5-8 s.
-    "python3 -m venv /opt/flaskr-async": Run(
-        instead="python3 -m venv --without-pip /opt/flaskr-async"
+    "/usr/bin/python3 -m venv /opt/flaskr-async": Run(
+        instead="/usr/bin/python3 -m venv --without-pip /opt/flaskr-async"
     ),
     # The dependencies come from the test's own virtualenv, not PyPI (minutes).
     "/opt/flaskr-async/bin/pip install /tmp/flaskr-build/dist/flaskr_async-*.whl": Run(

@@ -63,7 +63,8 @@ class Shell:
             for as_flaskr in ("runuser -u flaskr -- ", " -o flaskr -g flaskr"):
                 command = command.replace(as_flaskr, "")
             command = command.replace("/path/to/flaskr-async", "{root}")
-            command = re.sub(r"(?<![\w/.])python3 ", "{python} ", command)
+            # The guide's /usr/bin/python3 is the test's interpreter (which has venv and pip).
+            command = re.sub(r"(?<![\w/.])(?:/usr/bin/)?python3 ", "{python} ", command)
             command = HOST_PATHS.sub(lambda match: f"{self.host}{match.group(1)}", command)
             command = "cd {host}" if command == "cd /" else command
         command = command.replace("127.0.0.1:8000", "127.0.0.1:{port}")
