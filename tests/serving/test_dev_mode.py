@@ -196,3 +196,16 @@ def test_the_quart_command_fails_in_one_line(
     assert len(lines) == 1, done.stderr
     assert error in lines[0]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_refused_start_up_under_run_exits_1_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process: app.run (what `quart run` calls) turns hypercorn's failure into status 1."""
+    app = create_app({"SECRET_KEY": "short", "DATABASE": str(tmp_path / "flaskr.sqlite")})
+    with pytest.raises(SystemExit) as stopped:
+        app.run(port=free_port())
+    assert stopped.value.code == 1
+    assert stopped.value.__suppress_context__  # the LifespanFailureError is not shown
+    assert " * Running on http://127.0.0.1:" in capsys.readouterr().out
+    assert not (tmp_path / "flaskr.sqlite").exists()  # refused before the database opened
