@@ -22,6 +22,7 @@ from quart.cli import pass_script_info
 from flaskr_async import private_files
 from flaskr_async.db import Database
 from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.db import migrations
 from flaskr_async.db import opened
 from flaskr_async.db.migrations import known_migrations
 
@@ -59,7 +60,7 @@ class Collected(logging.Handler):
 @contextmanager
 def schema_changes() -> Iterator[list[str]]:
     """Collect what opening the database did to its schema, as the migrations log it."""
-    logger = logging.getLogger("flaskr_async.db.migrations")
+    logger = migrations.logger
     level, propagate = logger.level, logger.propagate
     collected = Collected()
     # Its own level: errors_reported_once quiets the package's logger; said once, here.
