@@ -2,18 +2,35 @@
 PYTHON ?= python3
 # The Pythons `make test` runs the suite on (`make test PYTHONS=3.13` for one); see noxfile.py.
 PYTHONS ?= 3.11 3.12 3.13
+space := $(subst ,, )
 TEST_SESSIONS = $(addprefix tests-,$(PYTHONS))
 VENV := .venv
 BIN := $(VENV)/bin
 SERVING := $(VENV)/.serving
 INSTALLED := $(VENV)/.installed
+# A Python named on the command line or in the environment (`make run PYTHON=python3.13`),
+# not the default.
+ASKED := $(filter-out file,$(origin PYTHON))
+version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# pyenv's shims answer `python3.13` only for the version pyenv has selected: an installed but
+# unselected one is found in its own folder, the newest patch release (as noxfile.py does).
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+in_pyenv = $(lastword $(shell ls -d $(PYENV_VERSIONS)/$(patsubst python%,%,$(1)).*/bin/$(1) \
+	2>/dev/null | grep -E '/versions/[0-9]+\.[0-9]+\.[0-9]+/bin/' | sort -V))
+interpreter = $(if $(call version_of,$(1)),$(1),$(if $(filter python3.%,$(1)),$(call in_pyenv,$(1))))
+VENV_VERSION := $(call version_of,$(BIN)/python)
+# Not asked for, with a .venv that runs: .venv's Python, and so its lock (python3 may be another).
+FROM_VENV := $(if $(ASKED),,$(VENV_VERSION))
+INTERPRETER := $(if $(FROM_VENV),$(BIN)/python,$(call interpreter,$(PYTHON)))
+PYTHON_VERSION := $(or $(FROM_VENV),$(if $(INTERPRETER),$(call version_of,$(INTERPRETER))))
 # The stack tested with this Python, pinned: requirements/py3.X.txt (`make lock` refreshes them).
-PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 LOCK = requirements/py$(PYTHON_VERSION).txt
 # A PYTHON given to make (`make run PYTHON=python3.13`) that is not the one .venv was made with
 # rebuilds .venv, rather than serving on the old one without a word; the default leaves it be.
-VENV_VERSION = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-REBUILD := $(if $(filter-out file,$(origin PYTHON)),$(if $(VENV_VERSION),$(filter-out $(PYTHON_VERSION),$(VENV_VERSION))))
+REBUILD := $(if $(ASKED),$(if $(VENV_VERSION),$(filter-out $(PYTHON_VERSION),$(VENV_VERSION))))
+# For a missing Python's message: the supported ones this machine has, other than the one asked.
+OTHERS = $(strip $(foreach version,$(PYTHONS),$(if $(filter-out $(PYTHON),python$(version)),$(if \
+	$(call interpreter,python$(version)),PYTHON=python$(version)))))
 
 # Debian packages the tests drive: Chromium (browser test), the PostgreSQL server and nginx
 # (the shipped deploy/nginx.conf in front of the app).
@@ -26,10 +43,10 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 
 # What serving needs, nothing more (Debian: apt-get install python3-venv).
 $(SERVING): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuild-venv)
-	@test -n "$(PYTHON_VERSION)" || { echo "No Python interpreter '$(PYTHON)' found: install it, or name another (PYTHON=python3.13); supported: $(PYTHONS)" >&2; exit 1; }
-	@test -f $(LOCK) || { echo "No $(LOCK): supported Pythons are $(PYTHONS) (PYTHON=python3.13)" >&2; exit 1; }
+	@test -n "$(PYTHON_VERSION)" || { echo "No Python interpreter '$(PYTHON)' found, on the PATH or in $(PYENV_VERSIONS): $(if $(OTHERS),name one that is ($(subst $(space), or ,$(OTHERS))) or install it,install one of $(PYTHONS)); supported: $(PYTHONS)" >&2; exit 1; }
+	@test -f $(LOCK) || { echo "No $(LOCK): supported Pythons are $(PYTHONS)$(if $(OTHERS), ($(subst $(space), or ,$(OTHERS))))" >&2; exit 1; }
 	$(if $(REBUILD),@echo "Rebuilding $(VENV) (Python $(VENV_VERSION)) with PYTHON=$(PYTHON) (Python $(PYTHON_VERSION))" && rm -rf $(VENV))
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(INTERPRETER) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e .
 	touch $(SERVING)

@@ -64,7 +64,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Quart:
     the tests each start serving later, and the database opens then (db.serve_database).
     """
     # create and configure the app
-    app = Quart(__name__, instance_relative_config=True)
+    # Quart, with a development server that fails in one line (serving/devserver.py)
+    app = devserver.App(__name__, instance_relative_config=True)
     templating.init_app(app)
     unreadable = load_settings(app, test_config)
     config_file = os.path.join(app.instance_path, "config.py")

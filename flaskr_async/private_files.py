@@ -30,6 +30,16 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
+def not_yours(path: str, owner: str, uid: int) -> str:
+    """Say whose the file is and how to run as its owner; chown only where it is no harm."""
+    me = user_name(uid)
+    refusal = f"{path} belongs to {owner}, not to {me}, who runs this: run it as {owner}"
+    if uid == 0:
+        # Root giving a service's file to itself would lock the service out of it.
+        return f"{refusal} (runuser -u {owner} -- followed by the command)"
+    return f"{refusal}, or (as root) chown {me} {path} if it should be {me}'s"
+
+
 def check(path: str, status: os.stat_result) -> None:
     """Raise UnsafeFile unless the file is a regular file of this user, closed to others."""
     if stat.S_ISLNK(status.st_mode):
@@ -39,11 +49,7 @@ def check(path: str, status: os.stat_result) -> None:
     if not stat.S_ISREG(status.st_mode):
         raise UnsafeFile(f"{path} is not a regular file")
     if status.st_uid != os.geteuid():
-        owner, me = user_name(status.st_uid), user_name(os.geteuid())
-        raise UnsafeFile(
-            f"{path} belongs to {owner}, not to {me}, who runs this: run it as {owner},"
-            f" or chown {me} {path}"
-        )
+        raise UnsafeFile(not_yours(path, user_name(status.st_uid), os.geteuid()))
     mode = stat.S_IMODE(status.st_mode)
     if mode & 0o077:
         raise UnsafeFile(f"{path} is open to other users (mode {mode:04o}): chmod 600 {path}")

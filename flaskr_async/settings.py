@@ -22,6 +22,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import click
+
 from flaskr_async.forms import LARGEST_FORM_BYTES
 from flaskr_async.host_names import entry_fault
 from flaskr_async.setting_rules import RULES
@@ -41,8 +43,12 @@ KEY_HINT = (
 )
 
 
-class InvalidSetting(ValueError):
-    """A setting has a value the app cannot run with; the message says which and why."""
+class InvalidSetting(click.ClickException, ValueError):
+    """A setting has a value the app cannot run with; the message says which and why.
+
+    A click error: under the quart command (init-db, backup, run), which builds the app before
+    its command runs, click prints it as one `Error: ...` line and exits 1, not a traceback.
+    """
 
 
 # The default of a setting this app leaves to Quart, Quart-WTF or create_app itself.

@@ -1,7 +1,9 @@
 """The shell commands of README.md and docs/deployment.md, and how the tests run each one.
 
 ``COMMANDS`` classifies every command of the two documents' fenced shell blocks, by its exact
-text: run it (``Run``), serve with it (``Serve``), or skip it, saying why (``Skip``).
+text: run it (``Run``), serve with it (``Serve``), or skip it, saying why (``Skip``). A fenced
+Python block is one entry, known by ``python: `` and its first line, and runs whole
+(``Script``).
 tests/test_docs.py fails when a document has a command the table does not know, or the table
 one the documents no longer have; tests/system/test_doc_commands.py runs them in reading order.
 """
@@ -15,9 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The documents whose commands run, in the order a newcomer reads them.
 DOCUMENTS = ("README.md", "docs/deployment.md")
-SHELL_BLOCK = re.compile(
-    r"^( *)```(?:sh|bash|console|shell)\n(.*?)^\1```", re.MULTILINE | re.DOTALL
-)
+BLOCK = re.compile(r"^( *)```(sh|bash|console|shell|python)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 # A comment: a `#` at the start of a line or after white space (`sed '/^# HTTPS/'` is none).
 COMMENT = re.compile(r"(?:^|\s)#(?:\s.*)?$")
 
@@ -53,7 +53,18 @@ class Skip:
     why: str
 
 
-Step = Run | Serve | Skip
+@dataclass(frozen=True)
+class Script:
+    """Run the Python block with the test's interpreter while ``serve`` (a command) serves.
+
+    It must exit 0 and print ``expect``.
+    """
+
+    serve: str
+    expect: str
+
+
+Step = Run | Serve | Skip | Script
 
 # Placeholders an ``instead`` may use (tests/system/test_doc_commands.py fills them): {python}
 # the test's interpreter, {pip} and {dependencies} what lend its pip, then its packages with
@@ -97,6 +108,8 @@ COMMANDS: dict[str, Step] = {
         " (nox's lint session, mypy in each tests session)"
     ),
     "make settings-table": Run(keeps="README.md"),
+    # Scripting against the server: httpx is the test's.
+    "python: import re": Script(serve="make run", expect="True\n"),
     # Scaling out: a database of the tests' PostgreSQL instead of db.internal.
     "export FLASKR_DATABASE=postgresql://flaskr:secret@db.internal:5432/flaskr": Run(
         instead="export FLASKR_DATABASE={postgresql}"
@@ -114,15 +127,15 @@ COMMANDS: dict[str, Step] = {
     "git clone /path/to/flaskr-async /tmp/flaskr-build": Run(),
     # The wheel the run built once, as the guide does (tests/system/conftest.py): python3 -m
     # build fetches setuptools into a virtualenv of its own, 5-15 s a build.
-    "(cd /tmp/flaskr-build && python3 -m build --wheel)": Run(
+    "(cd /tmp/flaskr-build && /usr/bin/python3 -m build --wheel)": Run(
         instead="mkdir /tmp/flaskr-build/dist && cp {wheel} /tmp/flaskr-build/dist/"
     ),
     "useradd --system --user-group --home-dir /nonexistent --no-create-home --shell"
     " /usr/sbin/nologin flaskr": Skip("adds a system user to the host; the test runs as itself"),
     "install -d /etc/flaskr-async": Run(),
     # pip is lent below ({pip}): ensurepip alone takes 5-8 s.
-    "python3 -m venv /opt/flaskr-async": Run(
-        instead="python3 -m venv --without-pip /opt/flaskr-async"
+    "/usr/bin/python3 -m venv /opt/flaskr-async": Run(
+        instead="/usr/bin/python3 -m venv --without-pip /opt/flaskr-async"
     ),
     # The dependencies come from the test's own virtualenv, not PyPI (minutes).
     "/opt/flaskr-async/bin/pip install /tmp/flaskr-build/dist/flaskr_async-*.whl": Run(
@@ -140,6 +153,10 @@ COMMANDS: dict[str, Step] = {
     " {secrets.token_hex(32)!r}\")' >> config.py)": Run(),
     "chown flaskr:flaskr config.py": Skip("no flaskr user here: the file is the test user's"),
     "cd /": Run(),
+    # The same setting in config.py, the other way the guide offers: the env file's line runs.
+    'python: TRUSTED_HOSTS = ["example.org", "localhost", "127.0.0.1", "[::1]"]': Skip(
+        "a line of config.py, the alternative to the environment file's line below, which runs"
+    ),
     'FLASKR_TRUSTED_HOSTS=\'["example.org", "localhost", "127.0.0.1", "[::1]"]\'': Run(),
     "runuser -u flaskr -- /opt/flaskr-async/bin/quart --app flaskr_async init-db --if-missing": (
         Run()
@@ -201,19 +218,29 @@ COMMANDS: dict[str, Step] = {
 }
 
 
-def commands_of(text: str) -> list[str]:
-    """Return the commands of a Markdown text's shell blocks, in order, without comments.
+def blocks_of(text: str) -> list[tuple[str, str]]:
+    """Return (name in COMMANDS, text to run) for each command and Python block, in order.
 
-    A line ending in a backslash goes on with the next; white space runs are one space.
+    A shell command is its own name, without comments: a line ending in a backslash goes on
+    with the next, and white space runs are one space. A Python block is named by its first line.
     """
     found = []
-    for block in SHELL_BLOCK.finditer(text):
-        joined = re.sub(r"\\\n", " ", block.group(2))
+    for block in BLOCK.finditer(text):
+        if block.group(2) == "python":
+            code = block.group(3)
+            found.append((f"python: {code.splitlines()[0]}", code))
+            continue
+        joined = re.sub(r"\\\n", " ", block.group(3))
         for line in joined.splitlines():
             command = " ".join(COMMENT.sub("", line).split())
             if command:
-                found.append(command)
+                found.append((command, command))
     return found
+
+
+def commands_of(text: str) -> list[str]:
+    """Return the names of a Markdown text's commands and Python blocks, in order."""
+    return [name for name, _ in blocks_of(text)]
 
 
 def documented_commands() -> list[tuple[str, str]]:

@@ -108,3 +108,11 @@ def test_make_bench_s_duration_is_one_figure_everywhere() -> None:
     assert len(figures) == 1, figures
     (named_in,) = figures.values()
     assert {"README.md", "benchmarks/README.md", "Makefile"} <= set(named_in)
+
+
+def test_the_guide_s_commands_name_the_system_python_by_its_path() -> None:
+    """A bare python3 is the first on root's PATH: pyenv's, under /root, which the unit hides."""
+    commands = commands_of((ROOT / "docs" / "deployment.md").read_text())
+    bare = [c for c in commands if re.search(r"(?<![\w/.-])python3(?:\.\d+)? -", c)]
+    assert bare == []
+    assert sum("/usr/bin/python3 -m " in command for command in commands) == 2

@@ -234,8 +234,9 @@ def test_another_user_s_file_is_refused(
     if writer.existing == "refused":
         assert f"{path} already exists" in message
     else:
-        assert f"{path} belongs to nobody, not to root, who runs this: run it as nobody," in message
-        assert f"or chown root {path}" in message
+        assert f"{path} belongs to nobody, not to root, who runs this: run it as nobody" in message
+        assert "(runuser -u nobody -- followed by the command)" in message
+        assert "chown" not in message
     assert path.read_bytes() == b""
 
 
@@ -295,3 +296,20 @@ def test_a_file_removed_while_it_is_written_is_reported(tmp_path: Path) -> None:
             private_files.write_all(descriptor, b"data")
             path.unlink()
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("owner", "uid", "fix"),
+    [
+        # Root taking the service's file would lock the service out: run as its owner.
+        ("flaskr", 0, "run it as flaskr (runuser -u flaskr -- followed by the command)"),
+        # A user meeting root's file: it may be one root made by mistake.
+        ("root", 65534, "run it as root, or (as root) chown nobody /x if it should be nobody's"),
+    ],
+)
+def test_another_user_s_file_is_refused_with_a_fix_that_does_no_harm(
+    owner: str, uid: int, fix: str
+) -> None:
+    me = private_files.user_name(uid)
+    message = private_files.not_yours("/x", owner, uid)
+    assert message == f"/x belongs to {owner}, not to {me}, who runs this: {fix}"

@@ -70,9 +70,20 @@ def create_database(config: Mapping[str, Any], pool_size: int | None = None) -> 
     return SQLiteDatabase.from_config(config, pool_size)
 
 
+# Flaskr's `with app.app_context(): get_db()` met a bare KeyError here: say where it opens.
+NOT_SERVING = (
+    "The database is not open: it opens while the app serves (its before_serving hooks), not in"
+    " an app context. In a test or a script, enter `async with app.test_app():` first"
+    " (docs/porting.md, 7)."
+)
+
+
 def current_database() -> Pool:
     """Return the serving app's open database."""
-    return current_app.extensions[DB_KEY]  # type: ignore[no-any-return]
+    try:
+        return current_app.extensions[DB_KEY]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(NOT_SERVING) from None
 
 
 def get_db() -> Database:

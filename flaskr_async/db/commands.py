@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ from quart.cli import pass_script_info
 from flaskr_async import private_files
 from flaskr_async.db import Database
 from flaskr_async.db import DatabaseUnavailable
+from flaskr_async.db import migrations
 from flaskr_async.db import opened
 from flaskr_async.db.migrations import known_migrations
 
@@ -41,6 +43,36 @@ def errors_reported_once() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+class Collected(logging.Handler):
+    """Keep the messages of the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's message."""
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def schema_changes() -> Iterator[list[str]]:
+    """Collect what opening the database did to its schema, as the migrations log it."""
+    logger = migrations.logger
+    level, propagate = logger.level, logger.propagate
+    collected = Collected()
+    # Its own level: errors_reported_once quiets the package's logger; said once, here.
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(collected)
+    try:
+        yield collected.messages
+    finally:
+        logger.removeHandler(collected)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def run_with_database(
@@ -98,7 +130,11 @@ def stdin_is_a_terminal() -> bool:
 def init_db_command(info: ScriptInfo, if_missing: bool, yes: bool) -> None:
     """Drop all data and create the tables afresh (asks first if there is data)."""
     if if_missing:
-        run_with_database(info, keep_schema)
+        # A new database made, or the migrations applied: said, not only "is at the newest".
+        with schema_changes() as changes:
+            run_with_database(info, keep_schema)
+        for change in changes:
+            click.echo(f"{change}.")
         click.echo(f"The database is at schema version {len(known_migrations())}, the newest.")
         return
     users, posts = run_with_database(info, count_rows)
@@ -140,8 +176,15 @@ def backup_command(info: ScriptInfo, path: str) -> None:
     check_backup_target(path)
     # The database as it is: a copy made before an upgrade must be of the old schema, and a
     # database newer than this code (a rollback) can still be copied.
-    run_with_database(info, lambda database: database.backup(path), migrate=False)
-    click.echo(f"Backed up the database to {path}.")
+    source = run_with_database(info, partial(back_up, target=path), migrate=False)
+    # Named: run inside a clone, the app is the clone's and so is its database.
+    click.echo(f"Backed up the database {source} to {path}.")
+
+
+async def back_up(database: Database, target: str) -> str:
+    """Copy the database to target; return the database's name (a URL without its password)."""
+    await database.backup(target)
+    return str(database)
 
 
 def init_app(app: Quart) -> None:

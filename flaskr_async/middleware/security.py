@@ -16,6 +16,7 @@ from quart_wtf import CSRFError
 from quart_wtf import CSRFProtect
 from quart_wtf.const import REFERRER_HEADER
 from quart_wtf.const import REFERRER_HOST
+from quart_wtf.const import TOKEN_MISSING
 from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
@@ -40,13 +41,26 @@ REFERER_MISSING = (
     "The form was sent without a Referer header, which this site needs over HTTPS to tell its"
     " own forms from another site's. Allow your browser (or its privacy extension) to send the"
     " Referer to this site: the site itself only asks for it on its own pages (Referrer-Policy:"
-    " same-origin). Then send the form again."
+    " same-origin). Then send the form again. A script must send one itself: a Referer header"
+    " naming the page of this site the form came from (its https address)."
 )
 REFERER_FOREIGN = (
     "The form was sent from a page that is not on this site's address (its Referer header names"
     " another host or port). Open the form from this site's own address and send it again."
 )
-CSRF_MESSAGES = {REFERRER_HEADER: REFERER_MISSING, REFERRER_HOST: REFERER_FOREIGN}
+# Every page's form carries the field, so a form without one was built by a script: reloading
+# a page is no advice for it.
+TOKEN_FIELD_MISSING = (
+    "The form was sent without its csrf_token field (or it was empty). This site's forms carry"
+    " it as a hidden input; a script must GET the form's page first, keeping the session cookie it"
+    " is given (one httpx.Client or requests.Session), and send that input's value as csrf_token"
+    " with the other fields."
+)
+CSRF_MESSAGES = {
+    REFERRER_HEADER: REFERER_MISSING,
+    REFERRER_HOST: REFERER_FOREIGN,
+    TOKEN_MISSING: TOKEN_FIELD_MISSING,
+}
 # No session cookie at all: the form's token has nothing to be checked against, and reloading
 # alone would not help. Over plain http a Secure cookie is the likely cause (scripts, mostly).
 NO_SESSION_COOKIE = (

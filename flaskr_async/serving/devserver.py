@@ -1,4 +1,4 @@
-"""Quiet reloads for Quart's development server (`quart --app flaskr_async run --debug`)."""
+"""Quart's development server (`quart --app flaskr_async run`): quiet reloads, one-line failures."""
 
 from __future__ import annotations
 
@@ -8,12 +8,28 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from hypercorn.utils import LifespanFailureError
 from quart import Quart
 from quart import current_app
 
 ACCEPT_RACE = "Error on transport creation for incoming connection"
 # Where the same race surfaces on Python 3.13.0, outside the loop's handler (below).
 DETACH_RACE = "_SelectorTransport.__del__"
+
+
+class App(Quart):
+    """Quart, whose ``run`` (what `quart run` calls) ends a failed start-up with status 1 alone."""
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Serve as Quart does; exit 1 without a traceback if the app's start-up fails."""
+        try:
+            super().run(*args, **kwargs)
+        except LifespanFailureError:
+            # Its reason is logged already: one line for a setting or an unusable database
+            # (Quart's traceback of those is dropped: middleware/security.py), Quart's
+            # traceback for anything else. hypercorn's 85 lines would only say it again.
+            raise SystemExit(1) from None
+
 
 Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 

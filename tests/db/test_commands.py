@@ -17,10 +17,14 @@ from click.testing import Result
 from flaskr_async import create_app
 from flaskr_async.db import commands
 from flaskr_async.db import opened
+from flaskr_async.db.migrations.registry import known_migrations
 from flaskr_async.db.migrations.registry import schema_file_version
+from flaskr_async.db.postgres import redacted
+from tests.db.test_migrations import make_legacy
 from tests.servers import free_port
 from tests.servers import server_env
 
+STEPS = known_migrations()
 QUART = Path(sys.executable).with_name("quart")  # the console script beside this interpreter
 
 
@@ -122,12 +126,38 @@ def test_init_db_if_missing_keeps_rows(config: dict[str, Any]) -> None:
     assert counts(config) == (1, 2)
 
 
+@pytest.mark.parametrize("before", ["none", "newest", "version 4"])
+async def test_init_db_if_missing_says_what_it_did(
+    config: dict[str, Any], backend: str, before: str
+) -> None:
+    """It said only "at the newest" after making a brand-new database, or migrating one."""
+    newest = schema_file_version()
+    said = {
+        "none": [f"New database made at schema version {newest}."],
+        "newest": [],
+        "version 4": [
+            "Database without schema versions recognised as version 4.",
+            *(f"Schema migration {step.version} ({step.name}) applied." for step in STEPS[4:]),
+        ],
+    }
+    if before == "newest":
+        await asyncio.to_thread(add_user_and_posts, config)
+    elif before == "version 4":
+        await make_legacy(backend, config["DATABASE"], 4)
+    result = await asyncio.to_thread(invoke, config, "init-db", "--if-missing")
+    assert result.exit_code == 0, result.output
+    last = f"The database is at schema version {newest}, the newest."
+    assert result.output.splitlines() == [*said[before], last]
+
+
 def test_backup_writes_a_copy(tmp_path: Path, config: dict[str, Any]) -> None:
     add_user_and_posts(config)
     target = tmp_path / "copy.backup"
     result = invoke(config, "backup", str(target))
     assert result.exit_code == 0, result.output
-    assert result.output == f"Backed up the database to {target}.\n"
+    # The source named: run inside a clone, the database is the clone's.
+    source = redacted(config["DATABASE"])
+    assert result.output == f"Backed up the database {source} to {target}.\n"
     assert target.stat().st_size > 0
 
 

@@ -11,6 +11,7 @@ import pytest
 from quart import Quart
 
 from flaskr_async import create_app
+from flaskr_async.db import NOT_SERVING
 from flaskr_async.db import IntegrityError
 from flaskr_async.db import Pool
 from flaskr_async.db import create_database
@@ -29,6 +30,23 @@ async def titles(database: Pool) -> list[str]:
     """Return the post titles in id order."""
     async with database.lease() as db:
         return [row["title"] for row in await db.fetch_all("SELECT title FROM post ORDER BY id")]
+
+
+async def test_the_database_outside_serving_says_where_it_opens(
+    app_config: dict[str, Any],
+) -> None:
+    """Flaskr's `app.app_context()` then `get_db()` names test_app(), not a bare KeyError."""
+    app = create_app(app_config)
+    async with app.app_context():
+        with pytest.raises(RuntimeError) as raised:
+            get_db()
+    assert str(raised.value) == NOT_SERVING
+    assert "async with app.test_app():" in str(raised.value)
+    async with app.test_app():
+        pass
+    async with app.app_context():  # served, then closed: the same message
+        with pytest.raises(RuntimeError, match="opens while the app serves"):
+            current_database()
 
 
 async def test_each_statement_leases_and_gives_back(app_config: dict[str, Any]) -> None:

@@ -378,7 +378,7 @@ async def test_many_starting_at_once_apply_each_step_once(
 
     assert seen == [NEWEST] * 8
     assert await versions(backend, database_url) == list(range(1, NEWEST + 1))
-    logged = [r.getMessage() for r in caplog.records if r.name == "flaskr_async"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "flaskr_async.db.migrations"]
     if empty:
         assert logged.count(f"New database made at schema version {NEWEST}") == 1
     else:

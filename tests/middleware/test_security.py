@@ -33,6 +33,7 @@ from flaskr_async.middleware.security import NO_SESSION_COOKIE
 from flaskr_async.middleware.security import REFERER_FOREIGN
 from flaskr_async.middleware.security import REFERER_MISSING
 from flaskr_async.middleware.security import SECURITY_HEADERS
+from flaskr_async.middleware.security import TOKEN_FIELD_MISSING
 from tests.helpers import STATE_CHANGING_FORMS
 from tests.helpers import csrf_token_of
 from tests.helpers import fetch_one
@@ -117,7 +118,9 @@ async def test_every_form_refuses_bad_csrf_tokens(
             form = dict(fields) if token is None else {**fields, "csrf_token": token}
             response = await client.post(path, form=form)
             assert response.status_code == 400, kind
-            assert FORM_EXPIRED in await page_text(response), kind
+            # A form without the field was not reloaded too late: a script left it out.
+            message = TOKEN_FIELD_MISSING if kind in ("missing", "empty") else FORM_EXPIRED
+            assert str(escape(message)) in await page_text(response), kind
             assert await database_state(app) == before, kind
         # Still logged in (or still anonymous): the refused logout and login changed nothing.
         assert ("Log Out" in await page_text(await client.get("/"))) is needs_login
@@ -510,3 +513,15 @@ def test_a_script_keeps_its_session_over_http_only_with_the_secure_flag_off(
     if status == 400:
         assert "session cookie" in response.text
         assert "FLASKR_SESSION_COOKIE_SECURE=false" in response.text
+
+
+@pytest.mark.parametrize(
+    ("message", "to_send"),
+    [
+        (TOKEN_FIELD_MISSING, "send that input's value as csrf_token"),
+        (REFERER_MISSING, "A script must send one itself: a Referer header"),
+        (NO_SESSION_COOKIE + COOKIES_REFUSED, "one httpx.Client or requests.Session"),
+    ],
+)
+def test_each_refusal_a_script_meets_says_what_it_must_send(message: str, to_send: str) -> None:
+    assert to_send in message

@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -154,3 +155,57 @@ def test_quart_run_in_the_clone_finds_the_app_without_app_option(tmp_path: Path)
         output = server.output()
     assert " * Serving Quart app 'flaskr_async'" in output
     assert "Traceback" not in output
+
+
+BAD_PAGE_SIZE = (
+    "FLASKR_POSTS_PER_PAGE = 'abc' is invalid: must be a positive integer (at most 2147483647),"
+    " written as JSON, e.g. FLASKR_POSTS_PER_PAGE='20'"
+)
+WEAK_KEY = "SECRET_KEY = '<redacted, 5 bytes>' (from FLASKR_SECRET_KEY)"
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(
+    ("command", "settings", "error"),
+    [
+        # create_app refuses a setting before the command runs: click's one Error line.
+        (["init-db", "--if-missing"], {"POSTS_PER_PAGE": "abc"}, f"Error: {BAD_PAGE_SIZE}"),
+        (["backup", "{tmp}/copy"], {"POSTS_PER_PAGE": "abc"}, f"Error: {BAD_PAGE_SIZE}"),
+        (["run", "--port", "{port}"], {"POSTS_PER_PAGE": "abc"}, f"Error: {BAD_PAGE_SIZE}"),
+        # Serving refuses a weak key when it starts: the app's line, then status 1.
+        (["run", "--port", "{port}"], {"SECRET_KEY": "short"}, f"Start-up failed: {WEAK_KEY}"),
+    ],
+)
+def test_the_quart_command_fails_in_one_line(
+    tmp_path: Path, command: list[str], settings: dict[str, str], error: str
+) -> None:
+    """Not a traceback of 34 lines (a bad setting) or 85 (quart run's refused start-up)."""
+    port = str(free_port())
+    arguments = [part.format(tmp=tmp_path, port=port) for part in command]
+    done = subprocess.run(
+        [str(QUART), "--app", "flaskr_async", *arguments],
+        cwd=tmp_path,
+        env=server_env(tmp_path / "flaskr.sqlite", **settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    # Besides `quart run`'s banner (" * Serving Quart app ...", " * Running on ...").
+    lines = [line for line in done.stderr.splitlines() if not line.startswith(" * ")]
+    assert len(lines) == 1, done.stderr
+    assert error in lines[0]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_refused_start_up_under_run_exits_1_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process: app.run (what `quart run` calls) turns hypercorn's failure into status 1."""
+    app = create_app({"SECRET_KEY": "short", "DATABASE": str(tmp_path / "flaskr.sqlite")})
+    with pytest.raises(SystemExit) as stopped:
+        app.run(port=free_port())
+    assert stopped.value.code == 1
+    assert stopped.value.__suppress_context__  # the LifespanFailureError is not shown
+    assert " * Running on http://127.0.0.1:" in capsys.readouterr().out
+    assert not (tmp_path / "flaskr.sqlite").exists()  # refused before the database opened

@@ -29,8 +29,9 @@ import pytest
 
 from tests.doc_commands import COMMANDS
 from tests.doc_commands import Run
+from tests.doc_commands import Script
 from tests.doc_commands import Serve
-from tests.doc_commands import commands_of
+from tests.doc_commands import blocks_of
 from tests.postgres_server import with_database
 from tests.servers import ROOT
 from tests.servers import TLS
@@ -63,7 +64,8 @@ class Shell:
             for as_flaskr in ("runuser -u flaskr -- ", " -o flaskr -g flaskr"):
                 command = command.replace(as_flaskr, "")
             command = command.replace("/path/to/flaskr-async", "{root}")
-            command = re.sub(r"(?<![\w/.])python3 ", "{python} ", command)
+            # The guide's /usr/bin/python3 is the test's interpreter (which has venv and pip).
+            command = re.sub(r"(?<![\w/.])(?:/usr/bin/)?python3 ", "{python} ", command)
             command = HOST_PATHS.sub(lambda match: f"{self.host}{match.group(1)}", command)
             command = "cd {host}" if command == "cd /" else command
         command = command.replace("127.0.0.1:8000", "127.0.0.1:{port}")
@@ -115,6 +117,25 @@ class Shell:
             answer = httpx.get(server.url + "/hello", verify=TLS)
             assert answer.text == "Hello, World!", command
 
+    def script(self, code: str, step: Script) -> None:
+        """Run a Python block with the test's interpreter while the step's command serves."""
+        port = int(self.values["port"]())
+        self.stop_unit()
+        serve = self.text(step.serve)
+        with running(["bash", "-c", f"exec {serve}"], self.env, port, cwd=self.cwd):
+            done = subprocess.run(
+                [sys.executable, "-c", self.text(code)],
+                cwd=self.cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{code}\n{output}"
+        assert step.expect in done.stdout, f"{code}\n{output}"
+
     def start_unit(self, port: int) -> Server:
         """Start deploy/flaskr-async.service's command as systemd would, on the host folder."""
         unit = (ROOT / "deploy" / "flaskr-async.service").read_text()
@@ -142,13 +163,15 @@ class Shell:
 def walk(shell: Shell, document: str) -> list[str]:
     """Run a document's commands in order; return the ones skipped (for the test's output)."""
     skipped = []
-    for command in commands_of((ROOT / document).read_text()):
+    for command, text in blocks_of((ROOT / document).read_text()):
         step = COMMANDS[command]
         began = time.monotonic()
         if isinstance(step, Run):
             shell.run(command, step)
         elif isinstance(step, Serve):
             shell.serve(command, step)
+        elif isinstance(step, Script):
+            shell.script(text, step)
         else:
             skipped.append(f"{command}: {step.why}")
             continue

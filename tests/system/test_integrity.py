@@ -427,7 +427,8 @@ async def test_online_backup_during_writes(database_url: str, tmp_path: Path) ->
         f" {len(tally.failures)} errors, {time.monotonic() - started:.1f} s"
     )
     print(figures)
-    assert status == 0 and out.strip().endswith(f"Backed up the database to {copy}."), out
+    said = f"Backed up the database {database_url} to {copy}."
+    assert status == 0 and out.strip().endswith(said), out
     assert problems == [], f"{figures}; {problems[:10]}"
     assert before <= copied, f"{figures}; missing: {sorted(before - copied)[:10]}"
     assert copied <= live, figures  # the copy holds nothing the database does not

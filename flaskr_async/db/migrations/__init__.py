@@ -16,12 +16,12 @@ PostgreSQL), alembic needs SQLAlchemy. This is the part of them the app needs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from importlib import resources
 
 from flaskr_async.db.interface import Connection
 from flaskr_async.db.interface import DatabaseUnavailable
-from flaskr_async.db.interface import logger
 from flaskr_async.db.migrations.registry import POSTGRES
 from flaskr_async.db.migrations.registry import SQLITE
 from flaskr_async.db.migrations.registry import Dialect
@@ -62,6 +62,9 @@ SESSION_OBJECTS = {
     "login_attempt_attempted_at",
 }
 LIVE_OBJECTS = {"sqlite": {"post_event"}, "postgres": {"post_event", "post_event_notify"}}
+
+# A child of the package's logger: init-db --if-missing reports these lines (db/commands.py).
+logger = logging.getLogger(__name__)
 
 
 class MigrationFailed(DatabaseUnavailable):
