@@ -41,3 +41,34 @@ def init_app(app: Quart) -> None:
     logger = logging.getLogger(app.name)
     if not any(isinstance(existing, FlatModuleNames) for existing in logger.filters):
         logger.addFilter(FlatModuleNames())
+
+
+def escaped(text: str | bytes) -> str:
+    """Return client-chosen text fit for one log line, escaped as nginx's ``escape=default``.
+
+    ``"`` and ``\\`` get a backslash; every byte below 0x20 or from 0x7f up is ``\\xHH``, so no
+    terminal sequence, line break or quote of the client's reaches the log as itself. A str
+    is taken as the bytes it was decoded from: latin-1 (hypercorn's headers) where it fits,
+    else UTF-8 (a decoded path).
+    """
+    if isinstance(text, bytes):
+        return "".join(ESCAPES[byte] for byte in text)
+    if text.isascii() and PLAIN.issuperset(text):
+        return text  # the common case, unchanged at no cost beyond this check
+    return "".join(ESCAPES[ord(char)] if ord(char) < 0x100 else utf8_escaped(char) for char in text)
+
+
+def utf8_escaped(char: str) -> str:
+    """Return a character beyond latin-1 as its UTF-8 bytes, each ``\\xHH``."""
+    return "".join(ESCAPES[byte] for byte in char.encode("utf-8", "surrogatepass"))
+
+
+def byte_shown(byte: int) -> str:
+    """Return one byte as a log line shows it (nginx, ngx_http_log_module's escape=default)."""
+    if chr(byte) in '"\\':
+        return "\\" + chr(byte)
+    return chr(byte) if 0x20 <= byte < 0x7F else f"\\x{byte:02X}"
+
+
+ESCAPES = [byte_shown(byte) for byte in range(0x100)]
+PLAIN = frozenset(chr(byte) for byte in range(0x20, 0x7F)) - {'"', "\\"}

@@ -2,6 +2,7 @@
 
 - ``command``: ``python -m flaskr_async serve`` (``make run``): hypercorn with the shipped
   config, a first-run secret key, start-up failures as one line and a non-zero exit.
+- ``access_log``: hypercorn's access log, the client's text escaped as nginx escapes it.
 - ``listening``: a failure to listen said with its address and how to choose another.
 - ``shutdown``: SIGTERM ends the live streams first, so stopping never waits on them.
 - ``event_loops``: asyncio's own loop, or uvloop's where hypercorn's config names it.

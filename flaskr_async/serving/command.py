@@ -28,6 +28,7 @@ from flaskr_async import check_serving
 from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async import private_files
+from flaskr_async.serving.access_log import EscapedAccessLogger
 from flaskr_async.serving.event_loops import WORKER_CLASSES
 from flaskr_async.serving.event_loops import event_loop_factory
 from flaskr_async.serving.listening import listen_failure
@@ -94,6 +95,8 @@ def hypercorn_config(
         config.bind = ["127.0.0.1:8000"]
     if access_log:
         config.accesslog = access_log
+    # Whatever turned the access log on: the client's text is escaped in it (access_log.py).
+    config.logger_class = EscapedAccessLogger
     config.application_path = "flaskr_async:create_app()"
     return config
 

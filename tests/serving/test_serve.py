@@ -27,6 +27,7 @@ from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async.serving import command as entry_point
 from flaskr_async.serving import shutdown
+from flaskr_async.serving.access_log import EscapedAccessLogger
 from flaskr_async.serving.listening import listen_failure
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
@@ -261,6 +262,15 @@ def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
     assert from_file.accesslog == "-"
     assert entry_point.hypercorn_config(None, []).accesslog is None  # hypercorn's default: off
     assert entry_point.hypercorn_config(None, [], "access.log").accesslog == "access.log"
+    # However the access log is turned on (here or in the file), the client's text is escaped.
+    assert from_file.logger_class is EscapedAccessLogger
+
+
+def test_hypercorn_s_own_command_can_take_the_escaping_logger() -> None:
+    # `hypercorn --config python:flaskr_async.serving.access_log --access-logfile - asgi:app`
+    config = Config.from_object("flaskr_async.serving.access_log")
+    assert config.logger_class is EscapedAccessLogger
+    assert config.bind == ["127.0.0.1:8000"]  # nothing else of hypercorn's defaults changed
 
 
 def test_shipped_hypercorn_config_is_valid() -> None:
@@ -436,3 +446,67 @@ def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sess
     )
     # Plain HTTP: the session cookie is not Secure, unless the environment says it is.
     assert run.startswith("FLASKR_SESSION_COOKIE_SECURE=${FLASKR_SESSION_COOKIE_SECURE:-false} ")
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Send one raw request with Connection: close and return the whole response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+# (request target, User-Agent, Referer, X-Note header) as sent -> the access log's line, exact.
+ACCESS_LOG_FORMAT = '"%(r)s" "%(q)s" %(s)s "%(f)s" "%(a)s" "%({x-note}i)s"'
+HOSTILE_REQUESTS = [
+    # The attack: erase the watcher's lines and print a forged one.
+    (
+        b"/hello",
+        b'\x1b[2K\x1b[1A\x1b[2K[INFO] 10.0.0.1 "GET /hello 1.1" 200 13',
+        b"-",
+        b"n",
+        '"GET /hello 1.1" "" 200 "-" "\\x1B[2K\\x1B[1A\\x1B[2K[INFO] 10.0.0.1'
+        ' \\"GET /hello 1.1\\" 200 13" "n"',
+    ),
+    # A quote forging fields, a backslash, DEL, C1 and latin-1 bytes.
+    (
+        b"/hello",
+        b'x" 200 13 "-" "forged',
+        b"http://e.test/\\\x7f\x85\x9b\xe9",
+        b"n",
+        '"GET /hello 1.1" "" 200 "http://e.test/\\\\\\x7F\\x85\\x9B\\xE9"'
+        ' "x\\" 200 13 \\"-\\" \\"forged" "n"',
+    ),
+    # The path and query as decoded (a quote, ESC, a C1 character in UTF-8), any header atom.
+    (
+        b"/hello%22%1b%C2%9b?q=%22%1b\x22",
+        b"ua",
+        b"-",
+        b'\x1b]0;title\x07"',
+        '"GET /hello\\"\\x1B\\x9B 1.1" "q=%22%1b\\"" 400 "-" "ua" "\\x1B]0;title\\x07\\""',
+    ),
+]
+
+
+@pytest.mark.system
+def test_serve_access_log_escapes_what_the_client_chose(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f"access_log_format = '{ACCESS_LOG_FORMAT}'\n")
+    command = [*SERVE, "--config", str(config), "--bind", f"127.0.0.1:{port}"]
+    command += ["--access-logfile", "-"]
+    with running(command, server_env(tmp_path / "flaskr.sqlite"), port) as server:
+        for target, agent, referer, note, _ in HOSTILE_REQUESTS:
+            exchange(
+                port,
+                b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: %s\r\nReferer: %s\r\n"
+                b"X-Note: %s\r\nConnection: close\r\n\r\n" % (target, agent, referer, note),
+            )
+        assert server.stop() == 0
+        output = server.output()
+    logged = [line.partition("[INFO] ")[2] for line in output.splitlines()]
+    lines = [line for line in logged if line.startswith('"GET /hello') and "httpx" not in line]
+    assert lines == [line for *_, line in HOSTILE_REQUESTS]
+    assert "\x1b" not in output
