@@ -31,6 +31,7 @@ from flaskr_async import private_files
 from flaskr_async.serving.access_log import EscapedAccessLogger
 from flaskr_async.serving.event_loops import WORKER_CLASSES
 from flaskr_async.serving.event_loops import event_loop_factory
+from flaskr_async.serving.listening import binds_problem
 from flaskr_async.serving.listening import listen_failure
 from flaskr_async.serving.shutdown import stopped
 from flaskr_async.serving.shutdown import streams_end_first
@@ -143,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" must be one of {', '.join(WORKER_CLASSES)}",
             file=sys.stderr,
         )
+        return 1
+    # Each address checked before anything binds: one line naming it, the cause and the fix.
+    problem = binds_problem([*config.bind, *(config.insecure_bind if config.ssl_enabled else [])])
+    if problem is not None:
+        app.logger.error("Start-up failed: %s", problem)
         return 1
     try:
         if config.workers > 1:
