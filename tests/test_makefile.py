@@ -1,4 +1,4 @@
-"""The Makefile's Python: another one asked for rebuilds .venv, a missing one is named."""
+"""The Makefile: another Python rebuilds .venv, a missing one is named; make run's recipe."""
 
 from __future__ import annotations
 
@@ -77,3 +77,21 @@ def test_a_python_that_is_not_there_is_named(clone: Path, venv: bool) -> None:
     )
     assert "requirements/py.txt" not in result.stderr
     assert (clone / ".venv").exists() is venv  # nothing built, nothing removed
+
+
+def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
+    recipes = subprocess.run(
+        ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    run = recipes.replace("\\\n\t", "").splitlines()[-1]  # the recipe's continued line, joined
+    # Plain HTTP: the session cookie is not Secure, unless config.py or the environment sets
+    # it; no FLASKR_ variable set here, which would override config.py (test_plain_http.py).
+    assert run.endswith(
+        "-m flaskr_async serve --config hypercorn.toml --access-logfile - --plain-http"
+        " --bind 127.0.0.1:8001"
+    )
+    assert "FLASKR_" not in run

@@ -10,7 +10,6 @@ import signal
 import socket
 import sqlite3
 import stat
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -449,24 +448,6 @@ def test_serve_logs_each_request_when_asked(tmp_path: Path) -> None:
         assert server.stop() == 0
         output = server.output()
     assert '"GET /auth/login 1.1" 200' in output
-
-
-def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
-    recipes = subprocess.run(
-        ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    run = recipes.replace("\\\n\t", "").splitlines()[-1]  # the recipe's continued line, joined
-    # Plain HTTP: the session cookie is not Secure, unless config.py or the environment sets
-    # it; no FLASKR_ variable set here, which would override config.py (test_plain_http.py).
-    assert run.endswith(
-        "-m flaskr_async serve --config hypercorn.toml --access-logfile - --plain-http"
-        " --bind 127.0.0.1:8001"
-    )
-    assert "FLASKR_" not in run
 
 
 def exchange(port: int, request: bytes) -> bytes:
