@@ -9,6 +9,8 @@ from markupsafe import escape
 from quart import Quart
 from quart import render_template
 
+from flaskr_async.logs import escaped
+
 # How much of a refused Host a page or a log line shows: it is the client's to choose.
 SHOWN_HOST = 100
 # A flood of refused Hosts logs one line per this many seconds (per worker), with a count.
@@ -55,10 +57,12 @@ class RefusalLog:
         self.quiet_until = now + LOG_INTERVAL
         since = f"; {self.unlogged} more since the last such line" if self.unlogged else ""
         self.unlogged = 0
-        # app.logger now, not at start-up: its first use adds Quart's handler.
+        # app.logger now, not at start-up: its first use adds Quart's handler. The Host pattern
+        # lets no quote or control character through; escaped all the same, as every log line
+        # quoting a client's text is (logs.escaped), should the pattern ever widen.
         self.app.logger.warning(
             'Refused Host "%s": not in TRUSTED_HOSTS (add it if this site should answer to it)%s',
-            host,
+            escaped(host),
             since,
         )
 
