@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 
+from flaskr_async import create_app
+from flaskr_async.logs import EscapedRequestPaths
 from flaskr_async.logs import escaped
 
 # (what the client sent, what a log line shows)
@@ -37,3 +42,29 @@ def test_every_byte_is_printable_and_unambiguous() -> None:
     assert all(text.isprintable() and text.isascii() for text in shown)
     assert len(set(shown)) == 256
     assert all('"' not in text.replace('\\"', "") for text in shown)
+
+
+async def test_quart_s_exception_line_escapes_the_path(
+    app_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not testing: Quart then logs the exception (with its path) instead of raising it here.
+    app = create_app({**app_config, "TESTING": False})
+
+    @app.route("/boom/<path:rest>")
+    async def boom(rest: str) -> str:
+        raise RuntimeError(rest)
+
+    response = await app.test_client().get('/boom/%E2%80%AE"x%C3%A9')
+    assert response.status_code == 500
+    lines = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert lines == ['Exception on request GET /boom/\\xE2\\x80\\xAE\\"x\\xE9']
+
+
+async def test_other_lines_are_left_as_they_are(app_config: dict[str, Any]) -> None:
+    record = logging.LogRecord(
+        "flaskr_async", logging.ERROR, __file__, 1, 'Exception "%s"', ("x",), None
+    )
+    assert EscapedRequestPaths().filter(record)  # outside a request
+    async with create_app(app_config).test_request_context("/a"):
+        assert EscapedRequestPaths().filter(record)
+    assert record.getMessage() == 'Exception "x"'

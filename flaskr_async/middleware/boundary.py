@@ -24,7 +24,7 @@ HOST = re.compile(rb"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([1-9][0-9]{0,4}
 UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
 BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
 # Decoded from %00-%1f, %7f or a C1 control's UTF-8 (%c2%80-%c2%9f, CSI among them): no route
-# has them, and they end up in logs (Quart's "Exception on GET /path" line) and headers.
+# has them, and they end up in logs (Quart's "Exception on request GET /path" line) and headers.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 HEADERS = [
