@@ -61,10 +61,10 @@ $(INSTALLED): $(SERVING)
 # A line per request on stdout, for the person watching (production leaves it to nginx), and
 # another address with `make run BIND=127.0.0.1:8001` (BIND replaces hypercorn.toml's bind).
 # Plain HTTP: a Secure session cookie would only reach browsers on localhost, never a script
-# (httpx, requests), so it is off unless the environment says otherwise (the unit sets true).
+# (httpx, requests), so --plain-http turns it off where neither instance/config.py nor the
+# environment sets SESSION_COOKIE_SECURE, and says so at start-up (the unit sets true).
 run: $(SERVING)
-	FLASKR_SESSION_COOKIE_SECURE=$${FLASKR_SESSION_COOKIE_SECURE:-false} \
-		$(BIN)/python -m flaskr_async serve --config hypercorn.toml --access-logfile - \
+	$(BIN)/python -m flaskr_async serve --config hypercorn.toml --access-logfile - --plain-http \
 		$(if $(BIND),--bind $(BIND))
 
 lint: $(INSTALLED)

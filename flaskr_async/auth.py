@@ -39,6 +39,7 @@ from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
+from flaskr_async.logs import escaped
 
 logger = logging.getLogger("flaskr_async")
 
@@ -141,7 +142,10 @@ async def login() -> ResponseReturnValue:
     # No connection is held while the hash runs (tens of milliseconds, more when queued).
     matches, outdated = await verify_password(user["password"] if user else None, password)
     if user is None or not matches:
-        logger.warning("Failed login for username %r from %s", username, address)
+        # The client chose both (the address too, through X-Forwarded-For behind a proxy).
+        logger.warning(
+            'Failed login for username "%s" from %s', escaped(username), escaped(address)
+        )
         # One message for unknown users and wrong passwords: no user enumeration.
         await flash("Incorrect username or password.")
         return await render_template("auth/login.html", form=form)
@@ -236,7 +240,7 @@ async def change_password() -> ResponseReturnValue:
     stored, changed_before = row["password"], row["password_changed_at"]
     matches, _ = await verify_password(stored, form.current_password.data)
     if not matches:
-        logger.warning("Wrong current password for user id %s from %s", user_id, address)
+        logger.warning("Wrong current password for user id %s from %s", user_id, escaped(address))
         await flash("Incorrect password.")
         return await render_template("auth/password.html", form=form)
 

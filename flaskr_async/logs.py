@@ -1,4 +1,5 @@
-"""Log lines keep the module names they had before the package was split into folders.
+"""Log lines keep the module names they had before the package was split into folders, and
+quote what a client chose escaped (``escaped``, as nginx's escape=default).
 
 Quart's default handler prints ``[time] INFO in <module>: message``, and operators match those
 lines (a journald filter, an alert on "ERROR in __main__"); moving a file into a layer's folder
@@ -11,6 +12,8 @@ import logging
 from pathlib import Path
 
 from quart import Quart
+from quart import has_request_context
+from quart import request
 
 # (folder, file) -> the module name its log lines carried in the flat layout.
 FLAT_NAMES = {
@@ -36,8 +39,52 @@ class FlatModuleNames(logging.Filter):
         return True
 
 
+class EscapedRequestPaths(logging.Filter):
+    """Escape the path in Quart's "Exception on request GET /path" line: the client chose it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            # Quart 0.22's log_exception writes this exact f-string, with no arguments.
+            unescaped = f"Exception on request {request.method} {request.path}"
+            if record.msg == unescaped and not record.args:
+                record.msg = f"Exception on request {request.method} {escaped(request.path)}"
+        return True
+
+
 def init_app(app: Quart) -> None:
     """Keep the app's log lines as they were, once per logger however many apps are created."""
     logger = logging.getLogger(app.name)
-    if not any(isinstance(existing, FlatModuleNames) for existing in logger.filters):
-        logger.addFilter(FlatModuleNames())
+    for kind in (FlatModuleNames, EscapedRequestPaths):
+        if not any(isinstance(existing, kind) for existing in logger.filters):
+            logger.addFilter(kind())
+
+
+def escaped(text: str | bytes) -> str:
+    """Return client-chosen text fit for one log line, escaped as nginx's ``escape=default``.
+
+    ``"`` and ``\\`` get a backslash; every byte below 0x20 or from 0x7f up is ``\\xHH``, so no
+    terminal sequence, line break or quote of the client's reaches the log as itself. A str
+    is taken as the bytes it was decoded from: latin-1 (hypercorn's headers) where it fits,
+    else UTF-8 (a decoded path).
+    """
+    if isinstance(text, bytes):
+        return "".join(ESCAPES[byte] for byte in text)
+    if text.isascii() and PLAIN.issuperset(text):
+        return text  # the common case, unchanged at no cost beyond this check
+    return "".join(ESCAPES[ord(char)] if ord(char) < 0x100 else utf8_escaped(char) for char in text)
+
+
+def utf8_escaped(char: str) -> str:
+    """Return a character beyond latin-1 as its UTF-8 bytes, each ``\\xHH``."""
+    return "".join(ESCAPES[byte] for byte in char.encode("utf-8", "surrogatepass"))
+
+
+def byte_shown(byte: int) -> str:
+    """Return one byte as a log line shows it (nginx, ngx_http_log_module's escape=default)."""
+    if chr(byte) in '"\\':
+        return "\\" + chr(byte)
+    return chr(byte) if 0x20 <= byte < 0x7F else f"\\x{byte:02X}"
+
+
+ESCAPES = [byte_shown(byte) for byte in range(0x100)]
+PLAIN = frozenset(chr(byte) for byte in range(0x20, 0x7F)) - {'"', "\\"}

@@ -402,8 +402,9 @@ SETTINGS: dict[str, Setting] = {
             "True or False (JSON true or false)",
             None,
             "the session cookie's Secure flag; null: on, except when debugging or testing;"
-            " false for plain-HTTP use other than by a browser on localhost (`make run` sets"
-            " false unless the environment sets it: scripts never send a Secure cookie over http)",
+            " false for plain-HTTP use other than by a browser on localhost (`make run` makes it"
+            " false where neither config.py nor the environment sets it, and says so: scripts"
+            " never send a Secure cookie over http)",
             example="true",
         )
     ),

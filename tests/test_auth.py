@@ -127,9 +127,37 @@ async def test_failed_logins_are_logged_by_the_package(
     ]
     # "<local>" is the Quart test client's remote address.
     assert [r.getMessage() for r in failures] == [
-        "Failed login for username 'nobody' from <local>",
-        "Failed login for username 'test' from <local>",
+        'Failed login for username "nobody" from <local>',
+        'Failed login for username "test" from <local>',
     ]
+
+
+@pytest.mark.parametrize(
+    ("username", "forwarded_for", "line"),
+    [
+        ("\x1b[2K\x1b[1Aroot", "192.0.2.7", 'username "\\x1B[2K\\x1B[1Aroot" from 192.0.2.7'),
+        ('x" from 10.0.0.1', "192.0.2.7", 'username "x\\" from 10.0.0.1" from 192.0.2.7'),
+        ("a\\b\x7f\x85", "192.0.2.7", 'username "a\\\\b\\x7F\\x85" from 192.0.2.7'),
+        ("nobody", "\x1b]0;owned\x07", 'username "nobody" from \\x1B]0;owned\\x07'),
+    ],
+)
+async def test_failed_logins_log_client_text_escaped(
+    app_config: dict[str, Any],
+    username: str,
+    forwarded_for: str,
+    line: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Behind a proxy the address is the client's X-Forwarded-For entry: the client's text too.
+    async with serving({**app_config, "PROXY_FIX_TRUSTED_HOPS": 1}) as app:
+        client = app.test_client()
+        await client.post(
+            "/auth/login",
+            form={"username": username, "password": "wrong"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+    failures = [r.getMessage() for r in caplog.records if "Failed login" in r.message]
+    assert failures == [f"Failed login for {line}"]
 
 
 async def test_login_upgrades_old_hashes(app: Quart, auth: AuthActions) -> None:

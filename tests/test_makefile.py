@@ -1,4 +1,4 @@
-"""The Makefile's Python: the one asked for (pyenv's too), else .venv's; and its lock."""
+"""The Makefile: its Python (asked for, pyenv's too, else .venv's), its lock, make run's recipe."""
 
 from __future__ import annotations
 
@@ -154,3 +154,21 @@ def test_an_unsupported_python_s_message_names_supported_ones_that_are_there(clo
         "No requirements/py3.10.txt: supported Pythons are 3.11 3.12 3.13"
         " (PYTHON=python3.11 or PYTHON=python3.13)"
     )
+
+
+def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
+    recipes = subprocess.run(
+        ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    run = recipes.replace("\\\n\t", "").splitlines()[-1]  # the recipe's continued line, joined
+    # Plain HTTP: the session cookie is not Secure, unless config.py or the environment sets
+    # it; no FLASKR_ variable set here, which would override config.py (test_plain_http.py).
+    assert run.endswith(
+        "-m flaskr_async serve --config hypercorn.toml --access-logfile - --plain-http"
+        " --bind 127.0.0.1:8001"
+    )
+    assert "FLASKR_" not in run

@@ -24,8 +24,9 @@ HOST = re.compile(rf"({HOST_NAME})(?::([1-9][0-9]{{0,4}}))?".encode(), re.IGNORE
 # Outside printable ASCII: h11 already refuses these, other servers (and HTTP/2) may not.
 UNPRINTABLE = re.compile(rb"[^\x21-\x7e]")
 BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
-# Decoded from %00-%1f or %7f: no route has them, and they end up in logs and headers.
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Decoded from %00-%1f, %7f or a C1 control's UTF-8 (%c2%80-%c2%9f, CSI among them): no route
+# has them, and they end up in logs (Quart's "Exception on request GET /path" line) and headers.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 HEADERS = [
     (b"content-type", b"text/html; charset=utf-8"),

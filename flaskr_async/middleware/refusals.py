@@ -9,6 +9,8 @@ from markupsafe import escape
 from quart import Quart
 from quart import render_template
 
+from flaskr_async.logs import escaped
+
 # How much of a refused Host a page or a log line shows: it is the client's to choose.
 SHOWN_HOST = 100
 # Refusals are logged per interval of this many seconds (per worker): at most FIRST_LINES
@@ -71,10 +73,12 @@ class RefusalLog:
         if host in self.logged or len(self.logged) >= FIRST_LINES:
             return
         self.logged.add(host)
-        # app.logger now, not at start-up: its first use adds Quart's handler.
+        # app.logger now, not at start-up: its first use adds Quart's handler. The Host pattern
+        # lets no quote or control character through; escaped all the same, as every log line
+        # quoting a client's text is (logs.escaped), should the pattern ever widen.
         self.app.logger.warning(
             'Refused Host "%s": not in TRUSTED_HOSTS (add it if this site should answer to it)',
-            host,
+            escaped(host),
         )
 
     def count(self, host: str) -> None:
@@ -98,7 +102,7 @@ class RefusalLog:
                 self.counts.items(), key=lambda item: (item[1][1] - item[1][0], item[0])
             )
             named = ", ".join(
-                f'"{host}" {"at least " if over else ""}{count - over}'
+                f'"{escaped(host)}" {"at least " if over else ""}{count - over}'
                 for host, (count, over) in ranked[:NAMED]
             )
             self.app.logger.warning(

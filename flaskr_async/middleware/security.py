@@ -70,7 +70,7 @@ COOKIE_SECURE_OVER_HTTP = (
     " The cookie is Secure (SESSION_COOKIE_SECURE) and this request came over plain http:"
     " browsers send it back only to localhost, and scripts (httpx, requests) never do. Use"
     " https, or serve with FLASKR_SESSION_COOKIE_SECURE=false for local scripting (make run"
-    " does), then load the form again and send it."
+    " does where nothing sets it), then load the form again and send it."
 )
 COOKIES_REFUSED = (
     " Allow cookies for this site (a script must keep the cookies it is given, e.g. with one"

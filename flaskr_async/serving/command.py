@@ -1,10 +1,11 @@
 """Serve the app with hypercorn, exiting non-zero when start-up fails.
 
-python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT]: --bind replaces the
-config's addresses (`make run BIND=127.0.0.1:8001` passes it). Without --config,
-hypercorn's defaults: 127.0.0.1:8000, one worker, asyncio's own loop (make run passes the
-shipped hypercorn.toml: uvloop). hypercorn's own command exits 0 after a failed start-up, which
-hides the failure from systemd and scripts.
+python -m flaskr_async serve [--config hypercorn.toml] [--bind HOST:PORT] [--plain-http]:
+--bind replaces the config's addresses (`make run BIND=127.0.0.1:8001` passes it);
+--plain-http (make run) drops the cookie's Secure flag unless it is set (plain_http.py).
+Without --config, hypercorn's defaults: 127.0.0.1:8000, one worker, asyncio's own loop
+(make run passes the shipped hypercorn.toml: uvloop). hypercorn's own command exits 0 after
+a failed start-up, which hides the failure from systemd and scripts.
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ from flaskr_async import check_serving
 from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async import private_files
+from flaskr_async.serving.access_log import EscapedAccessLogger
 from flaskr_async.serving.event_loops import WORKER_CLASSES
 from flaskr_async.serving.event_loops import event_loop_factory
+from flaskr_async.serving.listening import binds_problem
 from flaskr_async.serving.listening import listen_failure
+from flaskr_async.serving.plain_http import LINE as PLAIN_HTTP_LINE
+from flaskr_async.serving.plain_http import use_plain_http_cookies
 from flaskr_async.serving.shutdown import stopped
 from flaskr_async.serving.shutdown import streams_end_first
 from flaskr_async.settings import InvalidSetting
@@ -94,6 +99,8 @@ def hypercorn_config(
         config.bind = ["127.0.0.1:8000"]
     if access_log:
         config.accesslog = access_log
+    # Whatever turned the access log on: the client's text is escaped in it (access_log.py).
+    config.logger_class = EscapedAccessLogger
     config.application_path = "flaskr_async:create_app()"
     return config
 
@@ -125,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument(
         "--access-logfile", help="a line per request to this file ('-': stdout), as hypercorn's"
     )
+    serve_parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="served over plain HTTP (make run): the session cookie is not Secure, unless"
+        " instance/config.py or FLASKR_SESSION_COOKIE_SECURE sets it",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -134,12 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Start-up failed: {error}", file=sys.stderr)
         return 1
     config = hypercorn_config(args.config, args.bind, args.access_logfile)
+    if args.plain_http:
+        if use_plain_http_cookies(app):
+            app.logger.warning(PLAIN_HTTP_LINE)
+        # Workers (workers > 1) build their own app: the same default there.
+        config.application_path = "flaskr_async.serving.plain_http:create_app()"
     if config.worker_class not in WORKER_CLASSES:
         print(
             f"Start-up failed: worker_class = {config.worker_class!r} in the hypercorn config"
             f" must be one of {', '.join(WORKER_CLASSES)}",
             file=sys.stderr,
         )
+        return 1
+    # Each address checked before anything binds: one line naming it, the cause and the fix.
+    problem = binds_problem([*config.bind, *(config.insecure_bind if config.ssl_enabled else [])])
+    if problem is not None:
+        app.logger.error("Start-up failed: %s", problem)
         return 1
     try:
         if config.workers > 1:

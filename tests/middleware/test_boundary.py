@@ -135,6 +135,7 @@ ODDITIES = [
     ("escaped NUL", request(b"/%00", HOST), 400),
     ("escaped CR LF", request(b"/%0d%0aSet-Cookie:%20x=1", HOST), 400),
     ("escaped NUL in a real route", request(b"/hello%00", HOST), 400),
+    ("escaped C1 CSI (UTF-8)", request(b"/hello%c2%9b", HOST), 400),
     ("overlong target", request(b"/" + b"a" * 70_000, HOST), 431),
     ("overlong header", request(b"/hello", HOST, b"X-A: " + b"a" * 70_000), 431),
     ("duplicate Host", request(b"/hello", HOST, HOST), 400),

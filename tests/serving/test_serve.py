@@ -10,7 +10,6 @@ import signal
 import socket
 import sqlite3
 import stat
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -27,6 +26,9 @@ from flaskr_async import create_app
 from flaskr_async import load_settings
 from flaskr_async.serving import command as entry_point
 from flaskr_async.serving import shutdown
+from flaskr_async.serving.access_log import EscapedAccessLogger
+from flaskr_async.serving.listening import UNIX_PATH_MAX
+from flaskr_async.serving.listening import bind_problem
 from flaskr_async.serving.listening import listen_failure
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
@@ -239,15 +241,29 @@ def test_main_checks_start_up_before_forking_workers(
     assert all(record.exc_info is None for record in caplog.records)
 
 
-def test_main_reports_a_failure_outside_the_app(
+def test_main_names_a_failure_to_listen_after_the_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("FLASKR_SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("FLASKR_DATABASE", str(tmp_path / "flaskr.sqlite"))
-    # A listening socket that is not there (hypercorn leaks the socket of a failed bind).
+    # As if the descriptor closed between the check and hypercorn's bind (a race).
+    monkeypatch.setattr(entry_point, "binds_problem", lambda binds: None)
     assert entry_point.main(["serve", "--bind", "fd://987654"]) == 1
-    # Nothing in the app logged this one: the entry point's line carries the reason.
-    assert "Start-up failed: [Errno 9] Bad file descriptor" in caplog.text
+    assert (
+        "Start-up failed: cannot listen on fd://987654: a file descriptor given with fd:// is not"
+        " open" in caplog.text
+    )
+
+
+def test_main_names_an_address_it_cannot_listen_on_before_binding(
+    serve_environment: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    binds = ["--bind", f"127.0.0.1:{port}", "--bind", "fd://987654"]
+    assert entry_point.main(["serve", *binds]) == 1
+    # The bad one alone is named; the good one was let go (hypercorn leaks what it bound).
+    assert "Start-up failed: cannot listen on fd://987654: no file descriptor 987654" in caplog.text
+    socket.create_server(("127.0.0.1", port)).close()
 
 
 def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
@@ -261,6 +277,15 @@ def test_hypercorn_config_binds_loopback_unless_told(tmp_path: Path) -> None:
     assert from_file.accesslog == "-"
     assert entry_point.hypercorn_config(None, []).accesslog is None  # hypercorn's default: off
     assert entry_point.hypercorn_config(None, [], "access.log").accesslog == "access.log"
+    # However the access log is turned on (here or in the file), the client's text is escaped.
+    assert from_file.logger_class is EscapedAccessLogger
+
+
+def test_hypercorn_s_own_command_can_take_the_escaping_logger() -> None:
+    # `hypercorn --config python:flaskr_async.serving.access_log --access-logfile - asgi:app`
+    config = Config.from_object("flaskr_async.serving.access_log")
+    assert config.logger_class is EscapedAccessLogger
+    assert config.bind == ["127.0.0.1:8000"]  # nothing else of hypercorn's defaults changed
 
 
 def test_shipped_hypercorn_config_is_valid() -> None:
@@ -391,11 +416,14 @@ def test_serve_names_the_address_it_cannot_listen_on_and_the_fix(
     [
         (PermissionError(errno.EACCES, "Permission denied"), ["0.0.0.0:80"], "port below 1024"),
         (OSError(errno.EADDRINUSE, "in use"), ["[::1]:8000"], "--bind [::1]:8001"),
-        (OSError(errno.EADDRINUSE, "in use"), ["unix:/run/f.sock"], "--bind 127.0.0.1:8001"),
         (OSError(errno.EADDRINUSE, "in use"), [], "--bind 127.0.0.1:8001"),
         (OSError(errno.EADDRNOTAVAIL, "not available"), ["192.0.2.1:80"], "not one of this"),
         (socket.gaierror(-2, "Name or service not known"), ["nohost:80"], "name is unknown"),
-        (OSError(errno.EBADF, "Bad file descriptor"), ["fd://9"], None),
+        (OSError(errno.EADDRINUSE, "in use"), ["unix:/run/f.sock"], "serve on another path"),
+        (PermissionError(errno.EACCES, "Permission denied"), ["unix:/run/f.sock"], "Allow this"),
+        (OSError(errno.ENOENT, "No such file"), ["unix:/run/f.sock"], "folder does not exist"),
+        (OSError(errno.EBADF, "Bad file descriptor"), ["fd://9"], "fd:// is not open"),
+        (OSError(errno.ENOENT, "No such file"), ["127.0.0.1:8000"], None),
         (ValueError("not an OSError"), ["127.0.0.1:8000"], None),
     ],
 )
@@ -422,17 +450,172 @@ def test_serve_logs_each_request_when_asked(tmp_path: Path) -> None:
     assert '"GET /auth/login 1.1" 200' in output
 
 
-def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
-    recipes = subprocess.run(
-        ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    run = recipes.replace("\\\n\t", "").splitlines()[-1]  # the recipe's continued line, joined
-    assert run.endswith(
-        "-m flaskr_async serve --config hypercorn.toml --access-logfile - --bind 127.0.0.1:8001"
-    )
-    # Plain HTTP: the session cookie is not Secure, unless the environment says it is.
-    assert run.startswith("FLASKR_SESSION_COOKIE_SECURE=${FLASKR_SESSION_COOKIE_SECURE:-false} ")
+def exchange(port: int, request: bytes) -> bytes:
+    """Send one raw request with Connection: close and return the whole response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+# (request target, User-Agent, Referer, X-Note header) as sent -> the access log's line, exact.
+ACCESS_LOG_FORMAT = '"%(r)s" "%(q)s" %(s)s "%(f)s" "%(a)s" "%({x-note}i)s"'
+HOSTILE_REQUESTS = [
+    # The attack: erase the watcher's lines and print a forged one.
+    (
+        b"/hello",
+        b'\x1b[2K\x1b[1A\x1b[2K[INFO] 10.0.0.1 "GET /hello 1.1" 200 13',
+        b"-",
+        b"n",
+        '"GET /hello 1.1" "" 200 "-" "\\x1B[2K\\x1B[1A\\x1B[2K[INFO] 10.0.0.1'
+        ' \\"GET /hello 1.1\\" 200 13" "n"',
+    ),
+    # A quote forging fields, a backslash, DEL, C1 and latin-1 bytes.
+    (
+        b"/hello",
+        b'x" 200 13 "-" "forged',
+        b"http://e.test/\\\x7f\x85\x9b\xe9",
+        b"n",
+        '"GET /hello 1.1" "" 200 "http://e.test/\\\\\\x7F\\x85\\x9B\\xE9"'
+        ' "x\\" 200 13 \\"-\\" \\"forged" "n"',
+    ),
+    # The path and query as decoded (a quote, ESC, a C1 character in UTF-8), any header atom.
+    (
+        b"/hello%22%1b%C2%9b?q=%22%1b\x22",
+        b"ua",
+        b"-",
+        b'\x1b]0;title\x07"',
+        '"GET /hello\\"\\x1B\\x9B 1.1" "q=%22%1b\\"" 400 "-" "ua" "\\x1B]0;title\\x07\\""',
+    ),
+]
+
+
+@pytest.mark.system
+def test_serve_access_log_escapes_what_the_client_chose(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "hypercorn.toml"
+    config.write_text(f"access_log_format = '{ACCESS_LOG_FORMAT}'\n")
+    command = [*SERVE, "--config", str(config), "--bind", f"127.0.0.1:{port}"]
+    command += ["--access-logfile", "-"]
+    with running(command, server_env(tmp_path / "flaskr.sqlite"), port) as server:
+        for target, agent, referer, note, _ in HOSTILE_REQUESTS:
+            exchange(
+                port,
+                b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: %s\r\nReferer: %s\r\n"
+                b"X-Note: %s\r\nConnection: close\r\n\r\n" % (target, agent, referer, note),
+            )
+        assert server.stop() == 0
+        output = server.output()
+    logged = [line.partition("[INFO] ")[2] for line in output.splitlines()]
+    lines = [line for line in logged if line.startswith('"GET /hello') and "httpx" not in line]
+    assert lines == [line for *_, line in HOSTILE_REQUESTS]
+    assert "\x1b" not in output
+
+
+@pytest.fixture
+def bind_places(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Set up what each bind form can meet; return the values its bind text is made with."""
+    taken = socket.create_server(("127.0.0.1", 0))
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(tmp_path / "live.sock"))
+    live.listen()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale.sock"))
+    stale.close()  # the file stays: a server that stopped without removing it
+    (tmp_path / "file").write_text("not a socket")
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listening = socket.create_server(("127.0.0.1", 0))
+    with open(tmp_path / "file") as plain:
+        closed = os.dup(plain.fileno())
+        os.close(closed)
+        yield {
+            "tmp": str(tmp_path),
+            "taken": str(taken.getsockname()[1]),
+            "free": str(free_port()),
+            "long": "x" * UNIX_PATH_MAX,
+            # root writes anywhere but here (EPERM); others not in a folder closed to them
+            "closed_folder": "/sys" if os.geteuid() == 0 else "/proc/1",
+            "closed_fd": str(closed),
+            "file_fd": str(plain.fileno()),
+            "udp_fd": str(udp.fileno()),
+            "listening_fd": str(listening.fileno()),
+        }
+    for sock in (taken, live, udp, listening):
+        sock.close()
+
+
+# Every bind form hypercorn takes, with each way it can fail: (bind, what the line says after
+# "cannot listen on BIND: "; None: it can be listened on).
+BIND_FORMS = [
+    ("127.0.0.1:{free}", None),
+    ("[::1]:{free}", None),
+    ("127.0.0.1:0", None),
+    ("unix:{tmp}/app.sock", None),
+    ("unix:{tmp}/stale.sock", None),  # a stale socket: replaced, as hypercorn does
+    ("fd://{listening_fd}", None),
+    ("127.0.0.1:abc", "the port 'abc' is not a number. Give one from 1024 to 65535: make run"),
+    ("127.0.0.1:", "the port '' is not a number"),
+    ("127.0.0.1:\u0668\u0660", "the port '\u0668\u0660' is not a number"),  # Arabic digits
+    ("127.0.0.1:99999", "the port 99999 is out of range (0-65535). Give one from 1024 up"),
+    ("[::1]:x", "the port 'x' is not a number"),
+    ("[::1]:70000", "the port 70000 is out of range"),
+    ("::1", "an IPv6 address needs brackets, [address]:port: make run BIND=[::1]:8000"),
+    ("[::1]", "an IPv6 address is written [address]:port. Give one: make run BIND=[::1]:8000"),
+    ("[::1:{free}", "an IPv6 address is written [address]:port"),
+    ("no-such-host.invalid:{free}", "the host name is unknown"),
+    ("no-such-host.invalid", "the host name is unknown"),  # a bare host: port 8000
+    ("192.0.2.1:{free}", "that address is not one of this machine's"),
+    ("127.0.0.1:{taken}", "the address is already in use (another server, or an earlier one"),
+    ("unix:", "no path after unix:. Give one: make run BIND=unix:PATH"),
+    ("unix:{tmp}/missing/app.sock", "the folder {tmp}/missing does not exist. Create it"),
+    ("unix:{tmp}/{long}", "the path is longer than a Unix socket's 107 bytes"),
+    ("unix:{tmp}/file", "{tmp}/file exists and is not a socket. Move it away"),
+    ("unix:{tmp}/live.sock", "another server is listening on {tmp}/live.sock. Stop it"),
+    ("unix:{closed_folder}/app.sock", "cannot make the socket in {closed_folder} ("),
+    ("fd://x", "'x' is not a file descriptor number. fd:// is for a socket handed over"),
+    ("fd://{closed_fd}", "no file descriptor {closed_fd} is open in this process"),
+    ("fd://{file_fd}", "file descriptor {file_fd} is not a socket"),
+    ("fd://{udp_fd}", "file descriptor {udp_fd} is not a stream (TCP or Unix) socket"),
+]
+
+
+@pytest.mark.parametrize(("bind", "says"), BIND_FORMS)
+def test_each_bind_form_names_each_failure_and_its_fix(
+    bind_places: dict[str, str], bind: str, says: str | None
+) -> None:
+    bind = bind.format(**bind_places)
+    problem = bind_problem(bind)
+    if says is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem.startswith(f"cannot listen on {bind}: {says.format(**bind_places)}")
+        assert "\n" not in problem
+
+
+@pytest.mark.system
+@pytest.mark.parametrize(
+    ("binds", "named", "says"),
+    [
+        (["127.0.0.1:99999"], "127.0.0.1:99999", "the port 99999 is out of range"),
+        (["127.0.0.1:abc"], "127.0.0.1:abc", "the port 'abc' is not a number"),
+        (["unix:/nonexistent/dir/s.sock"], "unix:/nonexistent/dir/s.sock", "the folder"),
+        (["fd://99"], "fd://99", "no file descriptor 99 is open"),
+        # Several: the one at fault alone is named.
+        (["127.0.0.1:{port}", "[::1]:{port}", "fd://99"], "fd://99", "no file descriptor 99"),
+    ],
+)
+def test_serve_names_the_bind_at_fault_and_exits_1(
+    tmp_path: Path, binds: list[str], named: str, says: str
+) -> None:
+    port = free_port()
+    options = [item for bind in binds for item in ("--bind", bind.format(port=port))]
+    server = start([*SERVE, *options], server_env(tmp_path / "flaskr.sqlite"), port)
+    assert server.process.wait(30) == 1
+    output = server.output()
+    lines = [line for line in output.splitlines() if "Start-up failed" in line]
+    assert len(lines) == 1, output
+    assert f"Start-up failed: cannot listen on {named}: {says}" in lines[0]
+    assert "Traceback" not in output

@@ -202,7 +202,7 @@ async def test_a_burst_of_guesses_verifies_at_most_the_limit(database_url: str) 
     assert right[0] == 429
     assert re.search(r"(?i)retry-after: \d+", right[1])
     # Every password check of a wrong guess is logged: none was verified without a reservation.
-    assert log.count("Failed login for username 'alice'") == len(verified)
+    assert log.count('Failed login for username "alice"') == len(verified)
 
 
 def browser_from(url: str, address: str) -> httpx.AsyncClient:

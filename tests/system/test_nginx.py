@@ -316,7 +316,7 @@ def test_the_shipped_config_in_front_of_the_app(tmp_path: Path, upstream: Server
     app_output = upstream.output()
 
     # The app saw the client's address, neither nginx's nor the forged one.
-    assert f"Failed login for username 'newcomer' from {CLIENT}" in app_output
+    assert f'Failed login for username "newcomer" from {CLIENT}' in app_output
     # The access logs start with the client's address: nginx's own, and hypercorn's in the
     # guide's format (X-Real-IP, which nginx sets from the connection).
     for line in access_log.read_text().splitlines():

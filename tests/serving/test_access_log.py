@@ -1,0 +1,38 @@
+"""hypercorn's access log atoms, every text the client chose escaped (serving/access_log.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypercorn.config import Config
+
+from flaskr_async.serving.access_log import EscapedAccessLogger
+
+
+def test_every_atom_the_client_chose_is_escaped() -> None:
+    scope: Any = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": '/a"\x1b\u009b',
+        "query_string": b'q="\x1b',
+        "headers": [
+            (b"user-agent", b"\x1b[2K\x1b[1A"),
+            (b"referer", b'x" 200 "forged\\'),
+            (b"x-forwarded-for", b"\x7f\x85, 192.0.2.1"),
+        ],
+        "client": ("192.0.2.1", 4711),
+    }
+    atoms: Any = EscapedAccessLogger(Config()).atoms(scope, {"status": 200, "headers": []}, 1.5)
+    assert atoms["r"] == 'GET /a\\"\\x1B\\x9B 1.1'
+    assert atoms["R"] == 'GET /a\\"\\x1B\\x9B?q=\\"\\x1B 1.1'
+    assert atoms["U"] == '/a\\"\\x1B\\x9B'
+    assert atoms["q"] == 'q=\\"\\x1B'
+    assert atoms["a"] == "\\x1B[2K\\x1B[1A"
+    assert atoms["f"] == 'x\\" 200 \\"forged\\\\'
+    assert atoms["{X-Forwarded-For}i"] == "\\x7F\\x85, 192.0.2.1"
+    assert atoms["h"] == "192.0.2.1:4711"
+    assert atoms["s"] == "200"
+    assert atoms["T"] == 1  # numbers stay numbers, for a format's %(T)d
+    assert atoms["{missing}i"] == "-"
