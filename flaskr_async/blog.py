@@ -99,6 +99,21 @@ async def index() -> ResponseReturnValue:
     )
 
 
+def missing(id: int) -> str:
+    """Return the message of a post that does not exist."""
+    return f"Post id {id} doesn't exist."
+
+
+def gone_since_read(changed: int, id: int) -> None:
+    """Abort with 404 if a write found no post: it was deleted since this request read it.
+
+    Under PostgreSQL's READ COMMITTED a delete committed meanwhile leaves nothing to update
+    or delete; the caller's transaction then rolls back, recording no event.
+    """
+    if not changed:
+        abort(404, missing(id))
+
+
 async def get_post(id: int, check_author: bool = True) -> Row:
     """Return a post and its author.
 
@@ -107,7 +122,7 @@ async def get_post(id: int, check_author: bool = True) -> Row:
     """
     post = await get_db().fetch_one(POST_COLUMNS + " WHERE p.id = ?", (id,))
     if post is None:
-        abort(404, f"Post id {id} doesn't exist.")
+        abort(404, missing(id))
     if check_author and post["author_id"] != g.user["id"]:
         abort(403)
     return post
@@ -143,10 +158,11 @@ async def update(id: int) -> ResponseReturnValue:
     form = await PostForm.create_form(data={"title": post["title"], "body": post["body"]})
     if await form.validate_on_submit():
         async with get_db().transaction(serialize=SERIALIZE) as tx:
-            await tx.execute(
+            updated = await tx.execute(
                 "UPDATE post SET title = ?, body = ?, updated = CURRENT_TIMESTAMP WHERE id = ?",
                 (form.title.data, form.body.data, id),
             )
+            gone_since_read(updated, id)
             await record(tx, id, "updated")
         announce()
         await flash(f'Post "{form.title.data}" was saved.', DONE)
@@ -162,7 +178,8 @@ async def delete(id: int) -> ResponseReturnValue:
     """Delete a post of the current user."""
     post = await get_post(id)
     async with get_db().transaction(serialize=SERIALIZE) as tx:
-        await tx.execute("DELETE FROM post WHERE id = ?", (id,))
+        deleted = await tx.execute("DELETE FROM post WHERE id = ?", (id,))
+        gone_since_read(deleted, id)
         await record(tx, id, "deleted")
     announce()
     await flash(f'Post "{post["title"]}" was deleted.', DONE)

@@ -10,7 +10,10 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from flaskr_async import blog
+from flaskr_async.db import Row
 from flaskr_async.db import current_database
+from flaskr_async.db import get_db
 from tests.helpers import AuthActions
 from tests.helpers import page_text
 from tests.helpers import row_count
@@ -236,3 +239,43 @@ async def test_empty_index(client: QuartClient, auth: AuthActions) -> None:
     await auth.login()
     await client.post("/1/delete")
     assert "No posts yet." in await page_text(await client.get("/"))
+
+
+# Each write of a post the view read first: (path, form).
+WRITES_AFTER_READ = {
+    "update": ("/1/update", {"title": "late edit", "body": "b"}),
+    "delete": ("/1/delete", {}),
+}
+
+
+@pytest.mark.parametrize("write", WRITES_AFTER_READ)
+async def test_post_deleted_after_its_read_is_404(
+    client: QuartClient,
+    auth: AuthActions,
+    app: Quart,
+    monkeypatch: pytest.MonkeyPatch,
+    write: str,
+) -> None:
+    """Another request deletes the post between this one's read and its write: 404, no event.
+
+    Before, PostgreSQL's READ COMMITTED let the UPDATE find no row and the view still said
+    "Post ... was saved." and recorded an "updated" event after the "deleted" one.
+    """
+    read_post = blog.get_post
+
+    async def read_then_lose(id: int, check_author: bool = True) -> Row:
+        post = await read_post(id, check_author)
+        # Committed on its own (its own connection on PostgreSQL), as a racing request's is.
+        await get_db().execute("DELETE FROM post WHERE id = ?", (id,))
+        return post
+
+    monkeypatch.setattr(blog, "get_post", read_then_lose)
+    await auth.login()
+    path, form = WRITES_AFTER_READ[write]
+    response = await client.post(path, form=form)
+    assert response.status_code == 404
+    assert "Post id 1 doesn&#39;t exist." in await page_text(response)
+    assert await row_count(app, "post") == 0  # an update brought nothing back
+    assert await row_count(app, "post_event") == 0  # and announced nothing
+    # Nothing claims success on the next page.
+    assert "was " not in await page_text(await client.get("/"))
