@@ -39,6 +39,7 @@ from flaskr_async.forms import RegisterForm
 from flaskr_async.forms import first_error
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
+from flaskr_async.quoting import quoted
 
 logger = logging.getLogger("flaskr_async")
 
@@ -105,9 +106,9 @@ async def register() -> ResponseReturnValue:
             )
         except IntegrityError:
             # The UNIQUE constraint on the name's key: someone has it, in some spelling.
-            await flash(f"User {form.username.data} is already registered.")
+            await flash(f"User {quoted(form.username.data)} is already registered.")
         else:
-            await flash(f"Registered as {form.username.data}. Please log in.", DONE)
+            await flash(f"Registered as {quoted(form.username.data)}. Please log in.", DONE)
             return redirect(url_for("auth.login"))
     elif form.errors:
         await flash(first_error(form))

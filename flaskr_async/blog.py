@@ -26,6 +26,7 @@ from flaskr_async.live import announce
 from flaskr_async.live import last_event_id
 from flaskr_async.live.post_events import SERIALIZE
 from flaskr_async.live.post_events import record
+from flaskr_async.quoting import quoted
 
 bp = Blueprint("blog", __name__)
 # Registered with the blueprint (before its routes are added), so create_app needs no line.
@@ -143,7 +144,7 @@ async def create() -> ResponseReturnValue:
             assert row is not None
             await record(tx, row["id"], "created")
         announce()
-        await flash(f'Post "{form.title.data}" was published.', DONE)
+        await flash(f'Post "{quoted(form.title.data)}" was published.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -165,7 +166,7 @@ async def update(id: int) -> ResponseReturnValue:
             gone_since_read(updated, id)
             await record(tx, id, "updated")
         announce()
-        await flash(f'Post "{form.title.data}" was saved.', DONE)
+        await flash(f'Post "{quoted(form.title.data)}" was saved.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -182,5 +183,5 @@ async def delete(id: int) -> ResponseReturnValue:
         gone_since_read(deleted, id)
         await record(tx, id, "deleted")
     announce()
-    await flash(f'Post "{post["title"]}" was deleted.', DONE)
+    await flash(f'Post "{quoted(post["title"])}" was deleted.', DONE)
     return redirect(url_for("blog.index"))
