@@ -40,6 +40,7 @@ from flaskr_async.forms import first_error
 from flaskr_async.identity import lookup_key
 from flaskr_async.identity import username_key
 from flaskr_async.logs import escaped
+from flaskr_async.quoting import quoted
 
 logger = logging.getLogger("flaskr_async")
 
@@ -106,9 +107,11 @@ async def register() -> ResponseReturnValue:
             )
         except IntegrityError:
             # The UNIQUE constraint on the name's key: someone has it, in some spelling.
+            # CONTRACT.md's words, the name whole: the form bounds it (USERNAME_MAX), and
+            # PRECIS leaves it no control or bidi-override character to quote away.
             await flash(f"User {form.username.data} is already registered.")
         else:
-            await flash(f"Registered as {form.username.data}. Please log in.", DONE)
+            await flash(f"Registered as {quoted(form.username.data)}. Please log in.", DONE)
             return redirect(url_for("auth.login"))
     elif form.errors:
         await flash(first_error(form))

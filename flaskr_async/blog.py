@@ -26,6 +26,7 @@ from flaskr_async.live import announce
 from flaskr_async.live import last_event_id
 from flaskr_async.live.post_events import SERIALIZE
 from flaskr_async.live.post_events import record
+from flaskr_async.quoting import quoted
 
 bp = Blueprint("blog", __name__)
 # Registered with the blueprint (before its routes are added), so create_app needs no line.
@@ -99,6 +100,21 @@ async def index() -> ResponseReturnValue:
     )
 
 
+def missing(id: int) -> str:
+    """Return the message of a post that does not exist."""
+    return f"Post id {id} doesn't exist."
+
+
+def gone_since_read(changed: int, id: int) -> None:
+    """Abort with 404 if a write found no post: it was deleted since this request read it.
+
+    Under PostgreSQL's READ COMMITTED a delete committed meanwhile leaves nothing to update
+    or delete; the caller's transaction then rolls back, recording no event.
+    """
+    if not changed:
+        abort(404, missing(id))
+
+
 async def get_post(id: int, check_author: bool = True) -> Row:
     """Return a post and its author.
 
@@ -107,7 +123,7 @@ async def get_post(id: int, check_author: bool = True) -> Row:
     """
     post = await get_db().fetch_one(POST_COLUMNS + " WHERE p.id = ?", (id,))
     if post is None:
-        abort(404, f"Post id {id} doesn't exist.")
+        abort(404, missing(id))
     if check_author and post["author_id"] != g.user["id"]:
         abort(403)
     return post
@@ -128,7 +144,7 @@ async def create() -> ResponseReturnValue:
             assert row is not None
             await record(tx, row["id"], "created")
         announce()
-        await flash(f'Post "{form.title.data}" was published.', DONE)
+        await flash(f'Post "{quoted(form.title.data)}" was published.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -143,13 +159,14 @@ async def update(id: int) -> ResponseReturnValue:
     form = await PostForm.create_form(data={"title": post["title"], "body": post["body"]})
     if await form.validate_on_submit():
         async with get_db().transaction(serialize=SERIALIZE) as tx:
-            await tx.execute(
+            updated = await tx.execute(
                 "UPDATE post SET title = ?, body = ?, updated = CURRENT_TIMESTAMP WHERE id = ?",
                 (form.title.data, form.body.data, id),
             )
+            gone_since_read(updated, id)
             await record(tx, id, "updated")
         announce()
-        await flash(f'Post "{form.title.data}" was saved.', DONE)
+        await flash(f'Post "{quoted(form.title.data)}" was saved.', DONE)
         return redirect(url_for("blog.index"))
     if form.errors:
         await flash(first_error(form))
@@ -162,8 +179,9 @@ async def delete(id: int) -> ResponseReturnValue:
     """Delete a post of the current user."""
     post = await get_post(id)
     async with get_db().transaction(serialize=SERIALIZE) as tx:
-        await tx.execute("DELETE FROM post WHERE id = ?", (id,))
+        deleted = await tx.execute("DELETE FROM post WHERE id = ?", (id,))
+        gone_since_read(deleted, id)
         await record(tx, id, "deleted")
     announce()
-    await flash(f'Post "{post["title"]}" was deleted.', DONE)
+    await flash(f'Post "{quoted(post["title"])}" was deleted.', DONE)
     return redirect(url_for("blog.index"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from wtforms import ValidationError
 from wtforms.validators import DataRequired
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
+from wtforms.validators import StopValidation
 
 from flaskr_async.identity import NotAllowed
 from flaskr_async.identity import canonical_password
@@ -61,6 +64,54 @@ def no_nul(_form: Any, field: Field) -> None:
     """Reject NUL characters, which PostgreSQL cannot store in text."""
     if "\x00" in (field.data or ""):
         raise ValidationError(f"{field.label.text} must not contain NUL characters.")
+
+
+# Shown as nothing, or as blank space: a text of only these says nothing (U+200B, U+202E).
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
+# Default-ignorable or blank code points of other categories (Unicode's DerivedCoreProperties).
+INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+)
+LINE_BREAKS_AND_TABS = frozenset("\t\n\r")
+
+
+def is_visible(char: str) -> bool:
+    """Tell whether a character shows as something (not blank, not invisible)."""
+    return unicodedata.category(char) not in INVISIBLE_CATEGORIES and char not in INVISIBLE
+
+
+def is_control(char: str) -> bool:
+    """Tell whether a character is a C0 or C1 control (BEL, ESC, DEL, CSI...)."""
+    return unicodedata.category(char) == "Cc"
+
+
+def required_visible(message: str) -> Callable[[Any, Field], None]:
+    """Return a validator refusing, as empty, a text with no visible character."""
+
+    def visible(_form: Any, field: Field) -> None:
+        if not any(map(is_visible, field.data or "")):
+            raise StopValidation(message)
+
+    return visible
+
+
+def no_controls(allowed: frozenset[str] = frozenset()) -> Callable[[Any, Field], None]:
+    """Return a validator refusing control characters but the ``allowed`` ones."""
+
+    def without_controls(_form: Any, field: Field) -> None:
+        if any(is_control(char) and char not in allowed for char in field.data or ""):
+            raise ValidationError(f"{field.label.text} must not contain control characters.")
+
+    return without_controls
+
+
+def blank_as_empty(text: str | None) -> str | None:
+    """Store a body of only line breaks, tabs and spaces (visible or not) as empty."""
+    refused = (is_control(char) and char not in LINE_BREAKS_AND_TABS for char in text or "")
+    if text is None or any(map(is_visible, text)) or any(refused):
+        return text  # a refused control is no blank: the validators say so
+    return ""
 
 
 def body_size(_form: Any, field: Field) -> None:
@@ -162,12 +213,20 @@ class PostForm(QuartForm):
         "Title",
         validators=[
             DataRequired("Title is required."),
+            required_visible("Title is required."),
             Length(max=TITLE_MAX, message=f"Title must be at most {TITLE_MAX} characters."),
             no_nul,
+            no_controls(),
         ],
     )
-    # A form posted without a body field means an empty body, not NULL.
-    body = TextAreaField("Body", default="", validators=[body_size, no_nul])
+    # A form posted without a body field means an empty body, not NULL. Line breaks and tabs
+    # are a body's layout; other controls (a terminal's escapes, BEL) are no text.
+    body = TextAreaField(
+        "Body",
+        default="",
+        filters=[blank_as_empty],
+        validators=[body_size, no_nul, no_controls(LINE_BREAKS_AND_TABS)],
+    )
 
 
 def first_error(form: QuartForm) -> str:

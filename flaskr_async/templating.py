@@ -11,6 +11,9 @@ from jinja2 import Template
 from quart import Quart
 from quart.templating import Environment
 
+from flaskr_async.quoting import quoted
+from flaskr_async.quoting import shortened
+
 
 class SyncTemplate(Template):
     """A template compiled for sync rendering that Quart's render_template can still await."""
@@ -56,5 +59,9 @@ def inline_context_processors(app: Quart) -> None:
 
 
 def init_app(app: Quart) -> None:
-    """Make the app compile and render its templates synchronously."""
+    """Make the app render its templates synchronously; add the filters for user text."""
     app.jinja_environment = SyncEnvironment
+    # User text in a heading or a sentence: shortened (inside <bdi> in the page's markup), or
+    # quoted (shortened and isolated as plain text) where no markup can go, as in <title>.
+    app.add_template_filter(shortened)
+    app.add_template_filter(quoted)

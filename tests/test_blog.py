@@ -10,7 +10,10 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from flaskr_async import blog
+from flaskr_async.db import Row
 from flaskr_async.db import current_database
+from flaskr_async.db import get_db
 from tests.helpers import AuthActions
 from tests.helpers import page_text
 from tests.helpers import row_count
@@ -129,6 +132,23 @@ async def test_update(client: QuartClient, auth: AuthActions, app: Quart) -> Non
         ("t", "é" * (32 * 1024 + 1), "Body must be at most 64 KiB."),
         ("t\x00", "", "Title must not contain NUL characters."),
         ("t", "\x00", "Body must not contain NUL characters."),
+        # Nothing visible is no title: invisible characters, bidi controls, blank letters.
+        ("\u200b", "", "Title is required."),
+        ("\u202e", "", "Title is required."),
+        ("\u200b\u2060\ufeff \u00a0", "", "Title is required."),
+        ("\u3164\u2800\ufe0f", "", "Title is required."),
+        ("\x07", "", "Title is required."),
+        # C0 and C1 controls: a title holds none, a body only line breaks and tabs.
+        ("t\x07", "", "Title must not contain control characters."),
+        ("\x1b[31mred", "", "Title must not contain control characters."),
+        ("t\x7f", "", "Title must not contain control characters."),
+        ("t\x85", "", "Title must not contain control characters."),
+        ("t\x9b1m", "", "Title must not contain control characters."),
+        ("two\nlines", "", "Title must not contain control characters."),
+        ("t\tt", "", "Title must not contain control characters."),
+        ("t", "ring\x07", "Body must not contain control characters."),
+        ("t", "\x07", "Body must not contain control characters."),
+        ("t", "a\x9bb", "Body must not contain control characters."),
     ],
 )
 @pytest.mark.parametrize("path", ["/create", "/1/update"])
@@ -149,6 +169,36 @@ async def test_create_update_validate(
         async with current_database().lease() as db:
             posts = await db.fetch_all("SELECT title, body FROM post")
     assert [(post["title"], post["body"]) for post in posts] == [("test title", "test\nbody")]
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "stored_body"),
+    [
+        ("t", "line\r\nbreaks\tand tabs\n", "line\r\nbreaks\tand tabs\n"),
+        ("t", "\r\n \t\u200b\n", ""),  # nothing visible: an empty body
+        ("\u202eevil", "", ""),  # a bidi control is allowed; pages and messages isolate it
+        ("\u05e9\u05dc\u05d5\u05dd", "\u05d2\u05d5\u05e3", "\u05d2\u05d5\u05e3"),
+        ("e\u0301", "\U0001f600", "\U0001f600"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/create", "/1/update"])
+async def test_create_update_store_what_shows(
+    client: QuartClient,
+    auth: AuthActions,
+    app: Quart,
+    path: str,
+    title: str,
+    body: str,
+    stored_body: str,
+) -> None:
+    await auth.login()
+    response = await client.post(path, form={"title": title, "body": body})
+    assert response.headers["Location"] == "/"
+    async with app.app_context():
+        async with current_database().lease() as db:
+            post = await db.fetch_one("SELECT title, body FROM post ORDER BY id DESC")
+    assert post is not None
+    assert (post["title"], post["body"]) == (title, stored_body)
 
 
 async def test_body_and_title_at_their_limits(
@@ -236,3 +286,43 @@ async def test_empty_index(client: QuartClient, auth: AuthActions) -> None:
     await auth.login()
     await client.post("/1/delete")
     assert "No posts yet." in await page_text(await client.get("/"))
+
+
+# Each write of a post the view read first: (path, form).
+WRITES_AFTER_READ = {
+    "update": ("/1/update", {"title": "late edit", "body": "b"}),
+    "delete": ("/1/delete", {}),
+}
+
+
+@pytest.mark.parametrize("write", WRITES_AFTER_READ)
+async def test_post_deleted_after_its_read_is_404(
+    client: QuartClient,
+    auth: AuthActions,
+    app: Quart,
+    monkeypatch: pytest.MonkeyPatch,
+    write: str,
+) -> None:
+    """Another request deletes the post between this one's read and its write: 404, no event.
+
+    Before, PostgreSQL's READ COMMITTED let the UPDATE find no row and the view still said
+    "Post ... was saved." and recorded an "updated" event after the "deleted" one.
+    """
+    read_post = blog.get_post
+
+    async def read_then_lose(id: int, check_author: bool = True) -> Row:
+        post = await read_post(id, check_author)
+        # Committed on its own (its own connection on PostgreSQL), as a racing request's is.
+        await get_db().execute("DELETE FROM post WHERE id = ?", (id,))
+        return post
+
+    monkeypatch.setattr(blog, "get_post", read_then_lose)
+    await auth.login()
+    path, form = WRITES_AFTER_READ[write]
+    response = await client.post(path, form=form)
+    assert response.status_code == 404
+    assert "Post id 1 doesn&#39;t exist." in await page_text(response)
+    assert await row_count(app, "post") == 0  # an update brought nothing back
+    assert await row_count(app, "post_event") == 0  # and announced nothing
+    # Nothing claims success on the next page.
+    assert "was " not in await page_text(await client.get("/"))

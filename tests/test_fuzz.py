@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import unicodedata
 from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ from quart.testing import QuartClient
 from flaskr_async.accounts import passwords
 from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
+from flaskr_async.forms import INVISIBLE
 from flaskr_async.forms import PASSWORD_MAX
 from flaskr_async.forms import PASSWORD_MIN
 from flaskr_async.forms import TITLE_MAX
@@ -93,6 +95,9 @@ ODD_TEXT = (
     "\u00a0",  # no-break space
     "\u2028",  # line separator
     "\u200b",  # zero-width space (not whitespace to str.strip)
+    "\x07",  # BEL, a C0 control
+    "\x85",  # NEL, a C1 control (whitespace to str.strip)
+    "\u3164",  # Hangul filler: a letter that shows nothing
     "\u202e",  # right-to-left override
     "\ufeff",
     "\uffff",  # a noncharacter
@@ -206,16 +211,38 @@ def valid_new_password(password: str | None) -> bool:
         return False
 
 
+def shows_something(text: str) -> bool:
+    """Tell whether a text has a character that is neither blank space nor invisible."""
+    return any(
+        not char.isspace()
+        and unicodedata.category(char) not in ("Cc", "Cf", "Cs")
+        and char not in INVISIBLE
+        for char in text
+    )
+
+
+def controls_in(text: str) -> set[str]:
+    """Return the C0 and C1 control characters of a text."""
+    return {char for char in text if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F}
+
+
 def valid_title(title: str | None) -> bool:
-    """Tell whether the post form accepts a title."""
-    return bool(title and title.strip()) and (
-        len(title or "") <= TITLE_MAX and "\x00" not in (title or "")
+    """Tell whether the post form accepts a title: something visible, no control character."""
+    return (
+        bool(title)
+        and shows_something(title or "")
+        and (len(title or "") <= TITLE_MAX and not controls_in(title or ""))
     )
 
 
 def valid_body(body: str) -> bool:
-    """Tell whether the post form accepts a body."""
-    return len(body.encode()) <= BODY_MAX_BYTES and "\x00" not in body
+    """Tell whether the post form accepts a body: no control but line breaks and tabs."""
+    return len(body.encode()) <= BODY_MAX_BYTES and controls_in(body) <= set("\t\n\r")
+
+
+def body_as_stored(body: str) -> str:
+    """Return the body a valid form stores: one with nothing visible is empty."""
+    return body if shows_something(body) else ""
 
 
 async def post_of(app: Quart, post_id: int) -> tuple[str, str] | None:
@@ -322,7 +349,7 @@ async def test_create_takes_any_input(
     assert await row_count(app, "post") == posts + (status == 302)
     if status == 302:
         _, stored_title, stored_body = await newest_post(app)
-        assert (stored_title, stored_body) == (title, body or "")
+        assert (stored_title, stored_body) == (title, body_as_stored(body or ""))
         assert_shown_escaped(await page_text(await client.get("/")), stored_title, stored_body)
 
 
@@ -348,9 +375,12 @@ async def test_update_takes_any_input(
         assert status == 413
     else:
         assert status == (302 if valid_title(new_title) and valid_body(new_body) else 200)
-    assert await post_of(app, 1) == ((new_title, new_body) if status == 302 else before)
+    assert await post_of(app, 1) == (
+        (new_title, body_as_stored(new_body)) if status == 302 else before
+    )
     if status == 302:
-        assert_shown_escaped(await page_text(await client.get("/")), new_title, new_body)
+        page = await page_text(await client.get("/"))
+        assert_shown_escaped(page, new_title, body_as_stored(new_body))
 
 
 EXTRA_FIELDS = st.dictionaries(TEXT, value(), max_size=3)

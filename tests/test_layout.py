@@ -19,6 +19,7 @@ SHARED = {
     "clients",
     "forms",
     "templating",
+    "quoting",
     "logs",
     "private_files",
     "host_names",

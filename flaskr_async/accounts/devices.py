@@ -11,6 +11,7 @@ password forgets every browser known from before it (a thief's included).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from itsdangerous import BadSignature
@@ -26,6 +27,17 @@ COOKIE_NAME = "flaskr_device"
 MAX_AGE = 365 * 24 * 3600  # seconds: a year, like a "remember this browser" choice
 MAX_USERS = 5  # accounts remembered per browser; the oldest is forgotten first
 SALT = "flaskr_async.device-cookie"
+KEY_LENGTH = 32  # hex digits of a name's digest: 128 bits
+
+
+def name_key(username: str) -> str:
+    """Return the cookie's key for a name: a digest, the same size whatever the name's length.
+
+    The name itself made the cookie unbounded: an older name logs in at up to 1,024
+    characters, 6 bytes each as JSON, and a cookie over 4 KB is dropped by browsers and
+    refused by a proxy's header buffer (nginx: 502).
+    """
+    return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:KEY_LENGTH]
 
 
 def serializer() -> URLSafeSerializer:
@@ -39,7 +51,7 @@ Entry = tuple[str, float, int]  # the device id; the password change and user it
 
 
 def remembered() -> dict[str, Entry]:
-    """Return the users this browser has logged in as, mapped to its entry for each."""
+    """Return the users this browser has logged in as (by name_key), mapped to their entries."""
     cookie = request.cookies.get(COOKIE_NAME)
     if not cookie:
         return {}
@@ -56,6 +68,8 @@ def remembered() -> dict[str, Entry]:
         for entry in entries
         if isinstance(entry, list)
         and len(entry) == 4
+        and isinstance(entry[0], str)
+        and len(entry[0]) == KEY_LENGTH  # a digest: entries keyed by the name are dropped
         and isinstance(entry[2], int | float)
         and isinstance(entry[3], int)
     }
@@ -67,7 +81,7 @@ def device_of(username: str, user: Row | None) -> str | None:
     Known: it logged in as that very account (a twin name left without a key by a migration
     shares the name's key, not the account) since the account's last password change.
     """
-    entry = remembered().get(username)
+    entry = remembered().get(name_key(username))
     if entry is None or user is None:
         return None
     device, changed_at, user_id = entry
@@ -79,10 +93,10 @@ def device_of(username: str, user: Row | None) -> str | None:
 def remember(response: Response, username: str, user_id: int, password_changed_at: float) -> None:
     """Mark this browser as known to the user, on the response of a proof of the password."""
     entries = remembered()
-    old = entries.pop(username, None)
+    old = entries.pop(name_key(username), None)
     device = old[0] if old else secrets.token_urlsafe(16)
     # The newest last: the oldest is dropped first.
-    entries[username] = (device, password_changed_at, user_id)
+    entries[name_key(username)] = (device, password_changed_at, user_id)
     kept = [[name, *entry] for name, entry in entries.items()][-MAX_USERS:]
     config = current_app.config
     response.set_cookie(

@@ -13,6 +13,11 @@ from quart.sessions import SessionMixin
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+# Messages kept for pages not yet shown: a client that never follows the redirects (a script,
+# a form posted again and again) would otherwise grow the cookie by one message each time.
+PENDING_MESSAGES_MAX = 2
+FLASHES = "_flashes"  # where Quart's flash() keeps them
+
 
 class CookieSessionInterface(SecureCookieSessionInterface):
     """Quart's signed-cookie session: the same cookie, built and read only when there is one.
@@ -53,6 +58,9 @@ class CookieSessionInterface(SecureCookieSessionInterface):
     ) -> None:
         """Set, refresh or delete the cookie; nothing to do for a session nobody touched."""
         if session or session.modified or session.accessed:
+            pending = session.get(FLASHES)
+            if pending and len(pending) > PENDING_MESSAGES_MAX:
+                session[FLASHES] = pending[-PENDING_MESSAGES_MAX:]  # the newest
             await super().save_session(app, session, response)
 
 

@@ -99,19 +99,23 @@ async def test_the_device_cookie_is_signed_and_kept_to_the_login_path(app: Quart
     async with app.test_request_context("/auth/login"):
         value = cookie.split(";")[0].split("=", 1)[1]
         entries = devices.serializer().loads(value)
-    assert [entry[0] for entry in entries] == ["test"]
+    assert [entry[0] for entry in entries] == [devices.name_key("test")]
 
 
 async def test_a_browser_remembers_a_few_accounts(app: Quart) -> None:
     client = app.test_client()
     async with app.test_request_context("/"):
-        many = devices.serializer().dumps([[f"user{n}", f"id{n}", 0, 10 + n] for n in range(5)])
+        many = devices.serializer().dumps(
+            [[devices.name_key(f"user{n}"), f"id{n}", 0, 10 + n] for n in range(5)]
+        )
     client.set_cookie("localhost", devices.COOKIE_NAME, many, path="/auth/login")
     response = await client.post("/auth/login", form={"username": "test", "password": "test"})
     async with app.test_request_context("/"):
         value = set_cookie_of(response, devices.COOKIE_NAME).split(";")[0].split("=", 1)[1]
         names = [entry[0] for entry in devices.serializer().loads(value)]
-    assert names == ["user1", "user2", "user3", "user4", "test"]
+    assert names == [
+        devices.name_key(name) for name in ("user1", "user2", "user3", "user4", "test")
+    ]
 
 
 async def test_a_browser_known_to_a_twin_account_is_a_stranger(app: Quart) -> None:
@@ -120,8 +124,8 @@ async def test_a_browser_known_to_a_twin_account_is_a_stranger(app: Quart) -> No
     client = app.test_client()
     await add_failures(app, failure_rows(10, "test", ATTACKER[0]))
     async with app.test_request_context("/"):
-        twin = devices.serializer().dumps([["test", "twin-device", 0, 99]])
-        own = devices.serializer().dumps([["test", "own-device", 0, 1]])
+        twin = devices.serializer().dumps([[devices.name_key("test"), "twin-device", 0, 99]])
+        own = devices.serializer().dumps([[devices.name_key("test"), "own-device", 0, 1]])
     client.set_cookie("localhost", devices.COOKIE_NAME, twin, path="/auth/login")
     assert await log_in(client, ATTACKER) == 429
     client.set_cookie("localhost", devices.COOKIE_NAME, own, path="/auth/login")
@@ -161,8 +165,33 @@ async def test_a_signed_cookie_of_another_shape_is_an_unknown_browser(app: Quart
         shapes = [devices.serializer().dumps(value) for value in ({"test": "x"}, "test", 7)]
         shapes.append(devices.serializer().dumps([["test"], "odd", ["a", "b", "c"]]))
         # As issued before the password change and the user were kept: a stranger now.
-        shapes.append(devices.serializer().dumps([["test", "an-old-device-id"]]))
-        shapes.append(devices.serializer().dumps([["test", "device", "0", 1]]))
+        shapes.append(devices.serializer().dumps([[devices.name_key("test"), "an-old-device-id"]]))
+        shapes.append(devices.serializer().dumps([[devices.name_key("test"), "device", "0", 1]]))
+        # Keyed by the name itself, as issued before the key was its digest: a stranger now.
+        shapes.append(devices.serializer().dumps([["test", "own-device", 0, 1]]))
     for value in shapes:
         client.set_cookie("localhost", devices.COOKIE_NAME, value, path="/auth/login")
         assert await log_in(client, ATTACKER) == 429
+
+
+async def test_the_device_cookie_stays_small_whatever_the_names(app: Quart) -> None:
+    """Older names log in at any length: the cookie keeps a digest of each."""
+    # Characters that do not repeat, as real names' do not: compression cannot hide them.
+    # 800 of 3 bytes: PostgreSQL's unique index on names takes at most 2,704 bytes.
+    names = [
+        "".join(chr(0x4E00 + (n * 1024 + i) * 7919 % 20000) for i in range(800))
+        for n in range(devices.MAX_USERS)
+    ]
+    async with app.app_context():
+        async with current_database().transaction() as tx:
+            for name in names:  # as an older database holds them: no key, werkzeug's hash
+                await tx.execute(
+                    'INSERT INTO "user" (username, password) SELECT ?, password FROM "user"'
+                    " WHERE id = 1",
+                    (name,),
+                )
+    client = app.test_client()
+    for name in names:
+        response = await client.post("/auth/login", form={"username": name, "password": "test"})
+        assert response.status_code == 302
+        assert len(set_cookie_of(response, devices.COOKIE_NAME)) < 4096

@@ -169,7 +169,7 @@ def test_ending_the_other_sessions_on_one_host_ends_them_on_every_host(
     this, other, _ = browsers
     assert log_in(this, a, alice) == log_in(other, b, alice) == 302
     page = this.request("GET", b.url + "/auth/sessions").text
-    assert "Browser/0 <strong>(this browser)</strong>" in page and "Browser/1" in page
+    assert "<bdi>Browser/0</bdi> <strong>(this browser)</strong>" in page and "Browser/1" in page
 
     ended = this.submit(b.url + "/auth/sessions", {}, action=b.url + "/auth/sessions/end-others")
 
