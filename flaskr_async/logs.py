@@ -64,19 +64,14 @@ def escaped(text: str | bytes) -> str:
 
     ``"`` and ``\\`` get a backslash; every byte below 0x20 or from 0x7f up is ``\\xHH``, so no
     terminal sequence, line break or quote of the client's reaches the log as itself. A str
-    is taken as the bytes it was decoded from: latin-1 (hypercorn's headers) where it fits,
-    else UTF-8 (a decoded path).
+    is written as its UTF-8 bytes, so that two different texts never log alike (bytes decoded
+    as latin-1, as hypercorn's headers are, go back to bytes before they come here).
     """
     if isinstance(text, bytes):
         return "".join(ESCAPES[byte] for byte in text)
     if text.isascii() and PLAIN.issuperset(text):
         return text  # the common case, unchanged at no cost beyond this check
-    return "".join(ESCAPES[ord(char)] if ord(char) < 0x100 else utf8_escaped(char) for char in text)
-
-
-def utf8_escaped(char: str) -> str:
-    """Return a character beyond latin-1 as its UTF-8 bytes, each ``\\xHH``."""
-    return "".join(ESCAPES[byte] for byte in char.encode("utf-8", "surrogatepass"))
+    return escaped(text.encode("utf-8", "surrogatepass"))
 
 
 def byte_shown(byte: int) -> str:

@@ -137,7 +137,7 @@ async def test_failed_logins_are_logged_by_the_package(
     [
         ("\x1b[2K\x1b[1Aroot", "192.0.2.7", 'username "\\x1B[2K\\x1B[1Aroot" from 192.0.2.7'),
         ('x" from 10.0.0.1', "192.0.2.7", 'username "x\\" from 10.0.0.1" from 192.0.2.7'),
-        ("a\\b\x7f\x85", "192.0.2.7", 'username "a\\\\b\\x7F\\x85" from 192.0.2.7'),
+        ("a\\b\x7f\x85", "192.0.2.7", 'username "a\\\\b\\x7F\\xC2\\x85" from 192.0.2.7'),
         ("nobody", "\x1b]0;owned\x07", 'username "nobody" from \\x1B]0;owned\\x07'),
     ],
 )

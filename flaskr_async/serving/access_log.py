@@ -19,15 +19,40 @@ from hypercorn.typing import WWWScope
 from flaskr_async.logs import escaped
 
 
+def as_sent(text: str) -> bytes:
+    """Return the bytes hypercorn decoded a header (or address) from: latin-1, else UTF-8."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire: an environment variable's value
+        return text.encode("utf-8", "surrogateescape")
+
+
 class EscapedAtoms(AccessLogAtoms):
-    """hypercorn's atoms, each text escaped once they are all built."""
+    """hypercorn's atoms, each text escaped once they are all built; the target as sent."""
 
     def __init__(
         self, request: WWWScope, response: ResponseSummary | None, request_time: float
     ) -> None:
         super().__init__(request, response, request_time)
         # Numbers (%(T)s, %(D)s) stay numbers, for a format that asks for %(D)d.
-        self.update({key: escaped(value) for key, value in self.items() if isinstance(value, str)})
+        self.update(
+            {key: escaped(as_sent(value)) for key, value in self.items() if isinstance(value, str)}
+        )
+        # The request target as it came, percent-encoded, as nginx logs it: hypercorn's decoded
+        # path would log /%C3%A9 and /%E9 (two paths) alike once escaped.
+        path = escaped(request.get("raw_path") or request["path"].encode())
+        query = escaped(request["query_string"])
+        target = path + ("?" + query if query else "")
+        method, protocol = self["m"], self["H"]
+        self.update(
+            {
+                "U": path,
+                "q": query,
+                "Uq": target,
+                "r": f"{method} {path} {protocol}",
+                "R": f"{method} {target} {protocol}",
+            }
+        )
 
 
 class EscapedAccessLogger(Logger):

@@ -16,6 +16,7 @@ def test_every_atom_the_client_chose_is_escaped() -> None:
         "method": "GET",
         "scheme": "http",
         "path": '/a"\x1b\u009b',
+        "raw_path": b"/a%22%1b%C2%9b",
         "query_string": b'q="\x1b',
         "headers": [
             (b"user-agent", b"\x1b[2K\x1b[1A"),
@@ -25,9 +26,10 @@ def test_every_atom_the_client_chose_is_escaped() -> None:
         "client": ("192.0.2.1", 4711),
     }
     atoms: Any = EscapedAccessLogger(Config()).atoms(scope, {"status": 200, "headers": []}, 1.5)
-    assert atoms["r"] == 'GET /a\\"\\x1B\\x9B 1.1'
-    assert atoms["R"] == 'GET /a\\"\\x1B\\x9B?q=\\"\\x1B 1.1'
-    assert atoms["U"] == '/a\\"\\x1B\\x9B'
+    # The target as sent, percent-encoded: two paths never log alike.
+    assert atoms["r"] == "GET /a%22%1b%C2%9b 1.1"
+    assert atoms["R"] == 'GET /a%22%1b%C2%9b?q=\\"\\x1B 1.1'
+    assert atoms["U"] == "/a%22%1b%C2%9b"
     assert atoms["q"] == 'q=\\"\\x1B'
     assert atoms["a"] == "\\x1B[2K\\x1B[1A"
     assert atoms["f"] == 'x\\" 200 \\"forged\\\\'

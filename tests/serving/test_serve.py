@@ -481,13 +481,13 @@ HOSTILE_REQUESTS = [
         '"GET /hello 1.1" "" 200 "http://e.test/\\\\\\x7F\\x85\\x9B\\xE9"'
         ' "x\\" 200 13 \\"-\\" \\"forged" "n"',
     ),
-    # The path and query as decoded (a quote, ESC, a C1 character in UTF-8), any header atom.
+    # The path and query as sent (a quote, ESC, a C1 character in UTF-8), any header atom.
     (
         b"/hello%22%1b%C2%9b?q=%22%1b\x22",
         b"ua",
         b"-",
         b'\x1b]0;title\x07"',
-        '"GET /hello\\"\\x1B\\x9B 1.1" "q=%22%1b\\"" 400 "-" "ua" "\\x1B]0;title\\x07\\""',
+        '"GET /hello%22%1b%C2%9b 1.1" "q=%22%1b\\"" 400 "-" "ua" "\\x1B]0;title\\x07\\""',
     ),
 ]
 
