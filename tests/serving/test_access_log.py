@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypercorn.config import Config
 
 from flaskr_async.serving.access_log import EscapedAccessLogger
@@ -38,3 +39,21 @@ def test_every_atom_the_client_chose_is_escaped() -> None:
     assert atoms["s"] == "200"
     assert atoms["T"] == 1  # numbers stay numbers, for a format's %(T)d
     assert atoms["{missing}i"] == "-"
+
+
+def test_an_environment_atom_beyond_latin_1_is_its_utf_8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``{name}e`` atoms come from the environment, not the wire: text beyond latin-1 as UTF-8."""
+    monkeypatch.setenv("TEST_ACCESS_LOG_NOTE", "caf\u00e9 \u2192 \x1b")
+    scope: Any = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "query_string": b"",
+        "headers": [],
+        "client": ("192.0.2.1", 4711),
+    }
+    atoms: Any = EscapedAccessLogger(Config()).atoms(scope, None, 0.1)
+    assert atoms["{test_access_log_note}e"] == "caf\\xC3\\xA9 \\xE2\\x86\\x92 \\x1B"
+    assert atoms["r"] == "GET / 1.1"  # no raw_path: the path's own UTF-8
