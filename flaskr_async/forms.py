@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import unicodedataplus as unicodedata  # pinned: the same answers on every Python
 from quart_wtf import QuartForm
 from wtforms import Field
 from wtforms import PasswordField
@@ -67,11 +67,33 @@ def no_nul(_form: Any, field: Field) -> None:
 
 
 # Shown as nothing, or as blank space: a text of only these says nothing (U+200B, U+202E).
-INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
-# Default-ignorable or blank code points of other categories (Unicode's DerivedCoreProperties).
-INVISIBLE = frozenset(
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2800\u3164\uffa0"
-    + "".join(map(chr, range(0xFE00, 0xFE10)))
+# Marks (Mn, Me) show only on a character before them: alone, they say nothing either.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Mn", "Me"})
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, 16.0), whatever their
+# category (unassigned ones too: the property reserves them for invisible characters), and
+# the blank letters and symbols beside them: Hangul fillers, the Braille blank.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+BLANK = frozenset("\u2800")
+INVISIBLE = BLANK | frozenset(
+    chr(code) for first, last in DEFAULT_IGNORABLE for code in range(first, last + 1)
 )
 LINE_BREAKS_AND_TABS = frozenset("\t\n\r")
 
@@ -83,7 +105,8 @@ def is_visible(char: str) -> bool:
 
 def is_control(char: str) -> bool:
     """Tell whether a character is a C0 or C1 control (BEL, ESC, DEL, CSI...)."""
-    return unicodedata.category(char) == "Cc"
+    category: str = unicodedata.category(char)
+    return category == "Cc"
 
 
 def required_visible(message: str) -> Callable[[Any, Field], None]:

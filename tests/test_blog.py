@@ -137,6 +137,10 @@ async def test_update(client: QuartClient, auth: AuthActions, app: Quart) -> Non
         ("\u202e", "", "Title is required."),
         ("\u200b\u2060\ufeff \u00a0", "", "Title is required."),
         ("\u3164\u2800\ufe0f", "", "Title is required."),
+        # Default-ignorable beyond the short list: selectors 17-256, reserved, tags; a lone mark.
+        ("\U000e0100\U000e01ef", "", "Title is required."),
+        ("\u2065\ufff0\U000e0080", "", "Title is required."),
+        ("\u0301\u20dd", "", "Title is required."),
         ("\x07", "", "Title is required."),
         # C0 and C1 controls: a title holds none, a body only line breaks and tabs.
         ("t\x07", "", "Title must not contain control characters."),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import unicodedata
 from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlencode
 
 import pytest
+import unicodedataplus
 from argon2 import PasswordHasher
 from hypothesis import HealthCheck
 from hypothesis import event
@@ -102,6 +102,10 @@ ODD_TEXT = (
     "\ufeff",
     "\uffff",  # a noncharacter
     "e\u0301",  # a combining accent
+    "\u0301",  # the accent alone, on nothing
+    "\U000e0100",  # a variation selector beyond the BMP: default-ignorable
+    "\u2065",  # unassigned, reserved default-ignorable
+    "\ufff0",
     "\U0001f600",
     "%00",
     "&amp;",
@@ -215,7 +219,7 @@ def shows_something(text: str) -> bool:
     """Tell whether a text has a character that is neither blank space nor invisible."""
     return any(
         not char.isspace()
-        and unicodedata.category(char) not in ("Cc", "Cf", "Cs")
+        and unicodedataplus.category(char) not in ("Cc", "Cf", "Cs", "Mn", "Me")
         and char not in INVISIBLE
         for char in text
     )
