@@ -8,14 +8,20 @@ entry that is not itself such a name matches no Host at all: every request would
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 
-# The name part of a Host header, as the boundary matches it (case-insensitive).
-HOST_NAME = r"[a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\]"
+# The name part of a Host header, as the boundary matches it (case-insensitive). "_" is not a
+# DNS host name's, but browsers (the WHATWG URL standard) and container names use it.
+HOST_NAME = r"[a-z0-9._-]+|\[[a-f0-9]*:[a-f0-9.:]+\]"
 # The characters where IDNA 2003 (Python's "idna" codec) and browsers (UTS 46, as the WHATWG
 # URL standard uses it) disagree: the codec maps ß to "ss", a browser sends its own punycode.
 DEVIATIONS = re.compile("[\u00df\u03c2\u200c\u200d]")
 PORT = re.compile(r"(.*?):[0-9]*")
+# What browsers and curl read as an IPv4 address (WHATWG URL): up to four numbers, each decimal,
+# octal (a leading 0) or hexadecimal (0x); they send it in its usual dotted-decimal form.
+IPV4_NUMBERS = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.IGNORECASE)
 BARE_IPV6 = re.compile(r"[0-9a-f]*:[0-9a-f.]*:[0-9a-f.:]*", re.IGNORECASE)
 
 
@@ -28,6 +34,12 @@ def entry_fault(entry: object) -> str | None:
     """Say why a TRUSTED_HOSTS entry can never match a Host, and how to write it; None if it can."""
     if not isinstance(entry, str):
         return f"{entry!r} is not a text"
+    usual = usual_address(entry)
+    if usual is not None and usual != entry.lower():
+        return (
+            f"{entry!r} can never match a Host: an IP address written otherwise than clients"
+            f" send it; write {usual!r}"
+        )
     if can_match(entry):
         return None
     if not entry.strip():
@@ -40,9 +52,23 @@ def entry_fault(entry: object) -> str | None:
     fix = (
         f"write {name!r}"
         if can_match(name)
-        else 'a host name has only letters, digits, "." and "-", or is a bracketed IPv6 address'
+        else 'a host name has only letters, digits, ".", "-" and "_", or is a bracketed IPv6'
+        " address"
     )
     return f"{entry!r} can never match a Host: {', '.join(faults)}; {fix}"
+
+
+def usual_address(entry: str) -> str | None:
+    """Return an IP address entry as clients send it in Host (127.0.0.1, [::1]); None if no IP."""
+    name = entry.lower()
+    try:
+        if name.startswith("[") and name.endswith("]"):
+            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
+        if IPV4_NUMBERS.fullmatch(name):
+            return str(ipaddress.IPv4Address(socket.inet_aton(name.removesuffix("."))))
+    except (ValueError, OSError):  # not an address after all: a name's own rules judge it
+        return None
+    return None
 
 
 def repaired(entry: str) -> tuple[list[str], str]:

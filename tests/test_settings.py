@@ -116,7 +116,11 @@ CASES: dict[str, tuple[list[Any], list[Any]]] = {
     "SEND_TIMEOUT": ([1, 10.0, 600], [0.5, 0, -1, True, float("nan"), 601, None]),
     "PROXY_FIX_TRUSTED_HOPS": ([0, 1, 2], [-1, True, "1", 1.0, None]),
     "TRUSTED_HOSTS": (
-        [None, ["example.org"], [".example.org", "LocalHost", "127.0.0.1", "[::1]", "a.org."]],
+        [
+            None,
+            ["example.org"],
+            [".example.org", "LocalHost", "127.0.0.1", "[::1]", "a.org.", "my_app"],
+        ],
         ["example.org", [], [""], ["a b"], [5], ["http://example.org/"], [None], ["a:80"]],
     ),
     "SESSION_IDLE_TIMEOUT": POSITIVE,
@@ -287,7 +291,10 @@ def test_environment_text_that_is_not_json_is_refused(
 
 
 PORT_FAULT = "a port (ports are ignored: the name matches any port)"
-NOT_A_NAME = 'a host name has only letters, digits, "." and "-", or is a bracketed IPv6 address'
+NOT_A_NAME = (
+    'a host name has only letters, digits, ".", "-" and "_", or is a bracketed IPv6 address'
+)
+IP_FAULT = "can never match a Host: an IP address written otherwise than clients send it"
 ASCII_FAULT = "letters outside ASCII (a Host is ASCII: browsers send punycode)"
 # Entries no Host can match (middleware/boundary.py's HOST pattern, compared without the port,
 # in lower case, "." adding subdomains): each is named, with how to write it.
@@ -316,7 +323,15 @@ UNMATCHABLE_HOSTS = {
     "admin@example.org": "can never match a Host: a user name; write 'example.org'",
     " example.org ": "can never match a Host: spaces around it; write 'example.org'",
     "example .org": f"can never match a Host: a space; {NOT_A_NAME}",
-    "ex_ample.org": f"can never match a Host: characters no Host name has; {NOT_A_NAME}",
+    "ex+ample.org": f"can never match a Host: characters no Host name has; {NOT_A_NAME}",
+    # Clients send an IP address in one form: 127.0.0.1, [::1].
+    "127.1": f"{IP_FAULT}; write '127.0.0.1'",
+    "0177.0.0.1": f"{IP_FAULT}; write '127.0.0.1'",
+    "0x7f.1": f"{IP_FAULT}; write '127.0.0.1'",
+    "2130706433": f"{IP_FAULT}; write '127.0.0.1'",
+    "127.0.0.1.": f"{IP_FAULT}; write '127.0.0.1'",
+    "[0:0:0:0:0:0:0:1]": f"{IP_FAULT}; write '[::1]'",
+    "[::FFFF:127.0.0.1]": f"{IP_FAULT}; write '[::ffff:7f00:1]'",
     "": "is empty: remove it",
     "  ": "is empty: remove it",
 }

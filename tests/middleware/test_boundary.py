@@ -410,6 +410,8 @@ HOST_TABLE = [
     ([".example.org"], "example.org.evil", 400),
     (["Example.ORG"], "example.org", 200),
     (None, "any.example", 200),
+    (None, "my_app:8000", 200),  # a container's name: browsers and curl send "_"
+    (["my_app"], "MY_APP", 200),
     (None, "bad host", 400),  # malformed even with no allow-list
 ]
 
