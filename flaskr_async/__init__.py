@@ -45,8 +45,9 @@ def load_settings(app: Quart, test_config: Mapping[str, Any] | None = None) -> l
     if test_config is None:
         # The instance config, if it exists, when not testing.
         known = set(app.config)  # Quart's defaults and this app's
-        app.config.from_pyfile("config.py", silent=True)
-        misspelled = config_file.misspelled(os.path.join(app.instance_path, "config.py"), known)
+        path = os.path.join(app.instance_path, "config.py")
+        config_file.run(app.config, path)
+        misspelled = config_file.misspelled(path, known)
     else:
         app.config.from_mapping(test_config)
     return [*misspelled, *settings.apply_environment(app.config, os.environ)]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import ast
 import difflib
+import traceback
 from collections.abc import Collection
 from collections.abc import Iterator
+from typing import Protocol
 
 from flaskr_async.settings import PREFIX
 from flaskr_async.settings import SETTINGS
+from flaskr_async.settings import InvalidSetting
 
 # Quart-WTF's settings (quart_wtf/csrf.py), which it defaults or reads after create_app checks.
 QUART_WTF = frozenset(
@@ -32,6 +35,35 @@ QUART_WTF = frozenset(
 # to be its misspelling: a letter or two off even in DEBUG or TESTING, while another
 # extension's name that merely shares a word with one (MAIL_DEBUG) passes.
 CLOSE = 0.85
+
+
+class PythonFileConfig(Protocol):
+    """A config that runs a Python file into itself (Quart's, Flask's)."""
+
+    def from_pyfile(self, filename: str, silent: bool = False) -> bool:
+        """Run the file; set its upper-case names."""
+
+
+def run(config: PythonFileConfig, path: str) -> None:
+    """Run config.py into the config, if there is one; raise InvalidSetting if it fails to run.
+
+    Quart's own error would be a traceback; this is one line: the file, the line, the error.
+    """
+    try:
+        config.from_pyfile(path, silent=True)
+    except SyntaxError as error:
+        raise InvalidSetting(f"{path}, line {error.lineno}: {error.msg}") from None
+    except Exception as error:  # the file's own code failed: ZeroDivisionError, ImportError...
+        line = next(
+            (
+                frame.lineno
+                for frame in reversed(traceback.extract_tb(error.__traceback__))
+                if frame.filename == path
+            ),
+            None,
+        )
+        where = f", line {line}" if line is not None else ""
+        raise InvalidSetting(f"{path}{where}: {type(error).__name__}: {error}") from None
 
 
 def assigned_names(source: bytes, path: str) -> Iterator[str]:
@@ -56,12 +88,14 @@ def misspelling(name: str, known: Collection[str], assigned: Collection[str]) ->
     if name.startswith(PREFIX) and name.removeprefix(PREFIX) in SETTINGS:
         return f"write {name.removeprefix(PREFIX)} ({PREFIX} names are for the environment)"
     if not name.isupper():
-        # Quart reads upper-case names only; a lower-case helper of the same name is fine.
-        meant = name.upper()
-        if meant in SETTINGS and meant not in assigned:
-            return f"Quart reads upper-case names only: did you mean {meant}?"
+        # Quart reads upper-case names only; a lower-case helper of a setting's name is fine
+        # when the setting itself is set too.
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=CLOSE)
+        if close and close[0] not in assigned:
+            return f"Quart reads upper-case names only: did you mean {close[0]}?"
         return None
-    close = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=CLOSE)
+    # Quart's and Quart-WTF's names too: SESSION_COOKIE_DOMIAN, WTF_CSRF_SSL_STRIC.
+    close = difflib.get_close_matches(name, known, n=1, cutoff=CLOSE)
     return f"did you mean {close[0]}?" if close else None
 
 
@@ -79,5 +113,5 @@ def misspelled(path: str, known: Collection[str]) -> list[str]:
     return [
         f"{name} in {path} is not a setting of this app: {hint}"
         for name in assigned
-        if (hint := misspelling(name, {*known, *QUART_WTF}, assigned)) is not None
+        if (hint := misspelling(name, {*known, *QUART_WTF, *SETTINGS}, assigned)) is not None
     ]

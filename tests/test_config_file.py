@@ -41,6 +41,17 @@ REFUSED = {
         "posts_per_page",
         "Quart reads upper-case names only: did you mean POSTS_PER_PAGE?",
     ),
+    # Second attack: Quart's and Quart-WTF's names, a lower-case misspelling.
+    "SESSION_COOKIE_DOMIAN = 'x.org'": (
+        "SESSION_COOKIE_DOMIAN",
+        "did you mean SESSION_COOKIE_DOMAIN?",
+    ),
+    "PREFERED_URL_SCHEME = 'https'": ("PREFERED_URL_SCHEME", "did you mean PREFERRED_URL_SCHEME?"),
+    "WTF_CSRF_SSL_STRIC = False": ("WTF_CSRF_SSL_STRIC", "did you mean WTF_CSRF_SSL_STRICT?"),
+    "session_cookie_secur = True": (
+        "session_cookie_secur",
+        "Quart reads upper-case names only: did you mean SESSION_COOKIE_SECURE?",
+    ),
     "FLASKR_POSTS_PER_PAGE = 5": (
         "FLASKR_POSTS_PER_PAGE",
         "write POSTS_PER_PAGE (FLASKR_ names are for the environment)",
@@ -98,3 +109,44 @@ def test_no_config_file_and_the_test_config_are_not_read(instance_path: Path) ->
 def test_quart_wtf_settings_are_all_known() -> None:
     source = Path(quart_wtf.__file__).with_name("csrf.py").read_text()
     assert set(re.findall(r'"(WTF_[A-Z_]+)"', source)) <= QUART_WTF
+
+
+# config.py that fails to run: one line naming the file, its line and the error.
+BROKEN = {
+    "SECRET_KEY = (": "line 2: '(' was never closed",
+    "import no_such_module_here": "line 2: ModuleNotFoundError: No module named"
+    " 'no_such_module_here'",
+    "x = 1\nPOSTS_PER_PAGE = 1 / 0": "line 3: ZeroDivisionError: division by zero",
+}
+
+
+@pytest.mark.parametrize(("text", "fault"), BROKEN.items(), ids=list(BROKEN))
+def test_a_config_file_that_fails_to_run_is_one_line(
+    instance_path: Path, text: str, fault: str
+) -> None:
+    (instance_path / "config.py").write_text(KEY + text + "\n")
+    with pytest.raises(InvalidSetting) as error:
+        create_app()
+    assert str(error.value) == f"{instance_path / 'config.py'}, {fault}"
+
+
+def test_a_failure_raised_outside_the_file_names_the_file(
+    instance_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error raised in a module config.py imports: its line is not config.py's."""
+    (tmp_path / "broken_helper.py").write_text("raise RuntimeError('helper failed')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (instance_path / "config.py").write_text(KEY + "import broken_helper\n")
+    with pytest.raises(InvalidSetting) as error:
+        create_app()
+    path = instance_path / "config.py"
+    assert str(error.value) == f"{path}, line 2: RuntimeError: helper failed"
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line(instance_path: Path) -> None:
+    """Not missing (that is no config.py) but unreadable: a link to itself, say."""
+    path = instance_path / "config.py"
+    path.symlink_to(path)
+    with pytest.raises(InvalidSetting) as error:
+        create_app()
+    assert str(error.value).startswith(f"{path}: OSError: [Errno 40] Unable to load")
