@@ -22,8 +22,9 @@ FIRST_LINES = 5
 # 1/TRACKED of the interval's refusals is among them, so a name refused often always surfaces,
 # while a flood of made-up Hosts costs no more memory than this.
 TRACKED = 256
-# The summary names this many of the interval's most refused Hosts.
-NAMED = 3
+# The summary names this many of the interval's most refused Hosts, and how many there were:
+# a few made-up Hosts hammered harder than the site's own name must not push it out of the line.
+NAMED = 10
 
 
 class ForeignHost(str):
@@ -62,6 +63,7 @@ class RefusalLog:
         # count, which it may not have earned.
         self.counts: dict[str, tuple[int, int]] = {}
         self.total = 0
+        self.evicted = False  # more distinct Hosts than TRACKED: their number is a floor
 
     def refused(self, host: str) -> None:
         """Count this refusal; log it if its Host is new in this interval, within FIRST_LINES."""
@@ -93,6 +95,7 @@ class RefusalLog:
             least = min(self.counts, key=lambda name: self.counts[name][0])
             floor, _ = self.counts.pop(least)
             self.counts[host] = (floor + 1, floor)
+            self.evicted = True
 
     def summarize(self) -> None:
         """Log the interval's count and most refused Hosts, unless its lines said it all."""
@@ -105,18 +108,21 @@ class RefusalLog:
                 f'"{escaped(host)}" {"at least " if over else ""}{count - over}'
                 for host, (count, over) in ranked[:NAMED]
             )
+            hosts = f"more than {TRACKED}" if self.evicted else str(len(self.counts))
             self.app.logger.warning(
-                "Refused Hosts in the %d s from the first of the lines above: %d refusals, %d"
-                " not logged one by one; the most refused: %s (add the site's own names to"
-                " TRUSTED_HOSTS)",
+                "Refused Hosts in the %d s from the first of the lines above: %d refusals of %s"
+                " Hosts, %d not logged one by one; the most refused: %s (add the site's own"
+                " names to TRUSTED_HOSTS)",
                 LOG_INTERVAL,
                 self.total,
+                hosts,
                 self.total - len(self.logged),
                 named,
             )
         self.logged.clear()
         self.counts.clear()
         self.total = 0
+        self.evicted = False
 
 
 class RefusalPage:

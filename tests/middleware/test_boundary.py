@@ -487,12 +487,12 @@ def first_line(host: str) -> str:
     return f'Refused Host "{host}": not in TRUSTED_HOSTS (add it if this site should answer to it)'
 
 
-def summary(total: int, unlogged: int, named: str) -> str:
+def summary(total: int, hosts: str, unlogged: int, named: str) -> str:
     """Return an interval's summary line."""
     return (
         f"Refused Hosts in the {LOG_INTERVAL:.0f} s from the first of the lines above: {total}"
-        f" refusals, {unlogged} not logged one by one; the most refused: {named} (add the"
-        " site's own names to TRUSTED_HOSTS)"
+        f" refusals of {hosts} Hosts, {unlogged} not logged one by one; the most refused:"
+        f" {named} (add the site's own names to TRUSTED_HOSTS)"
     )
 
 
@@ -522,7 +522,7 @@ FLOODS = {
         [
             first_line("noise.example"),
             first_line("www.mysite.org"),
-            summary(132, 130, '"noise.example" 120, "www.mysite.org" 12'),
+            summary(132, "2", 130, '"noise.example" 120, "www.mysite.org" 12'),
             first_line("noise.example"),
         ],
     ),
@@ -533,7 +533,32 @@ FLOODS = {
         + [(MINUTE, "n0.example")],
         [
             *(first_line(f"n{i}.example") for i in range(FIRST_LINES)),
-            summary(FIRST_LINES + 7, 7, '"www.mysite.org" 4, "n0.example" 1, "n1.example" 1'),
+            summary(
+                FIRST_LINES + 7,
+                str(FIRST_LINES + 4),
+                7,
+                '"www.mysite.org" 4, '
+                + ", ".join(f'"n{i}.example" 1' for i in range(FIRST_LINES + 3)),
+            ),
+            first_line("n0.example"),
+        ],
+    ),
+    # The second attack's t26b_hide.py: made-up Hosts take the first lines, and a few of them,
+    # refused more often than the site's own name, filled every name the summary gave.
+    "made-up hosts outnumber the site's name": (
+        [(0, f"n{i}.example") for i in range(FIRST_LINES)]
+        + [(1 + t / 100, f"n{t % 5}.example") for t in range(5 * 60)]
+        + [(2, "www.mysite.org")] * 40
+        + [(MINUTE, "n0.example")],
+        [
+            *(first_line(f"n{i}.example") for i in range(FIRST_LINES)),
+            summary(
+                FIRST_LINES * 61 + 40,
+                str(FIRST_LINES + 1),
+                FIRST_LINES * 60 + 40,
+                ", ".join(f'"n{i}.example" 61' for i in range(FIRST_LINES))
+                + ', "www.mysite.org" 40',
+            ),
             first_line("n0.example"),
         ],
     ),
