@@ -141,6 +141,13 @@ def bind_problem(bind: str) -> str | None:
 
 def binds_problem(binds: Sequence[str]) -> str | None:
     """Return the first bind's problem, or None when every bind can be listened on."""
+    for bind in binds:
+        if not bind.strip():
+            return f"cannot listen on {bind!r}: the bind is empty. Give host:port: {how(EXAMPLE)}"
+    twice = [bind for number, bind in enumerate(binds) if bind in binds[:number]]
+    if twice:
+        # Otherwise the second would be refused as in use by "another server": this one.
+        return f"cannot listen on {twice[0]}: it is given twice. Give each address once"
     return next(filter(None, map(bind_problem, binds)), None)
 
 
@@ -176,9 +183,19 @@ def cause_and_fix(error: OSError, binds: Sequence[str]) -> str | None:
         )
     if error.errno == errno.ENOENT and unix:
         return "the socket's folder does not exist. Create it, or choose another path"
+    if error.errno == errno.EINVAL and any(is_link_local(bind) for bind in binds):
+        return (
+            "an IPv6 link-local address (fe80::/10) needs its interface, as in"
+            f" [fe80::1%eth0]:8000; or bind another address: {how(EXAMPLE)}"
+        )
     if error.errno == errno.EBADF:
         return f"a file descriptor given with fd:// is not open. Bind an address: {how(EXAMPLE)}"
     return None
+
+
+def is_link_local(bind: str) -> bool:
+    """Tell whether a bind is an IPv6 link-local address without its interface (%name)."""
+    return bind.lower().startswith("[fe") and "%" not in bind and bind[3:4].lower() in "89ab"
 
 
 def listen_failure(error: Exception, binds: Sequence[str]) -> str | None:

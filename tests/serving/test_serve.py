@@ -29,6 +29,7 @@ from flaskr_async.serving import shutdown
 from flaskr_async.serving.access_log import EscapedAccessLogger
 from flaskr_async.serving.listening import UNIX_PATH_MAX
 from flaskr_async.serving.listening import bind_problem
+from flaskr_async.serving.listening import binds_problem
 from flaskr_async.serving.listening import listen_failure
 from tests.servers import ROOT
 from tests.servers import TEST_SECRET_KEY
@@ -578,7 +579,33 @@ BIND_FORMS = [
     ("fd://{closed_fd}", "no file descriptor {closed_fd} is open in this process"),
     ("fd://{file_fd}", "file descriptor {file_fd} is not a socket"),
     ("fd://{udp_fd}", "file descriptor {udp_fd} is not a stream (TCP or Unix) socket"),
+    ("[fe80::1]:{free}", "an IPv6 link-local address (fe80::/10) needs its interface"),
 ]
+
+
+# Several binds at once: (binds, what the one line says).
+SEVERAL_BINDS = [
+    (["127.0.0.1:{free}", ""], "cannot listen on '': the bind is empty. Give host:port"),
+    (["  "], "cannot listen on '  ': the bind is empty"),
+    (
+        ["127.0.0.1:{free}", "[::1]:{free}", "127.0.0.1:{free}"],
+        "cannot listen on 127.0.0.1:{free}: it is given twice. Give each address once",
+    ),
+    (["127.0.0.1:{free}", "fd://x"], "cannot listen on fd://x: 'x' is not a file descriptor"),
+    (["127.0.0.1:{free}", "[::1]:{free}"], None),
+]
+
+
+@pytest.mark.parametrize(("binds", "says"), SEVERAL_BINDS)
+def test_several_binds_name_the_one_at_fault(
+    bind_places: dict[str, str], binds: list[str], says: str | None
+) -> None:
+    problem = binds_problem([bind.format(**bind_places) for bind in binds])
+    if says is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem.startswith(says.format(**bind_places))
 
 
 @pytest.mark.parametrize(("bind", "says"), BIND_FORMS)
