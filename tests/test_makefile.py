@@ -46,6 +46,8 @@ def clone(tmp_path: Path) -> Path:
     fake_python(tmp_path / "bin" / "python3", "3.13")  # the default PYTHON, on the PATH
     fake_python(tmp_path / "bin" / "python3.13", "3.13")
     fake_python(tmp_path / "bin" / "python3.11", "3.11")
+    # The machine's own python3.12 (nox puts pyenv's on the PATH) is not this copy's.
+    refusing_shim(tmp_path / "bin" / "python3.12")
     return tmp_path
 
 

@@ -489,8 +489,8 @@ async def test_the_postgres_listener_reconnects(
 
 async def test_an_event_carries_ids_alone_whatever_the_post_holds(live_app: Quart) -> None:
     auth = await logged_in(live_app)
-    # The largest post allowed, of the characters JSON escapes six-fold.
-    await create(auth, "\x01" * 200, "\x01" * (64 * 1024))
+    # The largest post allowed, of a character JSON escapes six-fold (controls are refused).
+    await create(auth, "\u00e9" * 200, "\u00e9" * (32 * 1024))
     post_id = await newest_post_id(live_app)
     await auth.client.post(f"/{post_id}/update", form={"title": "t", "body": "b" * 60000})
     await auth.client.post(f"/{post_id}/delete")

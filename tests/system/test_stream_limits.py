@@ -265,7 +265,7 @@ async def test_a_catch_up_is_bounded_in_bytes(site: Site) -> None:
         await asyncio.to_thread(register_and_log_in, visitor, site.server, site.server)
         for n in range(12):
             await asyncio.to_thread(
-                visitor.submit, site.url + "/create", {"title": f"{n}", "body": "\x01" * 60_000}
+                visitor.submit, site.url + "/create", {"title": f"{n}", "body": "\u00e9" * 30_000}
             )
     finally:
         visitor.close()
