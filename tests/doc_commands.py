@@ -92,7 +92,7 @@ COMMANDS: dict[str, Step] = {
     "make lock": Skip("re-resolves every Python's lock from PyPI and rewrites requirements/"),
     ".venv/bin/quart --app flaskr_async init-db": Run(expect="Initialized the database."),
     ".venv/bin/quart --app flaskr_async init-db --if-missing": Run(),
-    ".venv/bin/quart --app flaskr_async backup ~/flaskr-$(date +%F-%H%M).sqlite": Run(
+    ".venv/bin/quart --app flaskr_async backup ~/flaskr-$(date +%F-%H%M%S).sqlite": Run(
         expect="Backed up"
     ),
     # Port 5000 may be another test's; the option is the command's own.
@@ -191,9 +191,9 @@ COMMANDS: dict[str, Step] = {
     "journalctl -u flaskr-async -n 20": Skip("the host's journal, where systemd sends the output"),
     "install -d -o flaskr -g flaskr -m 700 /var/backups/flaskr-async": Run(),
     "runuser -u flaskr -- /opt/flaskr-async/bin/quart --app flaskr_async backup"
-    " /var/backups/flaskr-async/flaskr-$(date +%F-%H%M).sqlite": Run(expect="Backed up"),
+    " /var/backups/flaskr-async/flaskr-$(date +%F-%H%M%S).sqlite": Run(expect="Backed up"),
     "runuser -u flaskr -- /opt/flaskr-async/bin/quart --app flaskr_async backup"
-    " /var/backups/flaskr-async/before-upgrade-$(date +%F-%H%M).sqlite": Run(expect="Backed up"),
+    " /var/backups/flaskr-async/before-upgrade-$(date +%F-%H%M%S).sqlite": Run(expect="Backed up"),
     "/opt/flaskr-async/bin/pip show flaskr-async | grep Version": Run(expect="Version: 1."),
     # The same wheel again, its dependencies still the test's: pip says what the guide quotes.
     "/opt/flaskr-async/bin/pip install --upgrade /tmp/flaskr-build/dist/flaskr_async-*.whl": Run(

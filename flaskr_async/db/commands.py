@@ -155,7 +155,8 @@ def check_backup_target(path: str) -> None:
     target = Path(path)
     if target.exists() or target.is_symlink():
         raise click.ClickException(
-            f"{path} already exists: back up to a new file, e.g. with $(date +%F-%H%M) in its name."
+            f"{path} already exists: back up to a new file,"
+            " e.g. with $(date +%F-%H%M%S) in its name."
         )
     if not target.parent.is_dir():
         raise click.ClickException(f"There is no folder {target.parent}: create it first.")
