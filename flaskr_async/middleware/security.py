@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from hypercorn.middleware import ProxyFixMiddleware
@@ -21,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from flaskr_async.db import DatabaseUnavailable
 from flaskr_async.middleware.error_pages import description_of
+from flaskr_async.setting_rules import cross_site
 from flaskr_async.setting_rules import secure_cookie
 from flaskr_async.settings import InvalidSetting
 
@@ -95,7 +97,17 @@ LOGGED_AT_THE_SOURCE = LoggedAtTheSource()  # one instance: adding it again is a
 def resolve_defaults(app: Quart) -> None:
     """Fill the settings whose defaults depend on debug/testing."""
     # Browsers only send Secure cookies over HTTPS (and to localhost).
+    secure = app.config["SESSION_COOKIE_SECURE"]
     app.config["SESSION_COOKIE_SECURE"] = secure_cookie(app.config)
+    if secure is None:
+        # `quart run --debug` turns debug on after create_app: the default follows it then.
+        app.before_serving(partial(follow_debug, app))
+
+
+async def follow_debug(app: Quart) -> None:
+    """Serve the unset Secure flag's debug default (off) if debug came on after creation."""
+    if app.debug and not cross_site(app.config):  # SameSite=None needs Secure, debug or not
+        app.config["SESSION_COOKIE_SECURE"] = False
 
 
 async def secure_response(response: Response) -> Response:

@@ -525,3 +525,24 @@ def test_a_script_keeps_its_session_over_http_only_with_the_secure_flag_off(
 )
 def test_each_refusal_a_script_meets_says_what_it_must_send(message: str, to_send: str) -> None:
     assert to_send in message
+
+
+# The Secure flag when debug comes on after create_app, as `quart run --debug` turns it on:
+# (the settings given, debug at serving, the flag served).
+DEBUG_LATER = [
+    ({}, True, False),  # unset: off when debugging, as the settings table says
+    ({}, False, True),
+    ({"SESSION_COOKIE_SECURE": True}, True, True),  # the operator's choice stays
+    ({"SESSION_COOKIE_SECURE": False}, False, False),
+    ({"SESSION_COOKIE_SAMESITE": "None"}, True, True),  # SameSite=None needs Secure
+]
+
+
+@pytest.mark.parametrize(("settings", "debug", "secure"), DEBUG_LATER)
+async def test_the_unset_secure_flag_follows_debug_turned_on_after_creation(
+    database_url: str, settings: dict[str, Any], debug: bool, secure: bool
+) -> None:
+    app = create_app({"SECRET_KEY": TEST_SECRET_KEY, "DATABASE": database_url, **settings})
+    app.debug = debug
+    async with app.test_app():
+        assert app.config["SESSION_COOKIE_SECURE"] is secure
