@@ -63,12 +63,24 @@ def usual_address(entry: str) -> str | None:
     name = entry.lower()
     try:
         if name.startswith("[") and name.endswith("]"):
-            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
+            return f"[{usual_ipv6(ipaddress.IPv6Address(name[1:-1]))}]"
         if IPV4_NUMBERS.fullmatch(name):
             return str(ipaddress.IPv4Address(socket.inet_aton(name.removesuffix("."))))
     except (ValueError, OSError):  # not an address after all: a name's own rules judge it
         return None
     return None
+
+
+def usual_ipv6(address: ipaddress.IPv6Address) -> str:
+    """Return an IPv6 address as browsers write it (WHATWG URL): hexadecimal groups only.
+
+    Python 3.13 writes an IPv4-mapped address with its IPv4 part dotted (::ffff:127.0.0.1);
+    browsers and earlier Pythons write ::ffff:7f00:1.
+    """
+    if address.ipv4_mapped is None:
+        return address.compressed
+    number = int(address.ipv4_mapped)
+    return f"::ffff:{number >> 16:x}:{number & 0xFFFF:x}"
 
 
 def repaired(entry: str) -> tuple[list[str], str]:

@@ -331,7 +331,9 @@ UNMATCHABLE_HOSTS = {
     "2130706433": f"{IP_FAULT}; write '127.0.0.1'",
     "127.0.0.1.": f"{IP_FAULT}; write '127.0.0.1'",
     "[0:0:0:0:0:0:0:1]": f"{IP_FAULT}; write '[::1]'",
-    "[::FFFF:127.0.0.1]": f"{IP_FAULT}; write '[::ffff:7f00:1]'",
+    "[::FFFF:127.0.0.1]": f"{IP_FAULT}; write '[::ffff:7f00:1]'",  # on every Python
+    "[::ffff:0.0.0.1]": f"{IP_FAULT}; write '[::ffff:0:1]'",
+    "[::g]": f"can never match a Host: characters no Host name has; {NOT_A_NAME}",
     "": "is empty: remove it",
     "  ": "is empty: remove it",
 }
