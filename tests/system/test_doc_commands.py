@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -32,6 +31,7 @@ from tests.doc_commands import Run
 from tests.doc_commands import Script
 from tests.doc_commands import Serve
 from tests.doc_commands import blocks_of
+from tests.postgres_server import run_as_admin
 from tests.postgres_server import with_database
 from tests.servers import ROOT
 from tests.servers import TLS
@@ -253,7 +253,7 @@ def postgresql_database(request: pytest.FixtureRequest) -> Iterator[Callable[[],
     def make() -> str:
         server = request.getfixturevalue("postgres_server")
         name = f"docs_{secrets.token_hex(4)}"
-        asyncio.run(admin(server, f"CREATE DATABASE {name}"))
+        asyncio.run(run_as_admin(server, f"CREATE DATABASE {name}"))
         made.append(name)
         return with_database(server, name)
 
@@ -262,16 +262,7 @@ def postgresql_database(request: pytest.FixtureRequest) -> Iterator[Callable[[],
     finally:
         for name in made:
             server = request.getfixturevalue("postgres_server")
-            asyncio.run(admin(server, f"DROP DATABASE {name} WITH (FORCE)"))
-
-
-async def admin(server: str, statement: str) -> None:
-    """Run one statement on the server's admin database."""
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+            asyncio.run(run_as_admin(server, f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 def test_the_readme_s_commands_run_in_order(tmp_path: Path, request: pytest.FixtureRequest) -> None:
