@@ -93,9 +93,10 @@ $(TEST_SESSIONS): $(INSTALLED)
 	$(BIN)/nox --no-install --reuse-existing-virtualenvs --sessions $@
 
 # Between two edits: this Python only, without the tests marked system (real servers, nginx,
-# PostgreSQL, a browser) and without coverage. `make test` runs everything.
+# PostgreSQL, a browser) and without coverage, on every core (pytest-xdist: none of these tests
+# holds a port, and each has its own tmp_path). `make test` runs everything.
 test-fast: $(INSTALLED)
-	$(BIN)/python -m pytest -q -m 'not system'
+	$(BIN)/python -m pytest -q -m 'not system' --numprocesses=auto
 
 # Rewrite README.md's settings table from flaskr_async/settings.py (between its two markers).
 settings-table: $(SERVING)
