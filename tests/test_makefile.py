@@ -159,9 +159,13 @@ def test_an_unsupported_python_s_message_names_supported_ones_that_are_there(clo
 
 
 def test_make_run_logs_each_request_takes_another_address_and_keeps_scripts_sessions() -> None:
+    # Not a sub-make of the make that ran pytest (`make test-fast`), which would print
+    # "make[1]: Leaving directory" after the recipes.
+    outside_make = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
     recipes = subprocess.run(
         ["make", "--dry-run", "--always-make", "run", "BIND=127.0.0.1:8001"],
         cwd=ROOT,
+        env=outside_make,
         capture_output=True,
         text=True,
         check=True,
