@@ -47,6 +47,51 @@ def run_quietly(command: list[str]) -> None:
     )
 
 
+FOLDER_PREFIX = "flaskr-pg-"
+OWNER = "owner.pid"  # in each server's folder: the process of the test run that started it
+
+
+def alive(pid: int) -> bool:
+    """Tell whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
+def stop_abandoned_servers(pg_ctl: str) -> list[Path]:
+    """Stop and remove the private servers whose test run was killed before it could stop them.
+
+    A run killed from outside (kill -9, a CI timeout) leaves its server running, and each such
+    server holds its memory and a port until the machine restarts. A folder whose owner
+    process is gone is stopped (immediate mode: nothing in it is kept) and removed; a folder
+    without an owner yet is being made by a run starting now, and a live owner is still using
+    its server. Return the folders removed.
+    """
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+        try:
+            owner = int((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if alive(owner):
+            continue
+        data = str(folder / "data")
+        subprocess.run(
+            as_server_user([pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"]),
+            timeout=60,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            check=False,  # not running any more: nothing to stop
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 @contextmanager
 def private_postgres() -> Iterator[str]:
     """Start PostgreSQL in a temporary folder on loopback; yield the admin URL."""
@@ -54,7 +99,9 @@ def private_postgres() -> Iterator[str]:
     initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise FileNotFoundError("initdb/pg_ctl not found (install Debian's postgresql package)")
-    folder = Path(tempfile.mkdtemp(prefix="flaskr-pg-"))
+    stop_abandoned_servers(pg_ctl)
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    (folder / OWNER).write_text(str(os.getpid()))
     if os.geteuid() == 0:
         shutil.chown(folder, "nobody")
     data, port = folder / "data", free_port()
