@@ -88,12 +88,12 @@ class Site:
         return port
 
 
-@pytest.fixture(params=SERVERS)
-def site(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Site]:
-    """Serve the app with small bounds on a fresh database, through one kind of server."""
+@contextmanager
+def serving(kind: str, database: str, folder: Path) -> Iterator[Site]:
+    """Serve the app with small bounds on a database, through one kind of server."""
     port = free_port()
     env = server_env(
-        database_url,
+        database,
         SEND_TIMEOUT=str(SEND_TIMEOUT),
         LIVE_STREAMS_PER_CLIENT=str(PER_CLIENT),
         LIVE_QUEUE_SIZE="8",
@@ -101,14 +101,39 @@ def site(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> I
         LIVE_KEEPALIVE_INTERVAL="1",
         POSTS_PER_PAGE=str(BIG_PAGE),
     )
-    server = start(server_command(request.param, port, tmp_path), env, port)
+    server = start(server_command(kind, port, folder), env, port)
     try:
         wait_until_serving(server)
-        yield Site(server, 2 if request.param == "serve, 2 workers" else 1)
+        yield Site(server, 2 if kind == "serve, 2 workers" else 1)
     finally:
         server.kill()
         if server.process.stdout is not None:
             server.process.stdout.close()
+
+
+@pytest.fixture(params=SERVERS)
+def site(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Site]:
+    """Serve on a fresh database of the backend under test, for a test that stops the server."""
+    with serving(request.param, database_url, tmp_path) as site:
+        yield site
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def shared_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """Serve on a SQLite database whose index is a 6 MB page, shared by the tests of one kind.
+
+    Each test is its own clients (loopback addresses no other test uses), and leaves the
+    server as it found it: every stream and connection closed, and nothing the others read
+    changed (the catch-up test's posts are small beside the big page, and the only events).
+    Starting a server of each kind for each of them cost some 8 s of CPU a run.
+    """
+    folder = tmp_path_factory.mktemp("stream-limits")
+    database = str(folder / "flaskr.sqlite")
+    with serving(request.param, database, folder) as site:
+        fill_a_sqlite_index(database)
+        yield site
 
 
 async def try_stream(site: Site, client: str) -> RawStream | None:
@@ -144,31 +169,41 @@ def stalled_request(site: Site, path: str, client: str) -> socket.socket:
     return sock
 
 
+BIG_AUTHOR = "INSERT INTO \"user\" (username, password) VALUES ('big', 'x') RETURNING id"
+
+
 async def fill_the_index(site: Site, database: str) -> None:
     """Write posts of 60 KB straight into the database until the index page is 6 MB."""
-    user = "INSERT INTO \"user\" (username, password) VALUES ('big', 'x') RETURNING id"
-    post = "INSERT INTO post (title, body, author_id) VALUES ($1, $2, $3)"
-    rows = [(f"big {n}", BIG_BODY) for n in range(BIG_PAGE)]
     if backend_of(database) == "postgresql":
+        post = "INSERT INTO post (title, body, author_id) VALUES ($1, $2, $3)"
         connection = await asyncpg.connect(database)
         try:
-            author = await connection.fetchval(user)
-            await connection.executemany(post, [(*row, author) for row in rows])
+            author = await connection.fetchval(BIG_AUTHOR)
+            rows = [(f"big {n}", BIG_BODY, author) for n in range(BIG_PAGE)]
+            await connection.executemany(post, rows)
         finally:
             await connection.close()
         return
+    fill_a_sqlite_index(database)
+
+
+def fill_a_sqlite_index(database: str) -> None:
+    """Write the big posts of fill_the_index into a SQLite file."""
     with closing(sqlite3.connect(database)) as connection, connection:
-        author = connection.execute(user).fetchone()[0]
-        connection.executemany(post.replace("$1, $2, $3", "?, ?, ?"), [(*r, author) for r in rows])
+        author = connection.execute(BIG_AUTHOR).fetchone()[0]
+        connection.executemany(
+            "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?)",
+            [(f"big {n}", BIG_BODY, author) for n in range(BIG_PAGE)],
+        )
 
 
-@pytest.mark.sqlite_only  # the connection is what is measured, not the database
+# On SQLite only: the connection is what is measured, not the database.
 @pytest.mark.parametrize("reading", ["never", "a byte a second"])
 async def test_a_client_that_does_not_take_a_large_page_loses_its_connection(
-    site: Site, reading: str, database_url: str
+    shared_site: Site, reading: str
 ) -> None:
-    await fill_the_index(site, database_url)
-    client = loopback_client(7)
+    site = shared_site
+    client = loopback_client(7 if reading == "never" else 8)
     sock = stalled_request(site, "/", client)
     try:
         trickle = asyncio.create_task(read_slowly(sock)) if reading != "never" else None
@@ -190,8 +225,9 @@ async def read_slowly(sock: socket.socket) -> None:
         await asyncio.sleep(1)
 
 
-@pytest.mark.sqlite_only  # the share and the bound are the broadcaster's, on any backend
-async def test_one_client_cannot_take_every_stream(site: Site) -> None:
+# On SQLite only: the share and the bound are the broadcaster's, on any backend.
+async def test_one_client_cannot_take_every_stream(shared_site: Site) -> None:
+    site = shared_site
     hog, other = loopback_client(1), loopback_client(2)
     share = PER_CLIENT * site.workers  # the share is each worker's
     opened: list[RawStream] = []
@@ -239,8 +275,8 @@ async def released_but(site: Site, client: str, count: int) -> None:
         raise AssertionError(f"{held_by_server(site.port, client)} held, not {count}") from None
 
 
-@pytest.mark.sqlite_only  # the share and the bound are the broadcaster's, on any backend
-async def test_a_reconnect_storm_leaves_every_slot_free(site: Site) -> None:
+async def test_a_reconnect_storm_leaves_every_slot_free(shared_site: Site) -> None:
+    site = shared_site
     clients = [loopback_client(n) for n in range(10, 14)]
 
     async def reconnect(client: str) -> None:
@@ -258,9 +294,9 @@ async def test_a_reconnect_storm_leaves_every_slot_free(site: Site) -> None:
             stream.close()
 
 
-@pytest.mark.sqlite_only  # the share and the bound are the broadcaster's, on any backend
-async def test_a_catch_up_is_bounded_in_bytes(site: Site) -> None:
-    visitor = Visitor()
+async def test_a_catch_up_is_bounded_in_bytes(shared_site: Site) -> None:
+    site = shared_site
+    visitor = Visitor(address=loopback_client(40))
     try:
         await asyncio.to_thread(register_and_log_in, visitor, site.server, site.server)
         for n in range(12):
