@@ -55,7 +55,8 @@ rebuild-venv:
 
 # The rest for development: pytest, ruff, mypy, Playwright, nox (which runs every Python).
 # uv (locked among them) installs them in 8 s where pip took 20 (make test waits on it), and
-# compiles their bytecode, which nothing writes where PYTHONDONTWRITEBYTECODE is set.
+# compiles their bytecode, which nothing writes where PYTHONDONTWRITEBYTECODE is set. uv, as
+# nox's sessions, reads no pip.conf: a pip mirror is given to it as UV_INDEX_URL.
 $(INSTALLED): $(SERVING)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -c $(LOCK) -e '.[dev]'
@@ -97,8 +98,9 @@ $(TEST_SESSIONS): $(INSTALLED)
 	$(BIN)/nox --no-install --reuse-existing-virtualenvs --sessions $@
 
 # Between two edits: this Python only, without the tests marked system (real servers, nginx,
-# PostgreSQL, a browser) and without coverage, on every core (pytest-xdist: none of these tests
-# holds a port, and each has its own tmp_path). `make test` runs everything.
+# PostgreSQL, a browser) and without coverage, on every core (pytest-xdist: each test has its
+# own tmp_path, and each worker its own ports for the few in-process servers; see
+# tests/servers.py). `make test` runs everything.
 test-fast: $(INSTALLED)
 	$(BIN)/python -m pytest -q -m 'not system' --numprocesses=auto
 

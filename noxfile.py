@@ -72,7 +72,8 @@ def install(session: nox.Session) -> None:
     at install (as pip does by default for `make run`'s .venv), a start costs half that.
     """
     assert isinstance(session.python, str)
-    session.install("--compile-bytecode", "-c", lock(session.python), "-e", ".[dev]")
+    compiled = ["--compile-bytecode"] if session.venv_backend == "uv" else []  # pip: by default
+    session.install(*compiled, "-c", lock(session.python), "-e", ".[dev]")
 
 
 @nox.session(python=NEWEST)
@@ -107,7 +108,7 @@ def tests(session: nox.Session) -> None:
         env["TEST_OTHER_PYTHONS"] = os.pathsep.join(others)
     # The project's own modules too, for the same reason (the editable install leaves them in
     # place); compileall writes bytecode whatever PYTHONDONTWRITEBYTECODE says.
-    session.run("python", "-m", "compileall", "-q", "flaskr_async", "asgi.py")
+    session.run("python", "-m", "compileall", "-q", "flaskr_async", "asgi.py", "tests")
     session.run("python", "-m", "pytest", *arguments, env=env)
 
 

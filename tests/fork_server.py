@@ -7,7 +7,8 @@ port it reads on stdin forks a child that runs hypercorn's own command line,
 ``hypercorn --bind 127.0.0.1:PORT -w 0 asgi:app``: a real server process, which SIGKILL ends
 as it ends any other, and which opens its database as any other does when it starts serving.
 The child's output goes to a file in the folder it is given; it answers with the child's id
-and that file.
+and that file. The one difference from separate starts: the servers share the fork server's
+hash seed, so sets and dicts of strings iterate in the same order in every round.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ForkedServer:
         self.pid = pid
         self.log = log
         self.url = url
+        self.killed = False
 
     def alive(self) -> bool:
         """Tell whether the server process still runs (the fork server reaps it once ended)."""
@@ -44,6 +46,9 @@ class ForkedServer:
 
     def kill(self) -> None:
         """SIGKILL the server, as a crash or OOM kill would, and wait until it is gone."""
+        if self.killed:  # its id may be another process's by now
+            return
+        self.killed = True
         with suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         gone_by = time.monotonic() + 10
@@ -62,9 +67,12 @@ class ForkServer:
     def serving(self, port: int, deadline: float = 20) -> Iterator[ForkedServer]:
         """Fork a server on ``port`` and wait until it answers; SIGKILL it after the block."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(f"{port}\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline()
+        try:
+            self.process.stdin.write(f"{port}\n")
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
         if not answer:  # it failed to import the app: its traceback is in the test's output
             raise RuntimeError(f"the fork server ended with status {self.process.wait()}")
         pid, log = answer.split(maxsplit=1)
@@ -72,6 +80,10 @@ class ForkServer:
         try:
             wait_until_answering(server, deadline)
             yield server
+        except BaseException:
+            # A failed test shows what its server logged (pytest prints captured output).
+            print(f"--- the server's log ---\n{server.log.read_text(errors='replace')}")
+            raise
         finally:
             server.kill()
 
@@ -135,6 +147,8 @@ def serve_forks(logs: Path) -> None:
             arguments = ["--bind", f"127.0.0.1:{port}", "-w", "0", "asgi:app"]
             os._exit(hypercorn.__main__.main(arguments))
         print(pid, log, flush=True)
+    # stdin closed: the test run is gone, killed maybe. No server of it outlives it.
+    os.killpg(0, signal.SIGKILL)
 
 
 if __name__ == "__main__":

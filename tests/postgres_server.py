@@ -10,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextlib import suppress
 from pathlib import Path
 
 import asyncpg
@@ -52,41 +53,58 @@ OWNER = "owner.pid"  # in each server's folder: the process of the test run that
 
 
 def alive(pid: int) -> bool:
-    """Tell whether a process with this id exists."""
+    """Tell whether a process with this id exists (another user's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's: alive
-        return True
+    except PermissionError:
+        pass
     return True
 
 
-def stop_abandoned_servers(pg_ctl: str) -> list[Path]:
+def postmaster_of(data: Path) -> int | None:
+    """Return the id of the server running on a data folder, or None if none is.
+
+    postmaster.pid can outlive its server (an OOM kill, a restart with /tmp kept) and its id
+    be another process's since: the server is the process whose working folder is ``data``.
+    """
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        running_in = os.readlink(f"/proc/{pid}/cwd")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(running_in) == data.resolve() else None
+
+
+def stop_abandoned_servers(pg_ctl: str, root: Path | None = None) -> list[Path]:
     """Stop and remove the private servers whose test run was killed before it could stop them.
 
     A run killed from outside (kill -9, a CI timeout) leaves its server running, and each such
-    server holds its memory and a port until the machine restarts. A folder whose owner
-    process is gone is stopped (immediate mode: nothing in it is kept) and removed; a folder
-    without an owner yet is being made by a run starting now, and a live owner is still using
-    its server. Return the folders removed.
+    server holds its memory and a port until the machine restarts. A folder (in ``root``, the
+    temporary folder by default) whose owner process is gone is stopped (immediate mode:
+    nothing in it is kept) and removed; a folder without an owner yet is being made by a run
+    starting now, and a live owner is still using its server. Return the folders removed.
     """
     removed = []
-    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+    for folder in (root or Path(tempfile.gettempdir())).glob(FOLDER_PREFIX + "*"):
         try:
             owner = int((folder / OWNER).read_text())
         except (OSError, ValueError):
             continue
         if alive(owner):
             continue
-        data = str(folder / "data")
-        subprocess.run(
-            as_server_user([pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"]),
-            timeout=60,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            check=False,  # not running any more: nothing to stop
-        )
+        data = folder / "data"
+        if postmaster_of(data) is not None:
+            # Best effort: a server that will not stop is left, and this run starts its own.
+            with suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                    timeout=60,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed

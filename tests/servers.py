@@ -57,9 +57,18 @@ handed_out: deque[int] = deque(maxlen=256)  # not yet bound, maybe: `free_port()
 
 
 def server_ports() -> range:
-    """Return the ports this suite may serve on: TEST_SERVER_PORTS ("first-last"), or all."""
+    """Return the ports this suite may serve on: TEST_SERVER_PORTS ("first-last"), or all.
+
+    Under pytest-xdist (make test-fast), each worker takes its own part of them.
+    """
     first, _, last = os.environ.get("TEST_SERVER_PORTS", "").partition("-")
-    return range(int(first), int(last) + 1) if last else SERVER_PORTS
+    ports = range(int(first), int(last) + 1) if last else SERVER_PORTS
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker:
+        return ports
+    share = len(ports) // workers
+    return ports[int(worker) * share : (int(worker) + 1) * share]
 
 
 def free_port() -> int:

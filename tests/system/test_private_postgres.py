@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from contextlib import suppress
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.postgres_server import FOLDER_PREFIX
-from tests.postgres_server import OWNER
 from tests.postgres_server import find_tool
 from tests.postgres_server import stop_abandoned_servers
 from tests.servers import ROOT
@@ -26,15 +26,6 @@ with private_postgres() as url:
     print(url, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-def folder_of(pid: int) -> Path:
-    """Return the folder of the private server the process ``pid`` started."""
-    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
-        with suppress(OSError):  # another run's, being made or removed now
-            if (folder / OWNER).read_text() == str(pid):
-                return folder
-    raise AssertionError(f"no server folder owned by process {pid}")
 
 
 async def answers(url: str) -> bool:
@@ -51,23 +42,31 @@ async def test_the_next_run_stops_the_server_a_killed_run_left(postgres_server: 
     pg_ctl = find_tool("pg_ctl")
     if pg_ctl is None:  # TEST_DATABASE_URL names a server elsewhere, and none is installed here
         pytest.skip("pg_ctl not found: no private server can be started on this machine")
-    killed = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    output, errors = killed.communicate(timeout=120)
-    assert killed.returncode == -signal.SIGKILL, errors
-    # Other runs (the other Pythons' suites) make and remove theirs meanwhile.
-    left = folder_of(killed.pid)
-    url = output.strip()
-    assert await answers(url), f"the killed run's server at {url} is not running"
+    # The killed run's temporary folder is its own: the other Pythons' suites, running now,
+    # stop what they find abandoned in theirs. Short, for the server's socket path; open to
+    # the server's user.
+    root = Path(tempfile.mkdtemp(prefix="fpg-"))
+    root.chmod(0o755)
+    try:
+        killed = subprocess.run(
+            [sys.executable, "-c", KILLED_RUN],
+            cwd=ROOT,
+            env={**os.environ, "TMPDIR": str(root)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        (left,) = root.glob(FOLDER_PREFIX + "*")
+        url = killed.stdout.strip()
+        assert await answers(url), f"the killed run's server at {url} is not running"
 
-    stop_abandoned_servers(pg_ctl)  # as the next run starting its own server does
+        removed = stop_abandoned_servers(pg_ctl, root)  # as the next run starting its own does
 
-    assert not left.exists()
-    assert not await answers(url)
-    # The server of a run still going (this one's) is left alone.
-    assert await answers(postgres_server)
+        assert removed == [left] and not left.exists()
+        assert not await answers(url)
+        # The server of a run still going (this one's) is left alone.
+        assert await answers(postgres_server)
+    finally:
+        stop_abandoned_servers(pg_ctl, root)
+        shutil.rmtree(root, ignore_errors=True)

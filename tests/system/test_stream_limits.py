@@ -2,7 +2,8 @@
 
 The kind: a client that never reads, or reads a byte a second, a large response or a stream;
 many streams from one client; a reconnect storm; SIGTERM while such clients hold on. Each is
-tried through the serve command (one and two workers) and plain hypercorn, on both backends.
+tried through the serve command (one and two workers) and plain hypercorn; SIGTERM on both
+backends, the rest (the connection's and the broadcaster's, not the database's) on SQLite.
 """
 
 from __future__ import annotations
