@@ -24,11 +24,9 @@ from contextlib import contextmanager
 from contextlib import suppress
 from pathlib import Path
 
-import httpx
-
 from tests.servers import ROOT
-from tests.servers import TLS
 from tests.servers import refuse_unless_system
+from tests.servers import wait_until_answering
 
 
 class ForkedServer:
@@ -78,7 +76,7 @@ class ForkServer:
         pid, log = answer.split(maxsplit=1)
         server = ForkedServer(int(pid), Path(log.strip()), f"http://127.0.0.1:{port}")
         try:
-            wait_until_answering(server, deadline)
+            wait_until_answering(server.url, server.log.read_text, server.alive, deadline)
             yield server
         except BaseException:
             # A failed test shows what its server logged (pytest prints captured output).
@@ -86,21 +84,6 @@ class ForkServer:
             raise
         finally:
             server.kill()
-
-
-def wait_until_answering(server: ForkedServer, deadline: float) -> None:
-    """Poll /hello until it answers, failing with the server's log if it ends first."""
-    stop_at = time.monotonic() + deadline
-    with httpx.Client(timeout=1, verify=TLS) as client:
-        while time.monotonic() < stop_at:
-            if not server.alive():
-                raise RuntimeError(f"server exited early:\n{server.log.read_text()}")
-            try:
-                if client.get(server.url + "/hello").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.02)
-    raise TimeoutError(f"server did not answer within {deadline} s:\n{server.log.read_text()}")
 
 
 @contextmanager

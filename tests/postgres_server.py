@@ -63,8 +63,8 @@ def alive(pid: int) -> bool:
     return True
 
 
-def postmaster_of(data: Path) -> int | None:
-    """Return the id of the server running on a data folder, or None if none is.
+def server_runs_on(data: Path) -> bool:
+    """Tell whether a PostgreSQL server runs on a data folder.
 
     postmaster.pid can outlive its server (an OOM kill, a restart with /tmp kept) and its id
     be another process's since: the server is the process whose working folder is ``data``.
@@ -73,8 +73,8 @@ def postmaster_of(data: Path) -> int | None:
         pid = int((data / "postmaster.pid").read_text().split()[0])
         running_in = os.readlink(f"/proc/{pid}/cwd")
     except (OSError, ValueError, IndexError):
-        return None
-    return pid if Path(running_in) == data.resolve() else None
+        return False
+    return Path(running_in) == data.resolve()
 
 
 def stop_abandoned_servers(pg_ctl: str, root: Path | None = None) -> list[Path]:
@@ -95,7 +95,7 @@ def stop_abandoned_servers(pg_ctl: str, root: Path | None = None) -> list[Path]:
         if alive(owner):
             continue
         data = folder / "data"
-        if postmaster_of(data) is not None:
+        if server_runs_on(data):
             # Best effort: a server that will not stop is left, and this run starts its own.
             with suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import closing
@@ -129,13 +130,20 @@ class Server:
 
 def wait_until_serving(server: Server, deadline: float = 20) -> None:
     """Poll /hello until it answers, failing if the process exits first."""
+    wait_until_answering(server.url, server.output, lambda: server.process.poll() is None, deadline)
+
+
+def wait_until_answering(
+    url: str, output: Callable[[], str], alive: Callable[[], bool], deadline: float = 20
+) -> None:
+    """Poll ``url``/hello until it answers; fail with the server's ``output`` once not ``alive``."""
     stop_at = time.monotonic() + deadline
     with httpx.Client(timeout=1, verify=TLS) as client:
         while time.monotonic() < stop_at:
-            if server.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{server.output()}")
+            if not alive():
+                raise RuntimeError(f"server exited early:\n{output()}")
             try:
-                if client.get(server.url + "/hello").status_code == 200:
+                if client.get(url + "/hello").status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)

@@ -171,17 +171,20 @@ def stalled_request(site: Site, path: str, client: str) -> socket.socket:
 
 
 BIG_AUTHOR = "INSERT INTO \"user\" (username, password) VALUES ('big', 'x') RETURNING id"
+BIG_POST = "INSERT INTO post (title, body, author_id) VALUES ($1, $2, $3)"
+
+
+def big_posts(author: int) -> list[tuple[str, str, int]]:
+    """Return the rows of posts of 60 KB that make the index page 6 MB."""
+    return [(f"big {n}", BIG_BODY, author) for n in range(BIG_PAGE)]
 
 
 async def fill_the_index(site: Site, database: str) -> None:
     """Write posts of 60 KB straight into the database until the index page is 6 MB."""
     if backend_of(database) == "postgresql":
-        post = "INSERT INTO post (title, body, author_id) VALUES ($1, $2, $3)"
         connection = await asyncpg.connect(database)
         try:
-            author = await connection.fetchval(BIG_AUTHOR)
-            rows = [(f"big {n}", BIG_BODY, author) for n in range(BIG_PAGE)]
-            await connection.executemany(post, rows)
+            await connection.executemany(BIG_POST, big_posts(await connection.fetchval(BIG_AUTHOR)))
         finally:
             await connection.close()
         return
@@ -192,10 +195,7 @@ def fill_a_sqlite_index(database: str) -> None:
     """Write the big posts of fill_the_index into a SQLite file."""
     with closing(sqlite3.connect(database)) as connection, connection:
         author = connection.execute(BIG_AUTHOR).fetchone()[0]
-        connection.executemany(
-            "INSERT INTO post (title, body, author_id) VALUES (?, ?, ?)",
-            [(f"big {n}", BIG_BODY, author) for n in range(BIG_PAGE)],
-        )
+        connection.executemany(BIG_POST.replace("$1, $2, $3", "?, ?, ?"), big_posts(author))
 
 
 # On SQLite only: the connection is what is measured, not the database.
