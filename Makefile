@@ -39,28 +39,36 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test test-fast lint lock settings-table system-deps bench clean rebuild-venv $(TEST_SESSIONS)
+.PHONY: run test ruff test-fast lint lock settings-table system-deps bench clean rebuild-venv $(TEST_SESSIONS)
 
-# What serving needs, nothing more (Debian: apt-get install python3-venv).
-$(SERVING): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuild-venv)
+# .venv made with the Python asked for (or rebuilt for it), after checking there is one and a
+# lock for it (Debian: apt-get install python3-venv).
+define make-venv
 	@test -n "$(PYTHON_VERSION)" || { echo "No Python interpreter '$(PYTHON)' found, on the PATH or in $(PYENV_VERSIONS): $(if $(OTHERS),name one that is ($(subst $(space), or ,$(OTHERS))) or install it,install one of $(PYTHONS)); supported: $(PYTHONS)" >&2; exit 1; }
 	@test -f $(LOCK) || { echo "No $(LOCK): supported Pythons are $(PYTHONS)$(if $(OTHERS), ($(subst $(space), or ,$(OTHERS))))" >&2; exit 1; }
 	$(if $(REBUILD),@echo "Rebuilding $(VENV) (Python $(VENV_VERSION)) with PYTHON=$(PYTHON) (Python $(PYTHON_VERSION))" && rm -rf $(VENV))
 	test -x $(BIN)/python || $(INTERPRETER) -m venv $(VENV)
+endef
+
+# What serving needs, nothing more: pip alone, as a server has it.
+$(SERVING): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuild-venv)
+	$(make-venv)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -e .
 	touch $(SERVING)
 
 rebuild-venv:
 
-# The rest for development: pytest, ruff, mypy, Playwright, nox (which runs every Python).
-# uv (locked among them) installs them in 8 s where pip took 20 (make test waits on it), and
-# compiles their bytecode, which nothing writes where PYTHONDONTWRITEBYTECODE is set. uv, as
-# nox's sessions, reads no pip.conf: a pip mirror is given to it as UV_INDEX_URL.
-$(INSTALLED): $(SERVING)
+# What serving needs and the development tools: pytest, ruff, mypy, Playwright, nox (which
+# runs every Python). uv (locked among them) installs them all in 8 s where pip took 25 (make
+# test waits on it), and compiles their bytecode, which nothing writes where
+# PYTHONDONTWRITEBYTECODE is set. uv, as nox's sessions, reads no pip.conf: a pip mirror is
+# given to it as UV_INDEX_URL.
+$(INSTALLED): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuild-venv)
+	$(make-venv)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -c $(LOCK) -e '.[dev]'
-	touch $(INSTALLED)
+	touch $(SERVING) $(INSTALLED)
 
 # A line per request on stdout, for the person watching (production leaves it to nginx), and
 # another address with `make run BIND=127.0.0.1:8001` (BIND replaces hypercorn.toml's bind).
@@ -82,19 +90,22 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(MISSING_PACKAGES); \
 	fi
 
-# ruff once; then each Python's virtualenv filled from its lock, one after another (each
-# install writes the project's egg-info); then per Python mypy and the whole suite, the Pythons
-# side by side. On two cores the three keep both busy (97-99 %, measured): a suite alone waits
-# on its servers about half the time, and the others' work fills those waits.
-# Each Python's output is printed whole when it ends; a failure names its session.
-# A Python that is not installed is skipped, except under CI=true.
+# ruff once, and per Python its virtualenv filled from its lock, mypy and the whole suite: all
+# side by side. On two cores they keep both busy (97-99 %, measured): a suite alone waits on its
+# servers about half the time, and the others' work fills those waits. The virtualenvs are
+# filled one at a time (each install writes the project's egg-info), each suite starting as soon
+# as its own is ready. Each session's output is printed whole when it ends; a failure names its
+# session. A Python that is not installed is skipped, except under CI=true.
 test: $(INSTALLED) system-deps
+	@$(MAKE) --no-print-directory --keep-going --jobs=$(words ruff $(TEST_SESSIONS)) \
+		--output-sync=target ruff $(TEST_SESSIONS)
+
+# nox's lint session: ruff check and format, the same on every Python, so once.
+ruff: $(INSTALLED)
 	$(BIN)/nox --sessions lint
-	$(BIN)/nox --install-only --sessions $(TEST_SESSIONS)
-	@$(MAKE) --no-print-directory --keep-going --jobs=$(words $(TEST_SESSIONS)) \
-		--output-sync=target $(TEST_SESSIONS)
 
 $(TEST_SESSIONS): $(INSTALLED)
+	flock $(VENV)/.nox-install.lock $(BIN)/nox --install-only --sessions $@
 	$(BIN)/nox --no-install --reuse-existing-virtualenvs --sessions $@
 
 # Between two edits: this Python only, without the tests marked system (real servers, nginx,
