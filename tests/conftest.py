@@ -23,9 +23,11 @@ from tests import servers
 from tests.helpers import AuthActions
 from tests.helpers import serving
 from tests.postgres_server import private_postgres
+from tests.postgres_server import run_as_admin
 from tests.postgres_server import with_database
 from tests.servers import ARTIFACTS
 from tests.servers import TEST_SECRET_KEY
+from tests.template_code import SharedTemplateCode
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -36,6 +38,11 @@ SESSION_STARTED = pytest.StashKey[float]()
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Note when the run began, to tell its screenshots from older ones."""
     session.config.stash[SESSION_STARTED] = time.time()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let every app of the run reuse the templates another compiled (tests/template_code.py)."""
+    Quart.jinja_options = {**Quart.jinja_options, "bytecode_cache": SharedTemplateCode()}
 
 
 def pytest_terminal_summary(
@@ -143,12 +150,12 @@ class DatabasePool:
     spare: list[str] = field(default_factory=list)
     new_signature: tuple[object, ...] | None = None
 
-    async def lease(self, admin: asyncpg.Connection) -> str:
+    async def lease(self) -> str:
         """Return the name of an empty database: an emptied one, else a new one."""
         if self.spare:
             return self.spare.pop()
         name = f"test_{uuid.uuid4().hex[:16]}"
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await run_as_admin(self.server, f'CREATE DATABASE "{name}"')
         if self.new_signature is None:
             connection = await asyncpg.connect(with_database(self.server, name))
             try:
@@ -157,23 +164,23 @@ class DatabasePool:
                 await connection.close()
         return name
 
-    async def give_back(self, admin: asyncpg.Connection, name: str) -> None:
+    async def give_back(self, name: str) -> None:
         """Empty a used database for the next test, or drop it if it would not be as new."""
-        if await self.emptied(admin, name):
+        if await self.emptied(name):
             self.spare.append(name)
         else:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
 
-    async def emptied(self, admin: asyncpg.Connection, name: str) -> bool:
+    async def emptied(self, name: str) -> bool:
         """Drop every schema the test made or filled; say whether the database is as new."""
-        # What DROP DATABASE ... WITH (FORCE) did: end the connections a test left.
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
+        # One connection, to the database itself (each costs the server a process start).
         connection = await asyncpg.connect(with_database(self.server, name))
         try:
+            # What DROP DATABASE ... WITH (FORCE) does: end the connections a test left.
+            await connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             schemas = await connection.fetch(
                 "SELECT nspname FROM pg_namespace"
                 " WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
@@ -206,13 +213,9 @@ async def database_url(
         yield str(tmp_path / "flaskr.sqlite")
         return
     pool: DatabasePool = request.getfixturevalue("database_pool")
-    admin = await asyncpg.connect(pool.server)
-    try:
-        name = await pool.lease(admin)
-        yield with_database(pool.server, name)
-        await pool.give_back(admin, name)
-    finally:
-        await admin.close()
+    name = await pool.lease()
+    yield with_database(pool.server, name)
+    await pool.give_back(name)
 
 
 @pytest.fixture
