@@ -4,6 +4,7 @@ PYTHON ?= python3
 PYTHONS ?= 3.11 3.12 3.13
 space := $(subst ,, )
 TEST_SESSIONS = $(addprefix tests-,$(PYTHONS))
+INSTALLS = $(addprefix install-,$(TEST_SESSIONS))
 VENV := .venv
 BIN := $(VENV)/bin
 SERVING := $(VENV)/.serving
@@ -39,7 +40,7 @@ MISSING_PACKAGES := $(if $(wildcard /usr/bin/chromium),,chromium) \
 	$(if $(shell command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null),,postgresql) \
 	$(if $(wildcard /usr/sbin/nginx),,nginx)
 
-.PHONY: run test ruff test-fast lint lock settings-table system-deps bench clean rebuild-venv $(TEST_SESSIONS)
+.PHONY: run test ruff test-fast lint lock settings-table system-deps bench clean rebuild-venv $(TEST_SESSIONS) $(INSTALLS)
 
 # .venv made with the Python asked for (or rebuilt for it), after checking there is one and a
 # lock for it (Debian: apt-get install python3-venv).
@@ -94,8 +95,9 @@ system-deps:
 # side by side. On two cores they keep both busy (97-99 %, measured): a suite alone waits on its
 # servers about half the time, and the others' work fills those waits. The virtualenvs are
 # filled one at a time (each install writes the project's egg-info), each suite starting as soon
-# as its own is ready. Each session's output is printed whole when it ends; a failure names its
-# session. A Python that is not installed is skipped, except under CI=true.
+# as its own is ready, and each from another third of the tests (noxfile.py). Each session's
+# output is printed whole when it ends; a failure names its session. A Python that is not
+# installed is skipped, except under CI=true.
 test: $(INSTALLED) system-deps
 	@$(MAKE) --no-print-directory --keep-going --jobs=$(words ruff $(TEST_SESSIONS)) \
 		--output-sync=target ruff $(TEST_SESSIONS)
@@ -104,9 +106,15 @@ test: $(INSTALLED) system-deps
 ruff: $(INSTALLED)
 	$(BIN)/nox --sessions lint
 
-$(TEST_SESSIONS): $(INSTALLED)
-	flock $(VENV)/.nox-install.lock $(BIN)/nox --install-only --sessions $@
+$(TEST_SESSIONS): %: install-%
 	$(BIN)/nox --no-install --reuse-existing-virtualenvs --sessions $@
+
+$(INSTALLS): install-%: $(INSTALLED)
+	flock $(VENV)/.nox-install.lock $(BIN)/nox --install-only --sessions $*
+
+# The first Python's suite runs names and passwords through the others' virtualenvs
+# (TEST_OTHER_PYTHONS, noxfile.py): they are filled before its own.
+install-$(firstword $(TEST_SESSIONS)): $(addprefix install-,$(wordlist 2,$(words $(TEST_SESSIONS)),$(TEST_SESSIONS)))
 
 # Between two edits: this Python only, without the tests marked system (real servers, nginx,
 # PostgreSQL, a browser) and without coverage, on every core (pytest-xdist: each test has its

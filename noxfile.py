@@ -100,6 +100,8 @@ def tests(session: nox.Session) -> None:
     env = {
         "COVERAGE_FILE": str(ROOT / ".nox" / f"coverage-{session.python}"),
         "TEST_SERVER_PORTS": server_ports(PYTHONS.index(session.python)),
+        # And each from another third of the tests (tests/conftest.py: rotated).
+        "TEST_ORDER_START": str(PYTHONS.index(session.python) / len(PYTHONS)),
     }
     if session.python == PYTHONS[0]:
         # The oldest Python's suite checks names and passwords against every other Python's
