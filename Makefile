@@ -61,8 +61,8 @@ $(SERVING): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuil
 rebuild-venv:
 
 # What serving needs and the development tools: pytest, ruff, mypy, Playwright, nox (which
-# runs every Python). uv (locked among them) installs them all in 8 s where pip took 25 (make
-# test waits on it), and compiles their bytecode, which nothing writes where
+# runs every Python). uv (locked among them) installs them all in 16 s where pip, then uv,
+# took 25 (make test waits on it), and compiles their bytecode, which nothing writes where
 # PYTHONDONTWRITEBYTECODE is set. uv, as nox's sessions, reads no pip.conf: a pip mirror is
 # given to it as UV_INDEX_URL.
 $(INSTALLED): pyproject.toml $(wildcard requirements/*.txt) $(if $(REBUILD),rebuild-venv)
@@ -112,9 +112,11 @@ $(TEST_SESSIONS): %: install-%
 $(INSTALLS): install-%: $(INSTALLED)
 	flock $(VENV)/.nox-install.lock $(BIN)/nox --install-only --sessions $*
 
-# The first Python's suite runs names and passwords through the others' virtualenvs
-# (TEST_OTHER_PYTHONS, noxfile.py): they are filled before its own.
-install-$(firstword $(TEST_SESSIONS)): $(addprefix install-,$(wordlist 2,$(words $(TEST_SESSIONS)),$(TEST_SESSIONS)))
+# The oldest Python's suite runs names and passwords through the others' virtualenvs
+# (TEST_OTHER_PYTHONS, noxfile.py): they are filled before its own (and if one fails, its
+# suite does not run).
+OLDEST := install-tests-$(firstword $(sort $(PYTHONS)))
+$(OLDEST): $(filter-out $(OLDEST),$(INSTALLS))
 
 # Between two edits: this Python only, without the tests marked system (real servers, nginx,
 # PostgreSQL, a browser) and without coverage, on every core (pytest-xdist: each test has its

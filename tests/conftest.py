@@ -25,6 +25,7 @@ from tests.helpers import serving
 from tests.postgres_server import private_postgres
 from tests.postgres_server import run_as_admin
 from tests.postgres_server import with_database
+from tests.run_order import rotated
 from tests.servers import ARTIFACTS
 from tests.servers import TEST_SECRET_KEY
 from tests.template_code import SharedTemplateCode
@@ -83,19 +84,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         ):
             item.add_marker(pytest.mark.system)
     items[:] = rotated(items, float(os.environ.get("TEST_ORDER_START", "0")))
-
-
-def rotated(items: list[pytest.Item], start: float) -> list[pytest.Item]:
-    """Return the tests from the module at ``start`` (0 to 1) of the run onwards, then the rest.
-
-    `make test` starts each Python's suite at another third (noxfile.py): in the same order the
-    three wait on their servers at the same moments and leave the cores idle together. Whole
-    modules move, so a module's fixtures are still made once.
-    """
-    cut = round(len(items) * start)
-    while 0 < cut < len(items) and items[cut].path == items[cut - 1].path:
-        cut += 1
-    return items[cut:] + items[:cut]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -194,6 +182,7 @@ class DatabasePool:
             await connection.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
             )
             schemas = await connection.fetch(
                 "SELECT nspname FROM pg_namespace"

@@ -2,8 +2,8 @@
 
 Each test makes an app of its own, and each app's Jinja environment compiled every template it
 rendered afresh (about 10 ms a template, 8 ms of a typical page test's CPU). Jinja's bytecode
-cache reuses the code compiled from the same source; kept in memory here, keyed also by the
-options the compiled code depends on, so apps that compile differently never share it.
+cache reuses the code compiled from the same source; kept in memory here, keyed also by what
+the compiled code depends on (compile_options), so apps that compile differently never share it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,27 @@ from jinja2.bccache import Bucket
 from jinja2.bccache import BytecodeCache
 
 
-def compile_options(environment: Environment) -> tuple[object, ...]:
-    """Return what Jinja's compiled code depends on besides the source: syntax, mode, escaping."""
+def passes(function: object) -> object:
+    """Return what Jinja passes a filter, test or finalize function first (its context, ...)."""
+    return getattr(function, "jinja_pass_arg", None)
+
+
+def compile_options(environment: Environment, name: str) -> tuple[object, ...]:
+    """Return what a template's compiled code depends on besides its source.
+
+    Jinja compiles calls to the filters and tests it knows (and what each is passed), the
+    finalize function's, and autoescaping as the environment answers it for this template.
+    """
     escaping = environment.autoescape
+    kind = type(environment)
     return (
-        type(environment).__qualname__,
+        f"{kind.__module__}.{kind.__qualname__}",
         environment.is_async,
         environment.optimized,
-        environment.finalize is not None,
-        getattr(escaping, "__qualname__", escaping),
+        escaping(name) if callable(escaping) else escaping,
+        environment.finalize is not None and passes(environment.finalize),
+        tuple(sorted((key, repr(passes(value))) for key, value in environment.filters.items())),
+        tuple(sorted((key, repr(passes(value))) for key, value in environment.tests.items())),
         tuple(sorted(environment.extensions)),
         # The lexer's own cache key (jinja2.lexer.get_lexer).
         environment.block_start_string,
@@ -51,7 +63,7 @@ class SharedTemplateCode(BytecodeCache):
         self, environment: Environment, name: str, filename: str | None, source: str
     ) -> Bucket:
         """Return the template's bucket, keyed by its compile options as well as its name."""
-        keyed = f"{name}\0{compile_options(environment)!r}"
+        keyed = f"{name}\0{compile_options(environment, name)!r}"
         return super().get_bucket(environment, keyed, filename, source)
 
     def load_bytecode(self, bucket: Bucket) -> None:

@@ -1,4 +1,4 @@
-"""The suite's order when `make test` starts a Python's run from another third (conftest.py)."""
+"""The suite's order when `make test` starts a Python's run from another third (run_order.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import cast
 
 import pytest
 
-from tests.conftest import rotated
+from tests.run_order import rotated
 
 MODULES = ["a.py"] * 3 + ["b.py"] * 4 + ["c.py"] * 2 + ["d.py"]
 
