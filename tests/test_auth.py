@@ -160,8 +160,23 @@ async def test_failed_logins_log_client_text_escaped(
     assert failures == [f"Failed login for {line}"]
 
 
-async def test_login_upgrades_old_hashes(app: Quart, auth: AuthActions) -> None:
-    assert (await stored_user(app, "test"))["password"].startswith("pbkdf2:")
+# The password "test" as Flaskr's tutorial stored it (werkzeug's pbkdf2), and as werkzeug's
+# generate_password_hash stores it by default today (scrypt).
+WERKZEUG_HASHES = {
+    "pbkdf2": "pbkdf2:sha256:50000$TCI4GzcX$"
+    "0de171a4f4dac32e3364c7ddc7c14f3e2fa61f2d17574483f7ffbb431b4acb2f",
+    "scrypt": "scrypt:32768:8:1$5zHUCQ4i70cvWAg9$4474884302b9722bf202cd18c991a834363d0c21aa93a5b8"
+    "31a8662d00186c3d8492af22b04be7174bf837357c61457a8af1c86f8478678e6998c50b7c22bc6a",
+}
+
+
+@pytest.mark.parametrize("method", WERKZEUG_HASHES)
+async def test_login_upgrades_old_hashes(app: Quart, auth: AuthActions, method: str) -> None:
+    async with app.app_context(), current_database().transaction() as tx:
+        await tx.execute(
+            'UPDATE "user" SET password = ? WHERE username = ?', (WERKZEUG_HASHES[method], "test")
+        )
+    assert (await stored_user(app, "test"))["password"].startswith(f"{method}:")
     await auth.login()
     upgraded = (await stored_user(app, "test"))["password"]
     assert upgraded.startswith("$argon2id$")
