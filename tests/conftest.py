@@ -6,15 +6,11 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from quart import Quart
 from quart.testing import QuartClient
@@ -22,9 +18,8 @@ from quart.testing import QuartClient
 from tests import servers
 from tests.helpers import AuthActions
 from tests.helpers import serving
+from tests.postgres_databases import DatabasePool
 from tests.postgres_server import private_postgres
-from tests.postgres_server import run_as_admin
-from tests.postgres_server import with_database
 from tests.run_order import rotated
 from tests.servers import ARTIFACTS
 from tests.servers import TEST_SECRET_KEY
@@ -114,111 +109,30 @@ def postgres_server() -> Iterator[str]:
         pytest.skip(message)
 
 
-# What a PostgreSQL database holds: counts of its catalogs' rows, its schemas with their owners
-# and rights, and its settings. A used database emptied for the next test must hold what a new one
-# does (differing only in object ids), or it is dropped.
-CATALOG_SIGNATURE = """
-SELECT (SELECT count(*) FROM pg_class) AS relations,
-       (SELECT count(*) FROM pg_proc) AS functions,
-       (SELECT count(*) FROM pg_type) AS types,
-       (SELECT count(*) FROM pg_extension) AS extensions,
-       (SELECT count(*) FROM pg_event_trigger) AS event_triggers,
-       (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,
-       (SELECT count(*) FROM pg_publication) AS publications,
-       (SELECT count(*) FROM pg_prepared_xacts) AS prepared,
-       (SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-         WHERE d.datname = current_database()) AS settings,
-       (SELECT string_agg(nspname || ' ' || nspowner::regrole || ' ' || coalesce(nspacl::text, ''),
-         ', ' ORDER BY nspname) FROM pg_namespace) AS schemas
-"""
-# Every schema but the system's is dropped; public is made again as a new database has it.
-NEW_PUBLIC = (
-    "CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
-    " GRANT USAGE ON SCHEMA public TO PUBLIC;"
-    " COMMENT ON SCHEMA public IS 'standard public schema'"
-)
-
-
-async def signature(connection: asyncpg.Connection) -> tuple[object, ...]:
-    """Return what a database holds (CATALOG_SIGNATURE)."""
-    return tuple(await connection.fetchrow(CATALOG_SIGNATURE))
-
-
-@dataclass
-class DatabasePool:
-    """Emptied test databases on the session's PostgreSQL server, and what a new one holds."""
-
-    server: str
-    spare: list[str] = field(default_factory=list)
-    new_signature: tuple[object, ...] | None = None
-
-    async def lease(self) -> str:
-        """Return the name of an empty database: an emptied one, else a new one."""
-        if self.spare:
-            return self.spare.pop()
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        await run_as_admin(self.server, f'CREATE DATABASE "{name}"')
-        if self.new_signature is None:
-            connection = await asyncpg.connect(with_database(self.server, name))
-            try:
-                self.new_signature = await signature(connection)
-            finally:
-                await connection.close()
-        return name
-
-    async def give_back(self, name: str) -> None:
-        """Empty a used database for the next test, or drop it if it would not be as new."""
-        if await self.emptied(name):
-            self.spare.append(name)
-        else:
-            await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
-
-    async def emptied(self, name: str) -> bool:
-        """Drop every schema the test made or filled; say whether the database is as new."""
-        # One connection, to the database itself (each costs the server a process start).
-        connection = await asyncpg.connect(with_database(self.server, name))
-        try:
-            # What DROP DATABASE ... WITH (FORCE) does: end the connections a test left.
-            await connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND backend_type = 'client backend'"
-            )
-            schemas = await connection.fetch(
-                "SELECT nspname FROM pg_namespace"
-                " WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
-            )
-            async with connection.transaction():
-                for schema in schemas:
-                    await connection.execute(f'DROP SCHEMA "{schema["nspname"]}" CASCADE')
-                await connection.execute(NEW_PUBLIC)
-            return await signature(connection) == self.new_signature
-        finally:
-            await connection.close()
-
-
 @pytest.fixture(scope="session")
 def database_pool(postgres_server: str) -> DatabasePool:
-    """Return the session's pool of emptied PostgreSQL test databases.
-
-    Creating a database and dropping it cost the server more CPU than the test between them
-    (about 0.2 s a test, some 300 tests a run); emptying one for the next test costs a fifth.
-    """
+    """Return the session's pool of PostgreSQL test databases (tests/postgres_databases.py)."""
     return DatabasePool(postgres_server)
+
+
+# The fixtures that serve the app: by the time their test begins, its start-up has migrated the
+# database, whatever it was given; so they are given one that may be migrated already.
+SERVED = {"app", "csrf_app"}
 
 
 @pytest.fixture
 async def database_url(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[str]:
-    """Yield a fresh, empty database of the backend under test."""
+    """Yield a fresh database of the backend under test: empty, unless the app fixtures serve it."""
     if backend == "sqlite":
         yield str(tmp_path / "flaskr.sqlite")
         return
     pool: DatabasePool = request.getfixturevalue("database_pool")
-    name = await pool.lease()
-    yield with_database(pool.server, name)
-    await pool.give_back(name)
+    migrated = not SERVED.isdisjoint(request.fixturenames)
+    name = await pool.lease(migrated)
+    yield pool.url(name)
+    await pool.give_back(name, migrated)
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""The PostgreSQL tests' databases are reused only when they hold what a new one holds."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from flaskr_async.db import opened
+from tests.postgres_databases import DatabasePool
+
+# What a test might leave in a migrated database that deleting its rows does not undo.
+LEFT_BEHIND = {
+    "a column": "ALTER TABLE post ADD COLUMN extra TEXT",
+    "a column's default": "ALTER TABLE post ALTER COLUMN title SET DEFAULT 'x'",
+    "an index": "CREATE INDEX post_title ON post (title)",
+    "a constraint": "ALTER TABLE post ADD CONSTRAINT short CHECK (length(title) < 1000)",
+    "disabled foreign keys": "ALTER TABLE post DISABLE TRIGGER ALL",
+    "a function": "CREATE FUNCTION one() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+    "a trigger": "CREATE TRIGGER same BEFORE UPDATE ON post FOR EACH ROW"
+    " EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+    "a table": "CREATE TABLE scratch (id int)",
+    "a schema": "CREATE SCHEMA scratch",
+    "a version": "INSERT INTO schema_version (version, name) VALUES (999, 'made up')",
+    "a sequence": "CREATE SEQUENCE scratch_sequence",
+    "no versions": "DROP TABLE schema_version",
+    "no tables": "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables"
+    " WHERE schemaname = 'public' LOOP EXECUTE format('DROP TABLE %I CASCADE', t); END LOOP;"
+    " END $$",
+    "no public schema": "DROP SCHEMA public CASCADE",
+    "a quote in a name": 'CREATE TABLE "it\'s" (id int)',
+}
+
+
+@pytest.fixture
+async def pool(postgres_server: str) -> DatabasePool:
+    """Return a pool of this test's own."""
+    return DatabasePool(postgres_server)
+
+
+async def run(pool: DatabasePool, name: str, statement: str) -> None:
+    """Run one statement in a leased database."""
+    connection = await asyncpg.connect(pool.url(name))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def test_a_migrated_database_with_rows_is_reused_without_them(pool: DatabasePool) -> None:
+    name = await pool.lease(migrated=True)
+    async with opened({"DATABASE": pool.url(name)}, pool_size=1):
+        pass
+    await run(
+        pool, name, "INSERT INTO \"user\" (username, username_key, password) VALUES ('a', 'a', 'x')"
+    )
+    await pool.give_back(name, migrated=True)
+    assert name in pool.spare_migrated
+    assert await pool.lease(migrated=True) == name
+    connection = await asyncpg.connect(pool.url(name))
+    try:
+        assert await connection.fetchval('SELECT count(*) FROM "user"') == 0
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("change", LEFT_BEHIND.values(), ids=LEFT_BEHIND)
+async def test_a_migrated_database_changed_otherwise_is_not_reused_as_migrated(
+    pool: DatabasePool, change: str
+) -> None:
+    name = await pool.lease(migrated=True)
+    async with opened({"DATABASE": pool.url(name)}, pool_size=1):
+        pass
+    await run(pool, name, change)
+    await pool.give_back(name, migrated=True)
+    assert name not in pool.spare_migrated
