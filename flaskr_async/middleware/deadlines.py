@@ -94,6 +94,7 @@ class DeadlineTCPServer(TCPServer):
     deadline: float  # seconds; set on the subclass that serve_with_deadlines makes
     on_stopping: Callable[[], None]  # called once when the server starts stopping
     writing: dict[DeadlineTCPServer, float]  # the connections mid-write, since when
+    connected: weakref.WeakSet[DeadlineTCPServer]  # the connections not yet closed
     watched: weakref.WeakSet[Any]  # the worker contexts swept and watched for stopping
     tasks: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
 
@@ -115,9 +116,12 @@ class DeadlineTCPServer(TCPServer):
 
     @classmethod
     async def sweep(cls, context: Any) -> None:
-        """Abort the connections whose write is late, until the worker stops and none is left."""
+        """Abort the connections whose write is late, until the worker stops and none is open."""
         loop = asyncio.get_running_loop()
-        while not (context.terminated.is_set() and not cls.writing):
+        # Not until none is writing: a response still being made when the stop began writes
+        # after it, and a client that takes nothing would then hold the stop for the whole
+        # graceful_timeout (seen on PostgreSQL with two workers, under load).
+        while not (context.terminated.is_set() and not cls.connected):
             await asyncio.sleep(min(cls.deadline, STOPPING_GRACE) / 4)
             late = loop.time() - cls.deadline
             for connection, since in [*cls.writing.items()]:
@@ -133,6 +137,14 @@ class DeadlineTCPServer(TCPServer):
     @protocol.setter
     def protocol(self, wrapper: ProtocolWrapper) -> None:
         self._protocol = HTTP1Only(wrapper)
+
+    async def run(self) -> None:
+        """Serve the connection as hypercorn does, known as open until it is closed."""
+        self.connected.add(self)
+        try:
+            await super().run()
+        finally:
+            self.connected.discard(self)
 
     async def protocol_send(self, event: Event) -> None:
         """Send as hypercorn does, aborted past the deadline."""
@@ -185,6 +197,7 @@ def deadline_server(seconds: float, on_stopping: Callable[[], None]) -> type[Dea
             "deadline": seconds,
             "on_stopping": staticmethod(on_stopping),
             "writing": {},
+            "connected": weakref.WeakSet(),
             "watched": weakref.WeakSet(),
             "tasks": set(),
         },

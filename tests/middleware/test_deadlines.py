@@ -180,6 +180,51 @@ async def test_a_write_of_hypercorns_own_has_the_deadline_too(
     assert stopping == [True]
 
 
+async def test_a_response_written_after_the_stop_began_has_the_deadline_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A response still being made when the stop begins (a slow page, a busy machine) writes
+    # after it: to a client that takes nothing, it must not hold the stop for graceful_timeout.
+    asked, may_write = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http":
+            asked.set()
+            await may_write.wait()
+            start: Any = {"type": "http.response.start", "status": 200, "headers": []}
+            await send(start)
+            await send({"type": "http.response.body", "body": b"x" * 6_000_000, "more_body": False})
+
+    server_class = deadline_server(0.5, lambda: None)
+    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, server_class)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.graceful_timeout = 10
+    stop = asyncio.Event()
+    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
+    sock = None
+    try:
+        await listening(port)
+        sock = stalled(port, "/", "127.0.5.2")
+        await asyncio.wait_for(asked.wait(), 5)
+        stopping = time.monotonic()
+        stop.set()
+        (context,) = server_class.watched
+        await asyncio.wait_for(context.terminated.wait(), 5)
+        await asyncio.sleep(0.5)  # four rounds of the sweep (every 0.125 s) with nothing written
+        may_write.set()
+        await asyncio.wait_for(serving, 15)
+        stopped = time.monotonic() - stopping
+    finally:
+        stop.set()
+        may_write.set()
+        if sock is not None:
+            sock.close()
+        await asyncio.wait_for(serving, 15)
+    assert stopped < 3
+
+
 async def listening(port: int) -> None:
     """Wait until something accepts connections on a loopback port."""
     async with asyncio.timeout(5):
