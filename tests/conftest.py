@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import threading
@@ -110,14 +111,16 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_pool(postgres_server: str) -> DatabasePool:
-    """Return the session's pool of PostgreSQL test databases (tests/postgres_databases.py)."""
-    return DatabasePool(postgres_server)
+def database_pool(postgres_server: str) -> Iterator[DatabasePool]:
+    """Yield the session's pool of PostgreSQL test databases (tests/postgres_databases.py)."""
+    pool = DatabasePool(postgres_server)
+    yield pool
+    asyncio.run(pool.close())  # on TEST_DATABASE_URL's server they would stay
 
 
 # The fixtures that serve the app: by the time their test begins, its start-up has migrated the
 # database, whatever it was given; so they are given one that may be migrated already.
-SERVED = {"app", "csrf_app"}
+SERVED = {"app", "csrf_app", "live_app"}
 
 
 @pytest.fixture
@@ -130,9 +133,9 @@ async def database_url(
         return
     pool: DatabasePool = request.getfixturevalue("database_pool")
     migrated = not SERVED.isdisjoint(request.fixturenames)
-    name = await pool.lease(migrated)
+    name = await pool.lease(migrated=migrated)
     yield pool.url(name)
-    await pool.give_back(name, migrated)
+    await pool.give_back(name, migrated=migrated)
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 -- Fixture rows, loaded through the database seam so they suit every backend.
--- The passwords are "test" and "other", hashed as registering hashes them today (argon2id,
--- OWASP's parameters). Werkzeug's hashes, Flaskr's included, are upgraded on login: their own
--- test (tests/test_auth.py). Flaskr's pbkdf2 hashes here made each login of nearly every test
--- pay a pbkdf2 check and an argon2 rehash, some 45 ms of CPU.
+-- The passwords are "test" and "other", hashed as registering hashes them today (argon2id):
+-- werkzeug's hashes, Flaskr's own included, are upgraded on login by their own tests.
 INSERT INTO "user" (username, username_key, password)
 VALUES
   ('test', 'test', '$argon2id$v=19$m=19456,t=2,p=1$dy1jdTAtZGlMQthorF8KOQ$GGgjsus9sSjAjer0tjDUMLyJwUGmDQZeSjwz5lrlzIc'),

@@ -26,6 +26,15 @@ from flaskr_async.db.schema import split_statements
 
 DATA_SQL = (Path(__file__).parent / "data.sql").read_text()
 
+# The password "test" as Flaskr's tutorial stored it (werkzeug's pbkdf2), and as werkzeug's
+# generate_password_hash stores it by default today (scrypt).
+WERKZEUG_HASHES = {
+    "pbkdf2": "pbkdf2:sha256:50000$TCI4GzcX$"
+    "0de171a4f4dac32e3364c7ddc7c14f3e2fa61f2d17574483f7ffbb431b4acb2f",
+    "scrypt": "scrypt:32768:8:1$5zHUCQ4i70cvWAg9$4474884302b9722bf202cd18c991a834363d0c21aa93a5b8"
+    "31a8662d00186c3d8492af22b04be7174bf837357c61457a8af1c86f8478678e6998c50b7c22bc6a",
+}
+
 
 @contextmanager
 def private_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:

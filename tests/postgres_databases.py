@@ -22,6 +22,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from dataclasses import field
+from graphlib import CycleError
+from graphlib import TopologicalSorter
 
 import asyncpg
 
@@ -31,7 +33,7 @@ from tests.postgres_server import with_database
 
 # What a PostgreSQL database holds: counts of its catalogs' rows, its schemas with their owners
 # and rights, and its settings. A used database emptied for the next test must hold what a new one
-# does (differing only in object ids), or it is dropped.
+# does (differing only in object ids).
 CATALOG_SIGNATURE = """
 SELECT (SELECT count(*) FROM pg_class) AS relations,
        (SELECT count(*) FROM pg_proc) AS functions,
@@ -41,45 +43,61 @@ SELECT (SELECT count(*) FROM pg_class) AS relations,
        (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,
        (SELECT count(*) FROM pg_publication) AS publications,
        (SELECT count(*) FROM pg_prepared_xacts) AS prepared,
+       (SELECT count(*) FROM pg_policy) AS policies,
+       (SELECT count(*) FROM pg_description) AS comments,
+       (SELECT count(*) FROM pg_default_acl) AS default_privileges,
+       (SELECT count(*) FROM pg_rewrite) AS rules,
        (SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
          WHERE d.datname = current_database()) AS settings,
        (SELECT string_agg(nspname || ' ' || nspowner::regrole || ' ' || coalesce(nspacl::text, ''),
          ', ' ORDER BY nspname) FROM pg_namespace) AS schemas
 """
-# And, for a migrated one, the shape of what the app made: every column with its type, default
-# and nullability, every index, constraint, trigger and function, and each sequence's state.
-# (From the catalogs: information_schema's views cost the server several times more.)
-SCHEMA_SIGNATURE = """
+# And, for a migrated one, the shape of what the app made: each relation's kind, owner, rights,
+# options and row security; every column with its position, type, collation, identity, default
+# and nullability; every index, constraint, rule, trigger and function; each sequence's
+# parameters and state. (From the catalogs: information_schema's views cost several times more.)
+PUBLIC = "(SELECT oid FROM pg_namespace WHERE nspname = 'public')"
+SCHEMA_SIGNATURE = f"""
 SELECT string_agg(item, E'\\n' ORDER BY item) FROM (
-  SELECT format('column %s.%s %s %s %s', a.attrelid::regclass, a.attname,
-                format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid))
-    AS item
+  SELECT format('relation %s %s %s %s %s %s %s %s', oid::regclass, relkind, relpersistence,
+                relowner::regrole, relacl, reloptions, relrowsecurity, relforcerowsecurity) AS item
+    FROM pg_class WHERE relnamespace = {PUBLIC}
+  UNION ALL SELECT format('column %s.%s %s %s %s %s %s %s %s', a.attrelid::regclass, a.attname,
+                          a.attnum, format_type(a.atttypid, a.atttypmod), a.attcollation,
+                          a.attidentity, a.attgenerated, a.attnotnull,
+                          pg_get_expr(d.adbin, d.adrelid))
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'public')
-      AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.relnamespace = {PUBLIC} AND a.attnum > 0 AND NOT a.attisdropped
   UNION ALL SELECT format('index %s', pg_get_indexdef(indexrelid)) FROM pg_index
-    WHERE indrelid IN (
-      SELECT oid FROM pg_class
-        WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'public'))
+    WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = {PUBLIC})
   UNION ALL SELECT format('constraint %s %s %s', conrelid::regclass, conname,
                           pg_get_constraintdef(oid)) FROM pg_constraint
-    WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'public')
+    WHERE connamespace = {PUBLIC}
+  UNION ALL SELECT format('rule %s %s', pg_get_ruledef(oid), ev_enabled) FROM pg_rewrite
+    WHERE ev_class IN (SELECT oid FROM pg_class WHERE relnamespace = {PUBLIC})
   UNION ALL SELECT format('trigger %s %s %s', tgrelid::regclass,
                           CASE WHEN tgisinternal THEN tgfoid::regproc::text ELSE tgname END,
                           tgenabled) FROM pg_trigger
   UNION ALL SELECT format('function %s %s', oid::regprocedure, md5(prosrc)) FROM pg_proc
-    WHERE pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'public')
-  UNION ALL SELECT format('sequence %s %s', sequencename, last_value) FROM pg_sequences
+    WHERE pronamespace = {PUBLIC}
+  UNION ALL SELECT format('sequence %s %s %s %s %s %s %s', sequencename, start_value,
+                          increment_by, min_value, max_value, cycle, last_value) FROM pg_sequences
 ) AS items
 """
-# The tables and sequences of a migrated database (another schema fails the catalog signature).
-OBJECTS = """
+# The tables and sequences of public (another schema fails the catalog signature), and which
+# table each table's foreign keys point to.
+PUBLIC_TABLES_AND_SEQUENCES = f"""
 SELECT relkind::text AS kind, format('public.%I', relname) AS name FROM pg_class
-  WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'public')
-    AND relkind IN ('r', 'S') ORDER BY name
+  WHERE relnamespace = {PUBLIC} AND relkind IN ('r', 'S') ORDER BY name
 """
-VERSIONS = "public.schema_version"
+FOREIGN_KEYS = f"""
+SELECT format('public.%I', child.relname) AS child, format('public.%I', parent.relname) AS parent
+  FROM pg_constraint JOIN pg_class child ON child.oid = conrelid
+  JOIN pg_class parent ON parent.oid = confrelid
+  WHERE contype = 'f' AND connamespace = {PUBLIC}
+"""
+VERSIONS_TABLE = "public.schema_version"
 # Every schema but the system's is dropped; public is made again as a new database has it.
 NEW_PUBLIC = (
     "CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
@@ -102,16 +120,16 @@ async def signature(connection: asyncpg.Connection) -> tuple[object, ...]:
 async def migrated_signature(
     connection: asyncpg.Connection, tables: list[str]
 ) -> tuple[object, ...]:
-    """Return what a migrated database holds: its catalogs, its schema, and its rows' counts
-    (with the versions' rows themselves: their applied_at is when the app first migrated)."""
+    """Return what a migrated database holds: catalogs, schema, rows counted, versions stamped."""
+    # The versions' rows themselves, but not their applied_at: when the app first migrated.
     counts = [f"SELECT {quoted(table)}, count(*) FROM {table}" for table in tables]
     rows = await connection.fetch(" UNION ALL ".join(counts) + " ORDER BY 1") if tables else []
-    versions = f"SELECT version, name FROM {VERSIONS} ORDER BY 1"
+    versions = f"SELECT version, name FROM {VERSIONS_TABLE} ORDER BY 1"
     return (
         *await signature(connection),
         await connection.fetchval(SCHEMA_SIGNATURE),
         tuple(map(tuple, rows)),
-        tuple(map(tuple, await connection.fetch(versions))) if VERSIONS in tables else None,
+        tuple(map(tuple, await connection.fetch(versions))) if VERSIONS_TABLE in tables else None,
     )
 
 
@@ -122,7 +140,7 @@ def quoted(text: str) -> str:
 
 async def tables_and_sequences(connection: asyncpg.Connection) -> tuple[list[str], list[str]]:
     """Return the names of the tables and sequences in public, qualified and quoted."""
-    objects = await connection.fetch(OBJECTS)
+    objects = await connection.fetch(PUBLIC_TABLES_AND_SEQUENCES)
     return (
         [row["name"] for row in objects if row["kind"] == "r"],
         [row["name"] for row in objects if row["kind"] == "S"],
@@ -143,7 +161,7 @@ class DatabasePool:
         """Return the URL of one of the server's databases."""
         return with_database(self.server, name)
 
-    async def lease(self, migrated: bool = False) -> str:
+    async def lease(self, *, migrated: bool = False) -> str:
         """Return the name of an empty database, or (``migrated``) one that may be migrated.
 
         A migrated one has the newest schema and no rows but its versions'; when there is none
@@ -163,13 +181,23 @@ class DatabasePool:
                 await connection.close()
         return name
 
-    async def give_back(self, name: str, migrated: bool = False) -> None:
+    async def give_back(self, name: str, *, migrated: bool = False) -> None:
         """Keep a used database for the next test, emptied as it was leased, or drop it."""
-        if migrated and await self.rows_deleted(name):
-            self.spare_migrated.append(name)
-        elif await self.emptied(name):
-            self.spare.append(name)
-        else:
+        try:
+            if migrated and await self.rows_deleted(name):
+                self.spare_migrated.append(name)
+                return
+            if await self.emptied(name):
+                self.spare.append(name)
+                return
+        except asyncpg.PostgresError:
+            pass  # whatever the test left that these could not undo: the database goes
+        await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+    async def close(self) -> None:
+        """Drop the databases kept for reuse."""
+        while self.spare or self.spare_migrated:
+            name = (self.spare or self.spare_migrated).pop()
             await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
 
     async def emptied(self, name: str) -> bool:
@@ -191,37 +219,46 @@ class DatabasePool:
             await connection.close()
 
     async def rows_deleted(self, name: str) -> bool:
-        """Delete every row but the versions', restart the sequences; say whether it is as newly
-        migrated (the reference: a new database migrated by the app's own code, once a session).
-        """
+        """Delete all rows but the versions', restart sequences; say whether it is as migrated."""
+        # The reference: a new database migrated by the app's own code, once a session.
         if self.newest_signature is None:
             self.newest_signature = await self.reference()
         connection = await asyncpg.connect(self.url(name))
         try:
             await connection.execute(END_OTHER_CONNECTIONS)
             tables, sequences = await tables_and_sequences(connection)
-            # No trigger fires (a deleted post announces nothing) and no foreign key is checked:
-            # every table is emptied, in any order. One round trip.
-            script = ["SET LOCAL session_replication_role = replica"]
-            script += [f"DELETE FROM {table}" for table in tables if table != VERSIONS]
+            # Children before parents, so that no foreign key stops a delete (and nothing that
+            # only a superuser may set, as TEST_DATABASE_URL's role need not be one). In one
+            # round trip.
+            order = TopologicalSorter({table: set() for table in tables})
+            for key in await connection.fetch(FOREIGN_KEYS):
+                if key["parent"] != key["child"]:  # a table's rows are deleted all at once
+                    order.add(key["parent"], key["child"])
+            script = [f"DELETE FROM {t}" for t in order.static_order() if t != VERSIONS_TABLE]
             script += [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
-            async with connection.transaction():
-                await connection.execute(";".join(script))
+            if script:
+                async with connection.transaction():
+                    await connection.execute(";".join(script))
             return await migrated_signature(connection, tables) == self.newest_signature
+        except CycleError:
+            return False  # foreign keys in a circle: emptied instead
         finally:
             await connection.close()
 
     async def reference(self) -> tuple[object, ...]:
         """Migrate a new database with the app's migrations; return its signature, keep it."""
         name = await self.lease()
-        async with opened({"DATABASE": self.url(name)}, pool_size=1):
-            pass
-        connection = await asyncpg.connect(self.url(name))
         try:
-            reference = await migrated_signature(
-                connection, (await tables_and_sequences(connection))[0]
-            )
-        finally:
-            await connection.close()
+            async with opened({"DATABASE": self.url(name)}, pool_size=1):
+                pass
+            connection = await asyncpg.connect(self.url(name))
+            try:
+                tables, _ = await tables_and_sequences(connection)
+                reference = await migrated_signature(connection, tables)
+            finally:
+                await connection.close()
+        except BaseException:
+            await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
+            raise
         self.spare_migrated.append(name)
         return reference

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import Any
@@ -18,6 +19,8 @@ from flaskr_async.accounts.login_sessions import id_hash
 from flaskr_async.auth import wait_text
 from flaskr_async.clients import client_of
 from flaskr_async.db import current_database
+from tests.helpers import DATA_SQL
+from tests.helpers import WERKZEUG_HASHES
 from tests.helpers import AuthActions
 from tests.helpers import add_failures
 from tests.helpers import csrf_token_of
@@ -160,14 +163,14 @@ async def test_failed_logins_log_client_text_escaped(
     assert failures == [f"Failed login for {line}"]
 
 
-# The password "test" as Flaskr's tutorial stored it (werkzeug's pbkdf2), and as werkzeug's
-# generate_password_hash stores it by default today (scrypt).
-WERKZEUG_HASHES = {
-    "pbkdf2": "pbkdf2:sha256:50000$TCI4GzcX$"
-    "0de171a4f4dac32e3364c7ddc7c14f3e2fa61f2d17574483f7ffbb431b4acb2f",
-    "scrypt": "scrypt:32768:8:1$5zHUCQ4i70cvWAg9$4474884302b9722bf202cd18c991a834363d0c21aa93a5b8"
-    "31a8662d00186c3d8492af22b04be7174bf837357c61457a8af1c86f8478678e6998c50b7c22bc6a",
-}
+def test_the_fixture_users_hold_today_s_hashes() -> None:
+    # Were today's parameters made stronger, every test's login would rehash again, unseen.
+    stored = re.findall(r"'(\$argon2id\$[^']+)'", DATA_SQL)
+    assert len(stored) == 2
+    assert all(
+        passwords.verify_argon2(h, p) for h, p in zip(stored, ["test", "other"], strict=True)
+    )
+    assert not any(passwords.weaker_than_today(h) for h in stored)
 
 
 @pytest.mark.parametrize("method", WERKZEUG_HASHES)

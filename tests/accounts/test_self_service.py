@@ -19,6 +19,7 @@ from flaskr_async.accounts import passwords
 from flaskr_async.accounts import throttle
 from flaskr_async.clients import client_of
 from flaskr_async.db import get_db
+from tests.helpers import WERKZEUG_HASHES
 from tests.helpers import AuthActions
 from tests.helpers import add_failures
 from tests.helpers import csrf_token_of
@@ -311,6 +312,11 @@ async def test_a_login_racing_a_change_gets_no_session(
             )
         return result
 
+    # A werkzeug hash, which this login would upgrade if it went on.
+    async with app.app_context():
+        await get_db().execute(
+            'UPDATE "user" SET password = ? WHERE id = 1', (WERKZEUG_HASHES["pbkdf2"],)
+        )
     monkeypatch.setattr(auth, "verify_password", verify_then_change)
     client = app.test_client()
     response = await AuthActions(client).login()
