@@ -216,6 +216,8 @@ async def test_a_response_written_after_the_stop_began_has_the_deadline_too(
         may_write.set()
         await asyncio.wait_for(serving, 15)
         stopped = time.monotonic() - stopping
+        # And the sweep ends by itself once the last connection has closed.
+        await asyncio.wait_for(asyncio.gather(*server_class.tasks), 2)
     finally:
         stop.set()
         may_write.set()
