@@ -145,6 +145,15 @@ class DeadlineTCPServer(TCPServer):
             await super().run()
         finally:
             self.connected.discard(self)
+            self.writing.pop(self, None)
+
+    async def _initiate_server_close(self) -> None:
+        # hypercorn closes an idle keep-alive connection here, outside _close(): what is left
+        # of the last response in the buffer (under 64 KiB: its drain() did not wait) waits on
+        # the flush, which a client that takes nothing held for ever (and every stop for
+        # graceful_timeout). The flush has the deadline too, until the connection ends.
+        await super()._initiate_server_close()
+        self.writing.setdefault(self, self.loop.time())
 
     async def protocol_send(self, event: Event) -> None:
         """Send as hypercorn does, aborted past the deadline."""

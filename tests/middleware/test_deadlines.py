@@ -11,7 +11,9 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -225,6 +227,79 @@ async def test_a_response_written_after_the_stop_began_has_the_deadline_too(
             sock.close()
         await asyncio.wait_for(serving, 15)
     assert stopped < 3
+
+
+def send_queue(port: int, client: str) -> int | None:
+    """Return the bytes the server's socket to ``client`` holds unsent (None: no socket)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote = socket.inet_ntoa(bytes.fromhex(fields[2].split(":")[0])[::-1])
+        if int(fields[1].split(":")[1], 16) == port and remote == client:
+            return int(fields[4].split(":")[0], 16)
+    return None
+
+
+def fill_the_socket(port: int, client: str, answered: Callable[[], int]) -> socket.socket:
+    """Ask for small responses, never reading, until the server's socket takes no more."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.bind((client, 0))
+    sock.connect(("127.0.0.1", port))
+    asked, last, unchanged = 0, -1, 0
+
+    def ask() -> int | None:
+        nonlocal asked
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        asked += 1
+        deadline = time.monotonic() + 5
+        while answered() < asked:  # the app has handed its response to hypercorn
+            assert time.monotonic() < deadline, "a response was not written"
+            time.sleep(0.001)
+        return send_queue(port, client)
+
+    while unchanged < 4:  # the kernel's buffers are full: what follows stays in the server's
+        queued = ask()
+        assert queued is not None, "the connection was closed while filling it"
+        unchanged, last = (unchanged + 1 if queued == last else 0), queued
+    for _ in range(3):  # 28 KB in all: under the 64 KiB at which a write waits on drain()
+        ask()
+    return sock
+
+
+async def test_an_idle_connection_s_unsent_tail_has_the_deadline_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The last responses wait in the server's buffer, the connection idles, hypercorn closes
+    # it (keep_alive_timeout) and waits for the flush: a client that takes nothing held it.
+    answered = 0
+
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        nonlocal answered
+        if scope["type"] == "http":
+            start: Any = {"type": "http.response.start", "status": 200, "headers": []}
+            await send(start)
+            await send({"type": "http.response.body", "body": b"x" * 4_000, "more_body": False})
+            answered += 1
+
+    server_class = deadline_server(0.5, lambda: None)
+    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, server_class)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.keep_alive_timeout = 0.5
+    stop = asyncio.Event()
+    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        await listening(port)
+        sock = await asyncio.to_thread(fill_the_socket, port, "127.0.5.3", lambda: answered)
+        try:
+            took = await until_released(port, "127.0.5.3", within=5)
+        finally:
+            sock.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 10)
+    assert took < 3  # the keep-alive timeout, then the deadline
 
 
 async def listening(port: int) -> None:
