@@ -20,6 +20,8 @@ made): one that differs is emptied instead, or dropped.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from graphlib import CycleError
@@ -161,6 +163,19 @@ class DatabasePool:
         """Return the URL of one of the server's databases."""
         return with_database(self.server, name)
 
+    @asynccontextmanager
+    async def connection(self, name: str) -> AsyncIterator[asyncpg.Connection]:
+        """Connect to one of the server's databases for the block."""
+        connection = await asyncpg.connect(self.url(name))
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
+    async def drop(self, name: str) -> None:
+        """Drop one of the server's databases, ending the connections a test left."""
+        await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
     async def lease(self, *, migrated: bool = False) -> str:
         """Return the name of an empty database, or (``migrated``) one that may be migrated.
 
@@ -174,11 +189,8 @@ class DatabasePool:
         name = f"test_{uuid.uuid4().hex[:16]}"
         await run_as_admin(self.server, f'CREATE DATABASE "{name}"')
         if self.new_signature is None:
-            connection = await asyncpg.connect(self.url(name))
-            try:
+            async with self.connection(name) as connection:
                 self.new_signature = await signature(connection)
-            finally:
-                await connection.close()
         return name
 
     async def give_back(self, name: str, *, migrated: bool = False) -> None:
@@ -192,19 +204,18 @@ class DatabasePool:
                 return
         except asyncpg.PostgresError:
             pass  # whatever the test left that these could not undo: the database goes
-        await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
+        await self.drop(name)
 
     async def close(self) -> None:
         """Drop the databases kept for reuse."""
         while self.spare or self.spare_migrated:
             name = (self.spare or self.spare_migrated).pop()
-            await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
+            await self.drop(name)
 
     async def emptied(self, name: str) -> bool:
         """Drop every schema the test made or filled; say whether the database is as new."""
         # One connection, to the database itself (each costs the server a process start).
-        connection = await asyncpg.connect(self.url(name))
-        try:
+        async with self.connection(name) as connection:
             await connection.execute(END_OTHER_CONNECTIONS)
             schemas = await connection.fetch(
                 "SELECT nspname FROM pg_namespace"
@@ -215,16 +226,13 @@ class DatabasePool:
                     await connection.execute(f'DROP SCHEMA "{schema["nspname"]}" CASCADE')
                 await connection.execute(NEW_PUBLIC)
             return await signature(connection) == self.new_signature
-        finally:
-            await connection.close()
 
     async def rows_deleted(self, name: str) -> bool:
         """Delete all rows but the versions', restart sequences; say whether it is as migrated."""
         # The reference: a new database migrated by the app's own code, once a session.
         if self.newest_signature is None:
             self.newest_signature = await self.reference()
-        connection = await asyncpg.connect(self.url(name))
-        try:
+        async with self.connection(name) as connection:
             await connection.execute(END_OTHER_CONNECTIONS)
             tables, sequences = await tables_and_sequences(connection)
             # Children before parents, so that no foreign key stops a delete (and nothing that
@@ -234,16 +242,15 @@ class DatabasePool:
             for key in await connection.fetch(FOREIGN_KEYS):
                 if key["parent"] != key["child"]:  # a table's rows are deleted all at once
                     order.add(key["parent"], key["child"])
-            script = [f"DELETE FROM {t}" for t in order.static_order() if t != VERSIONS_TABLE]
-            script += [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
+            try:
+                deletes = [f"DELETE FROM {t}" for t in order.static_order() if t != VERSIONS_TABLE]
+            except CycleError:
+                return False  # foreign keys in a circle: emptied instead
+            script = deletes + [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
             if script:
                 async with connection.transaction():
                     await connection.execute(";".join(script))
             return await migrated_signature(connection, tables) == self.newest_signature
-        except CycleError:
-            return False  # foreign keys in a circle: emptied instead
-        finally:
-            await connection.close()
 
     async def reference(self) -> tuple[object, ...]:
         """Migrate a new database with the app's migrations; return its signature, keep it."""
@@ -251,14 +258,11 @@ class DatabasePool:
         try:
             async with opened({"DATABASE": self.url(name)}, pool_size=1):
                 pass
-            connection = await asyncpg.connect(self.url(name))
-            try:
+            async with self.connection(name) as connection:
                 tables, _ = await tables_and_sequences(connection)
                 reference = await migrated_signature(connection, tables)
-            finally:
-                await connection.close()
         except BaseException:
-            await run_as_admin(self.server, f'DROP DATABASE "{name}" WITH (FORCE)')
+            await self.drop(name)
             raise
         self.spare_migrated.append(name)
         return reference

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
-import asyncpg
 import pytest
 
 from flaskr_async.db import opened
@@ -58,11 +57,8 @@ def pool(postgres_server: str) -> Iterator[DatabasePool]:
 
 async def run(pool: DatabasePool, name: str, statement: str) -> None:
     """Run one statement in a leased database."""
-    connection = await asyncpg.connect(pool.url(name))
-    try:
+    async with pool.connection(name) as connection:
         await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def test_a_migrated_database_with_rows_is_reused_without_them(pool: DatabasePool) -> None:
@@ -75,11 +71,8 @@ async def test_a_migrated_database_with_rows_is_reused_without_them(pool: Databa
     await pool.give_back(name, migrated=True)
     assert name in pool.spare_migrated
     assert await pool.lease(migrated=True) == name
-    connection = await asyncpg.connect(pool.url(name))
-    try:
+    async with pool.connection(name) as connection:
         assert await connection.fetchval('SELECT count(*) FROM "user"') == 0
-    finally:
-        await connection.close()
 
 
 @pytest.mark.parametrize("change", LEFT_BEHIND.values(), ids=LEFT_BEHIND)
