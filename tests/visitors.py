@@ -157,14 +157,25 @@ def loopback_client(n: int) -> str:
     return f"127.0.{2 + n // 250}.{2 + n % 250}"
 
 
-def held_by_server(port: int, client: str | None = None) -> int:
-    """Count the server's sockets on ``port`` still open (from ``client``, if given)."""
-    held = 0
+def server_sockets(port: int) -> Iterator[tuple[str, str, int]]:
+    """Yield the server's sockets on ``port``: client address, state, bytes unsent (/proc)."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        local, remote, state = fields[1], fields[2], fields[3]
-        if int(local.split(":")[1], 16) != port or state not in (ESTABLISHED, CLOSE_WAIT):
-            continue
-        address = socket.inet_ntoa(bytes.fromhex(remote.split(":")[0])[::-1])
-        held += client is None or address == client
-    return held
+        local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+        if int(local.split(":")[1], 16) == port:
+            address = socket.inet_ntoa(bytes.fromhex(remote.split(":")[0])[::-1])
+            yield address, state, int(queues.split(":")[0], 16)
+
+
+def held_by_server(port: int, client: str | None = None) -> int:
+    """Count the server's sockets on ``port`` still open (from ``client``, if given)."""
+    return sum(
+        client is None or address == client
+        for address, state, _ in server_sockets(port)
+        if state in (ESTABLISHED, CLOSE_WAIT)
+    )
+
+
+def unsent_by_server(port: int, client: str) -> int | None:
+    """Return the bytes the server's socket to ``client`` holds unsent (None: no socket)."""
+    return next((unsent for address, _, unsent in server_sockets(port) if address == client), None)

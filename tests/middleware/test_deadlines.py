@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ import hypercorn.asyncio
 import hypercorn.asyncio.run
 import pytest
 from hypercorn.config import Config
+from hypercorn.typing import ASGIFramework
 from hypercorn.typing import ASGIReceiveCallable
 from hypercorn.typing import ASGISendCallable
 from hypercorn.typing import ASGISendEvent
@@ -30,12 +31,14 @@ from quart import Quart
 from flaskr_async import create_app
 from flaskr_async.db import current_database
 from flaskr_async.middleware.deadlines import CONNECTION_CLASS
+from flaskr_async.middleware.deadlines import DeadlineTCPServer
 from flaskr_async.middleware.deadlines import SendDeadline
 from flaskr_async.middleware.deadlines import deadline_server
 from tests.helpers import load_test_data
 from tests.servers import TLS
 from tests.servers import free_port
 from tests.visitors import held_by_server
+from tests.visitors import unsent_by_server
 
 PAGE_POSTS = 100  # of 60 KB: a 6 MB page, more than the kernel's socket buffers take
 
@@ -150,34 +153,63 @@ async def test_the_connection_class_is_hypercorns_again_after_serving(
     assert getattr(hypercorn.asyncio.run, CONNECTION_CLASS) is original
 
 
+@dataclass
+class BareServer:
+    """hypercorn serving a bare ASGI app in this process, with the deadline's connections."""
+
+    port: int
+    connections: type[DeadlineTCPServer]
+    stop: asyncio.Event
+    serving: asyncio.Task[None]
+
+
+@asynccontextmanager
+async def bare_hypercorn(
+    app: ASGIFramework,
+    monkeypatch: pytest.MonkeyPatch,
+    on_stopping: Callable[[], None] = lambda: None,
+    **settings: float,
+) -> AsyncIterator[BareServer]:
+    """Serve ``app`` with a 0.5 s write deadline and hypercorn ``settings``; stop it after."""
+    connections = deadline_server(0.5, on_stopping)
+    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, connections)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    for name, value in settings.items():
+        setattr(config, name, value)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        await listening(port)
+        yield BareServer(port, connections, stop, serving)
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 15)
+
+
+async def respond(send: ASGISendCallable, size: int) -> None:
+    """Send a 200 response of ``size`` bytes."""
+    start: Any = {"type": "http.response.start", "status": 200, "headers": []}
+    await send(start)
+    await send({"type": "http.response.body", "body": b"x" * size, "more_body": False})
+
+
 async def test_a_write_of_hypercorns_own_has_the_deadline_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # An app without the app's own deadline: only the connection's can cut the write.
     async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "http":
-            start: Any = {"type": "http.response.start", "status": 200, "headers": []}
-            await send(start)
-            await send({"type": "http.response.body", "body": b"x" * 6_000_000, "more_body": False})
+            await respond(send, 6_000_000)
 
     stopping: list[bool] = []
-    server_class = deadline_server(0.5, lambda: stopping.append(True))
-    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, server_class)
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    stop = asyncio.Event()
-    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
-    try:
-        await listening(port)
-        sock = stalled(port, "/", "127.0.5.1")
+    async with bare_hypercorn(app, monkeypatch, lambda: stopping.append(True)) as server:
+        sock = stalled(server.port, "/", "127.0.5.1")
         try:
-            took = await until_released(port, "127.0.5.1", within=3)
+            took = await until_released(server.port, "127.0.5.1", within=3)
         finally:
             sock.close()
-    finally:
-        stop.set()
-        await asyncio.wait_for(serving, 10)
     assert took < 2
     assert stopping == [True]
 
@@ -193,50 +225,26 @@ async def test_a_response_written_after_the_stop_began_has_the_deadline_too(
         if scope["type"] == "http":
             asked.set()
             await may_write.wait()
-            start: Any = {"type": "http.response.start", "status": 200, "headers": []}
-            await send(start)
-            await send({"type": "http.response.body", "body": b"x" * 6_000_000, "more_body": False})
+            await respond(send, 6_000_000)
 
-    server_class = deadline_server(0.5, lambda: None)
-    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, server_class)
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.graceful_timeout = 10
-    stop = asyncio.Event()
-    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
-    sock = None
-    try:
-        await listening(port)
-        sock = stalled(port, "/", "127.0.5.2")
-        await asyncio.wait_for(asked.wait(), 5)
-        stopping = time.monotonic()
-        stop.set()
-        (context,) = server_class.watched
-        await asyncio.wait_for(context.terminated.wait(), 5)
-        await asyncio.sleep(0.5)  # four rounds of the sweep (every 0.125 s) with nothing written
-        may_write.set()
-        await asyncio.wait_for(serving, 15)
-        stopped = time.monotonic() - stopping
-        # And the sweep ends by itself once the last connection has closed.
-        await asyncio.wait_for(asyncio.gather(*server_class.tasks), 2)
-    finally:
-        stop.set()
-        may_write.set()
-        if sock is not None:
+    async with bare_hypercorn(app, monkeypatch, graceful_timeout=10) as server:
+        sock = stalled(server.port, "/", "127.0.5.2")
+        try:
+            await asyncio.wait_for(asked.wait(), 5)
+            stopping = time.monotonic()
+            server.stop.set()
+            (context,) = server.connections.watched
+            await asyncio.wait_for(context.terminated.wait(), 5)
+            await asyncio.sleep(0.5)  # four rounds of the sweep (every 0.125 s), none writing
+            may_write.set()
+            await asyncio.wait_for(server.serving, 15)
+            stopped = time.monotonic() - stopping
+            # And the sweep ends by itself once the last connection has closed.
+            await asyncio.wait_for(asyncio.gather(*server.connections.tasks), 2)
+        finally:
+            may_write.set()
             sock.close()
-        await asyncio.wait_for(serving, 15)
     assert stopped < 3
-
-
-def send_queue(port: int, client: str) -> int | None:
-    """Return the bytes the server's socket to ``client`` holds unsent (None: no socket)."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote = socket.inet_ntoa(bytes.fromhex(fields[2].split(":")[0])[::-1])
-        if int(fields[1].split(":")[1], 16) == port and remote == client:
-            return int(fields[4].split(":")[0], 16)
-    return None
 
 
 def fill_the_socket(port: int, client: str, answered: Callable[[], int]) -> socket.socket:
@@ -255,7 +263,7 @@ def fill_the_socket(port: int, client: str, answered: Callable[[], int]) -> sock
         while answered() < asked:  # the app has handed its response to hypercorn
             assert time.monotonic() < deadline, "a response was not written"
             time.sleep(0.001)
-        return send_queue(port, client)
+        return unsent_by_server(port, client)
 
     while unchanged < 4:  # the kernel's buffers are full: what follows stays in the server's
         queued = ask()
@@ -276,29 +284,15 @@ async def test_an_idle_connection_s_unsent_tail_has_the_deadline_too(
     async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         nonlocal answered
         if scope["type"] == "http":
-            start: Any = {"type": "http.response.start", "status": 200, "headers": []}
-            await send(start)
-            await send({"type": "http.response.body", "body": b"x" * 4_000, "more_body": False})
+            await respond(send, 4_000)
             answered += 1
 
-    server_class = deadline_server(0.5, lambda: None)
-    monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, server_class)
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.keep_alive_timeout = 0.5
-    stop = asyncio.Event()
-    serving = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
-    try:
-        await listening(port)
-        sock = await asyncio.to_thread(fill_the_socket, port, "127.0.5.3", lambda: answered)
+    async with bare_hypercorn(app, monkeypatch, keep_alive_timeout=0.5) as server:
+        sock = await asyncio.to_thread(fill_the_socket, server.port, "127.0.5.3", lambda: answered)
         try:
-            took = await until_released(port, "127.0.5.3", within=5)
+            took = await until_released(server.port, "127.0.5.3", within=5)
         finally:
             sock.close()
-    finally:
-        stop.set()
-        await asyncio.wait_for(serving, 10)
     assert took < 3  # the keep-alive timeout, then the deadline
 
 
