@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from quart import Quart
 from quart.testing import QuartClient
 
+from flaskr_async.accounts import passwords
 from tests import servers
 from tests.helpers import AuthActions
 from tests.helpers import serving
@@ -182,6 +184,22 @@ def client(app: Quart) -> QuartClient:
 def auth(client: QuartClient) -> AuthActions:
     """Return login helpers bound to the client."""
     return AuthActions(client)
+
+
+# In-process tests hash passwords at argon2id's smallest cost, as Django advises for test
+# settings: at OWASP's cost a check takes 18 ms of CPU, and a suite's ~2,000 of them were an
+# eighth of its CPU. What a hash costs is checked by the tests marked `production_password_cost`,
+# which hash as the app does, and by every real server (tests/system/), which always does.
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+TEST_DUMMY_HASH = TEST_HASHER.hash("no such user")
+
+
+@pytest.fixture(autouse=True)
+def test_password_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash at argon2id's smallest cost (tests/data.sql's too), unless the test is marked."""
+    if request.node.get_closest_marker("production_password_cost") is None:
+        monkeypatch.setattr(passwords, "HASHER", TEST_HASHER)
+        monkeypatch.setattr(passwords, "DUMMY_HASH", TEST_DUMMY_HASH)
 
 
 def database_threads() -> list[threading.Thread]:

@@ -36,6 +36,7 @@ async def stored_user(app: Quart, username: str) -> Any:
     return await fetch_one(app, 'SELECT * FROM "user" WHERE username = ?', (username,))
 
 
+@pytest.mark.production_password_cost
 async def test_register(client: QuartClient, app: Quart) -> None:
     assert (await client.get("/auth/register")).status_code == 200
     response = await client.post("/auth/register", form={"username": "a", "password": "abcdefgh"})
@@ -164,7 +165,7 @@ async def test_failed_logins_log_client_text_escaped(
 
 
 def test_the_fixture_users_hold_today_s_hashes() -> None:
-    # Were today's parameters made stronger, every test's login would rehash again, unseen.
+    # Were the tests' parameters (tests/conftest.py) changed, every login would rehash, unseen.
     stored = re.findall(r"'(\$argon2id\$[^']+)'", DATA_SQL)
     assert len(stored) == 2
     assert all(

@@ -8,9 +8,7 @@ from urllib.parse import quote
 from urllib.parse import unquote
 from urllib.parse import urlencode
 
-import pytest
 import unicodedataplus
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck
 from hypothesis import event
 from hypothesis import example
@@ -21,7 +19,6 @@ from markupsafe import escape
 from quart import Quart
 from quart.testing import QuartClient
 
-from flaskr_async.accounts import passwords
 from flaskr_async.converters import MAX_ID
 from flaskr_async.forms import BODY_MAX_BYTES
 from flaskr_async.forms import INVISIBLE
@@ -266,14 +263,6 @@ async def log_in(auth: AuthActions) -> None:
     """Log the fixture user in through the login form."""
     response = await auth.login()
     assert response.headers["Location"] == "/", "login failed"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hash with argon2's smallest cost: the fuzz is about input, and examples must be quick."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    monkeypatch.setattr(passwords, "HASHER", cheap)
-    monkeypatch.setattr(passwords, "DUMMY_HASH", cheap.hash("dummy"))
 
 
 @fuzz(50)

@@ -334,6 +334,7 @@ def test_a_password_a_newer_python_accepted_still_logs_in_everywhere() -> None:
 TODAY = (2, 19 * 1024, 1)  # passes, KiB of memory, lanes
 
 
+@pytest.mark.production_password_cost
 @pytest.mark.parametrize(
     ("stored", "rehashed"),
     [

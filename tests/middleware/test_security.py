@@ -363,6 +363,7 @@ async def test_pages_have_no_inline_script_or_style(
         assert "<script>" not in page and " onclick=" not in page and "style=" not in page, path
 
 
+@pytest.mark.production_password_cost
 def test_hash_parameters_meet_owasp() -> None:
     parameters = passwords.HASHER
     assert parameters.type.name == "ID"
@@ -388,6 +389,7 @@ async def test_unknown_users_cost_a_full_password_check(
     assert checked == [passwords.DUMMY_HASH]
 
 
+@pytest.mark.production_password_cost
 async def test_concurrent_hashes_are_capped(
     app_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
