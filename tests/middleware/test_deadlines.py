@@ -168,14 +168,24 @@ async def bare_hypercorn(
     app: ASGIFramework,
     monkeypatch: pytest.MonkeyPatch,
     on_stopping: Callable[[], None] = lambda: None,
+    send_buffer: int | None = None,
     **settings: float,
 ) -> AsyncIterator[BareServer]:
-    """Serve ``app`` with a 0.5 s write deadline and hypercorn ``settings``; stop it after."""
+    """Serve ``app`` with a 0.5 s write deadline and hypercorn ``settings``; stop it after.
+
+    ``send_buffer`` (bytes) caps the kernel's send buffer of each connection the server accepts
+    (they inherit the listening socket's), so that a test fills it in a few responses.
+    """
     connections = deadline_server(0.5, on_stopping)
     monkeypatch.setattr(hypercorn.asyncio.run, CONNECTION_CLASS, connections)
     port = free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
+    if send_buffer is not None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        listener.bind(("127.0.0.1", port))
+        config.bind = [f"fd://{listener.detach()}"]  # hypercorn's from here on
     for name, value in settings.items():
         setattr(config, name, value)
     stop = asyncio.Event()
@@ -287,7 +297,7 @@ async def test_an_idle_connection_s_unsent_tail_has_the_deadline_too(
             await respond(send, 4_000)
             answered += 1
 
-    async with bare_hypercorn(app, monkeypatch, keep_alive_timeout=0.5) as server:
+    async with bare_hypercorn(app, monkeypatch, send_buffer=8192, keep_alive_timeout=0.5) as server:
         sock = await asyncio.to_thread(fill_the_socket, server.port, "127.0.5.3", lambda: answered)
         try:
             took = await until_released(server.port, "127.0.5.3", within=5)
