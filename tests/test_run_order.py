@@ -35,3 +35,17 @@ def test_a_run_starts_at_a_module_s_first_test_and_keeps_every_test_once(
         5,
         6,
     ]
+
+
+def test_a_third_is_one_of_the_expected_time_not_of_the_tests() -> None:
+    # b.py's one slow test takes as long as five quick ones.
+    names = ["a.py", "b.py"] + ["c.py"] * 4
+    items = cast(list[pytest.Item], [SimpleNamespace(path=Path(name)) for name in names])
+
+    def cost(item: pytest.Item) -> float:
+        return 5 if item.path.name == "b.py" else 1
+
+    firsts = [str(rotated(items, start, cost)[0].path) for start in (0, 1 / 3, 2 / 3)]
+    assert firsts == ["a.py", "b.py", "c.py"]
+    # Counted in tests, the thirds would begin at c.py, then back at a.py with the first.
+    assert [str(rotated(items, start)[0].path) for start in (1 / 3, 2 / 3)] == ["c.py", "a.py"]
