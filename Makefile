@@ -95,7 +95,7 @@ system-deps:
 # side by side. On two cores they keep both busy (97-99 %, measured): a suite alone waits on its
 # servers about half the time, and the others' work fills those waits. The virtualenvs are
 # filled one at a time (each install writes the project's egg-info), each suite starting as soon
-# as its own is ready, and each from another third of the tests (noxfile.py). Each session's
+# as its own is ready, and each from another third of the run (noxfile.py). Each session's
 # output is printed whole when it ends; a failure names its session. A Python that is not
 # installed is skipped, except under CI=true.
 test: $(INSTALLED) system-deps

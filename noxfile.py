@@ -107,7 +107,7 @@ def tests(session: nox.Session) -> None:
         "TEST_SERVER_PORTS": server_ports(PYTHONS.index(session.python)),
     }
     if not session.posargs:
-        # And each from another third of the tests (tests/run_order.py); tests named are run
+        # And each from another third of the run (tests/run_order.py); tests named are run
         # in their order.
         env["TEST_ORDER_START"] = str(PYTHONS.index(session.python) / len(PYTHONS))
     if session.python == PYTHONS[0]:
