@@ -204,11 +204,16 @@ TEST_DUMMY_HASH = TEST_HASHER.hash("no such user")
 
 
 @pytest.fixture(autouse=True)
-def test_password_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def cheap_password_hashes(request: pytest.FixtureRequest) -> Iterator[None]:
     """Hash at argon2id's smallest cost (tests/data.sql's too), unless the test is marked."""
-    if request.node.get_closest_marker("production_password_cost") is None:
-        monkeypatch.setattr(passwords, "HASHER", TEST_HASHER)
-        monkeypatch.setattr(passwords, "DUMMY_HASH", TEST_DUMMY_HASH)
+    if request.node.get_closest_marker("production_password_cost") is not None:
+        yield
+        return
+    # A patch of its own: a test's monkeypatch.undo() must not bring the app's cost back.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "HASHER", TEST_HASHER)
+        patch.setattr(passwords, "DUMMY_HASH", TEST_DUMMY_HASH)
+        yield
 
 
 def database_threads() -> list[threading.Thread]:
