@@ -11,6 +11,9 @@ Two places, because a write can wait in two:
   connection class is replaced by one that aborts the connection when a write or the close
   passes the deadline. When the server starts stopping, open live streams end at once and
   a write still waiting gets at most ``STOPPING_GRACE`` seconds from its start.
+
+The same connection class closes a connection as soon as its client has closed it: hypercorn
+waited for its keep-alive timer first, holding the socket and its descriptor for 5 s.
 """
 
 from __future__ import annotations
@@ -146,6 +149,14 @@ class DeadlineTCPServer(TCPServer):
         finally:
             self.connected.discard(self)
             self.writing.pop(self, None)
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The client has closed its end (or reading failed): hypercorn has ended the
+        # connection's requests but still waits for the idle timer before it closes, so each
+        # connection a client closed kept its socket (CLOSE_WAIT) and descriptor for
+        # keep_alive_timeout. Nothing more can be read, so nothing is left to time.
+        await self.idle_task.stop()
 
     async def _initiate_server_close(self) -> None:
         # hypercorn closes an idle keep-alive connection here, outside _close(): what is left

@@ -1,5 +1,7 @@
 """Every write to a client has a deadline: in the app, and in hypercorn's connections.
 
+And a connection its client closed is released at once, not at hypercorn's keep-alive timeout.
+
 hypercorn runs in this process here (``hypercorn.asyncio.serve``), as the serve command's one
 worker does, so that what its connections do is measured with everything else.
 """
@@ -182,10 +184,10 @@ async def bare_hypercorn(
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     if send_buffer is not None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        listener.bind(("127.0.0.1", port))
-        config.bind = [f"fd://{listener.detach()}"]  # hypercorn's from here on
+        with socket.socket() as listener:  # closed if the bind fails; detached, hypercorn's
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+            listener.bind(("127.0.0.1", port))
+            config.bind = [f"fd://{listener.detach()}"]
     for name, value in settings.items():
         setattr(config, name, value)
     stop = asyncio.Event()
@@ -304,6 +306,48 @@ async def test_an_idle_connection_s_unsent_tail_has_the_deadline_too(
         finally:
             sock.close()
     assert took < 3  # the keep-alive timeout, then the deadline
+
+
+# How a client may leave a connection: what it sent before closing it.
+LEAVINGS = {
+    "before asking anything": b"",
+    "halfway through a request's head": b"GET / HTTP/1.1\r\nHo",
+    "after a response, the connection kept alive": b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "during a streamed response": b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("sent", LEAVINGS.values(), ids=LEAVINGS)
+async def test_a_connection_the_client_closed_is_released_at_once(
+    monkeypatch: pytest.MonkeyPatch, sent: bytes
+) -> None:
+    # hypercorn waited for its idle timer (keep_alive_timeout, 5 s) before closing a connection
+    # whose client had closed it: a descriptor and a socket in CLOSE_WAIT, per client, for 5 s.
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] != "/stream":
+            await respond(send, 10)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a first event", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async with bare_hypercorn(app, monkeypatch) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.5.4", 0)
+        )
+        writer.write(sent)
+        async with asyncio.timeout(5):
+            while not server.connections.connected:  # hypercorn serves the connection
+                await asyncio.sleep(0.01)
+            if sent.endswith(b"\r\n\r\n"):
+                await reader.readuntil(b"a first event" if b"/stream" in sent else b"x" * 10)
+        writer.close()
+        await writer.wait_closed()
+        took = await until_released(server.port, "127.0.5.4", within=3)
+    assert took < 1  # hypercorn's keep_alive_timeout is 5 s
 
 
 async def listening(port: int) -> None:
