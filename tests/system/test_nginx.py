@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -413,8 +414,14 @@ async def open_stream(client: httpx.AsyncClient, stack: AsyncExitStack) -> httpx
     """Request the event stream, closed with ``stack``; when it opens, wait for its first bytes."""
     response = await stack.enter_async_context(client.stream("GET", "/events"))
     if response.status_code == 200:
+        # Held until the stack closes: a reader no longer referred to is closed by the
+        # garbage collector, which closed its stream (and freed its place in nginx's count,
+        # so a later request of the same client was let in, under load).
+        chunks = response.aiter_bytes()
+        assert isinstance(chunks, AsyncGenerator)
+        stack.push_async_callback(chunks.aclose)
         async with asyncio.timeout(5):
-            first = await anext(response.aiter_bytes())
+            first = await anext(chunks)
         assert first.startswith(b"retry: ")
     else:
         await response.aread()
