@@ -29,6 +29,7 @@ import hypercorn.asyncio.run
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.events import Closed
 from hypercorn.events import Event
+from hypercorn.events import Updated
 from hypercorn.protocol import ProtocolWrapper
 from hypercorn.protocol.h11 import H2CProtocolRequiredError
 from hypercorn.protocol.h11 import H2ProtocolAssumedError
@@ -100,6 +101,7 @@ class DeadlineTCPServer(TCPServer):
     connected: weakref.WeakSet[DeadlineTCPServer]  # the connections not yet closed
     watched: weakref.WeakSet[Any]  # the worker contexts swept and watched for stopping
     tasks: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
+    read_all = False  # the client's end has been read: nothing more will come
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,6 +158,7 @@ class DeadlineTCPServer(TCPServer):
         # connection's requests but still waits for the idle timer before it closes, so each
         # connection a client closed kept its socket (CLOSE_WAIT) and descriptor for
         # keep_alive_timeout. Nothing more can be read, so nothing is left to time.
+        self.read_all = True
         await self.idle_task.stop()
 
     async def _initiate_server_close(self) -> None:
@@ -168,6 +171,10 @@ class DeadlineTCPServer(TCPServer):
 
     async def protocol_send(self, event: Event) -> None:
         """Send as hypercorn does, aborted past the deadline."""
+        if isinstance(event, Updated) and event.idle and self.read_all:
+            # A request that came with the client's end, answered: no idle timer to restart
+            # (it held the connection for keep_alive_timeout), and with none, it closes.
+            return
         self.writing[self] = self.loop.time()
         try:
             await super().protocol_send(event)

@@ -350,6 +350,31 @@ async def test_a_connection_the_client_closed_is_released_at_once(
     assert took < 1  # hypercorn's keep_alive_timeout is 5 s
 
 
+async def test_a_request_that_came_with_the_client_s_end_is_answered_then_released(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The request and the client's end in one read: hypercorn answered, then restarted its
+    # idle timer, and closed only at keep_alive_timeout (5 s).
+    async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http":
+            await respond(send, 10)
+
+    async with bare_hypercorn(app, monkeypatch) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.5.5", 0)
+        )
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        writer.write_eof()
+        started = time.monotonic()
+        async with asyncio.timeout(3):
+            answer = await reader.read()  # to the server's end
+        took = time.monotonic() - started
+        writer.close()
+        await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"x" * 10 + b"\r\n0\r\n\r\n")
+    assert took < 1  # hypercorn's keep_alive_timeout is 5 s
+
+
 async def listening(port: int) -> None:
     """Wait until something accepts connections on a loopback port."""
     async with asyncio.timeout(5):
