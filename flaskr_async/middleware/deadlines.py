@@ -102,6 +102,7 @@ class DeadlineTCPServer(TCPServer):
     watched: weakref.WeakSet[Any]  # the worker contexts swept and watched for stopping
     tasks: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
     read_all = False  # the client's end has been read: nothing more will come
+    reading: asyncio.Future[None] | None = None  # hypercorn's read loop, once started
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -153,7 +154,19 @@ class DeadlineTCPServer(TCPServer):
             self.writing.pop(self, None)
 
     async def _read_data(self) -> None:
-        await super()._read_data()
+        # Its own task, so that closing the connection can end it: with pipelined requests
+        # queued behind a response the deadline ended, hypercorn's read waits for that
+        # response to finish, for ever, holding the connection's task (and the stop).
+        self.reading = asyncio.ensure_future(super()._read_data())
+        try:
+            await self.reading
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this connection's own task is cancelled, not only its read
+            await self.protocol.handle(Closed())  # as hypercorn's read does when it ends
+        finally:
+            self.reading.cancel()
         # The client has closed its end (or reading failed): hypercorn has ended the
         # connection's requests but still waits for the idle timer before it closes, so each
         # connection a client closed kept its socket (CLOSE_WAIT) and descriptor for
@@ -187,6 +200,8 @@ class DeadlineTCPServer(TCPServer):
             await super()._close()
         finally:
             self.writing.pop(self, None)
+            if self.reading is not None:
+                self.reading.cancel()  # closed: nothing more will be read
 
 
 class HTTP1Only:

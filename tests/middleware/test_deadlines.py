@@ -375,6 +375,30 @@ async def test_a_request_that_came_with_the_client_s_end_is_answered_then_releas
     assert took < 1  # hypercorn's keep_alive_timeout is 5 s
 
 
+@pytest.mark.sqlite_only  # what is measured is the connection, not the database
+async def test_a_connection_aborted_with_requests_still_queued_ends(
+    app_config: dict[str, Any], backend: str
+) -> None:
+    # Pipelined requests behind a page the client never takes: once the deadline ended it,
+    # hypercorn's read waited for ever for that response to finish, so the connection's task
+    # (and what it held) stayed until the stop, which it held for graceful_timeout.
+    async with hypercorn_in_process({**app_config, "SEND_TIMEOUT": 1}) as (app, port):
+        await fill_the_index(app)
+        connections: type[DeadlineTCPServer] = getattr(hypercorn.asyncio.run, CONNECTION_CLASS)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.bind(("127.0.5.6", 0))
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3)
+        try:
+            await until_released(port, "127.0.5.6", within=4)  # the write deadlines
+            async with asyncio.timeout(3):
+                while connections.connected:  # the connection's task has ended
+                    await asyncio.sleep(0.02)
+        finally:
+            sock.close()
+
+
 async def listening(port: int) -> None:
     """Wait until something accepts connections on a loopback port."""
     async with asyncio.timeout(5):
