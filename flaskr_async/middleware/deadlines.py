@@ -102,10 +102,11 @@ class DeadlineTCPServer(TCPServer):
     watched: weakref.WeakSet[Any]  # the worker contexts swept and watched for stopping
     tasks: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
     read_all = False  # the client's end has been read: nothing more will come
-    reading: asyncio.Future[None] | None = None  # hypercorn's read loop, once started
+    reading: asyncio.Future[None]  # hypercorn's read loop (until it starts, a stand-in)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.reading = self.loop.create_future()
         if self.context not in self.watched:
             self.watched.add(self.context)
             for job in (self.watch_stopping(self.context), self.sweep(self.context)):
@@ -159,14 +160,13 @@ class DeadlineTCPServer(TCPServer):
         # response to finish, for ever, holding the connection's task (and the stop).
         self.reading = asyncio.ensure_future(super()._read_data())
         try:
-            await self.reading
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # this connection's own task is cancelled, not only its read
-            await self.protocol.handle(Closed())  # as hypercorn's read does when it ends
+            await asyncio.wait([self.reading])
         finally:
-            self.reading.cancel()
+            self.reading.cancel()  # (this connection's own task was cancelled)
+        if self.reading.cancelled():  # the connection closed first
+            await self.protocol.handle(Closed())  # as hypercorn's read does when it ends
+        else:
+            self.reading.result()  # what the read raised, as before
         # The client has closed its end (or reading failed): hypercorn has ended the
         # connection's requests but still waits for the idle timer before it closes, so each
         # connection a client closed kept its socket (CLOSE_WAIT) and descriptor for
@@ -200,8 +200,7 @@ class DeadlineTCPServer(TCPServer):
             await super()._close()
         finally:
             self.writing.pop(self, None)
-            if self.reading is not None:
-                self.reading.cancel()  # closed: nothing more will be read
+            self.reading.cancel()  # closed: nothing more will be read
 
 
 class HTTP1Only:

@@ -350,13 +350,16 @@ async def test_a_connection_the_client_closed_is_released_at_once(
     assert took < 1  # hypercorn's keep_alive_timeout is 5 s
 
 
+@pytest.mark.parametrize("answer_after", [None, 0.01], ids=["at once", "after the end is read"])
 async def test_a_request_that_came_with_the_client_s_end_is_answered_then_released(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, answer_after: float | None
 ) -> None:
     # The request and the client's end in one read: hypercorn answered, then restarted its
     # idle timer, and closed only at keep_alive_timeout (5 s).
     async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] == "http":
+            if answer_after is not None:  # as a page that reads the database does
+                await asyncio.sleep(answer_after)
             await respond(send, 10)
 
     async with bare_hypercorn(app, monkeypatch) as server:
