@@ -121,6 +121,12 @@ async def test_a_stalled_write_costs_the_client_its_connection(
     print(f"a 6 MB page never read: connections let go after {max(took):.2f} s (SEND_TIMEOUT 1)")
     assert hello.status_code == 200
     assert max(took) < 3
+    # A line each, and no error: a client that stops reading must not flood the error log.
+    for n in (1, 2):
+        assert f"Ended a response to 127.0.3.{n}: nothing taken for 1.0 s" in caplog.text
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR
+    ] == []
 
 
 @pytest.mark.sqlite_only
