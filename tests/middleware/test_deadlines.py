@@ -83,13 +83,13 @@ async def fill_the_index(app: Quart) -> None:
                 )
 
 
-def stalled(port: int, path: str, client: str) -> socket.socket:
-    """Ask for a path from ``client`` with the smallest receive buffer, and read nothing."""
+def stalled(port: int, path: str, client: str, requests: int = 1) -> socket.socket:
+    """Ask ``requests`` times at once for a path from ``client`` (least buffer), read nothing."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
     sock.bind((client, 0))
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() * requests)
     return sock
 
 
@@ -267,10 +267,7 @@ async def test_a_response_written_after_the_stop_began_has_the_deadline_too(
 
 def fill_the_socket(port: int, client: str, answered: Callable[[], int]) -> socket.socket:
     """Ask for small responses, never reading, until the server's socket takes no more."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    sock.bind((client, 0))
-    sock.connect(("127.0.0.1", port))
+    sock = stalled(port, "/", client, requests=0)
     asked, last, unchanged = 0, -1, 0
 
     def ask() -> int | None:
@@ -394,11 +391,7 @@ async def test_a_connection_aborted_with_requests_still_queued_ends(
     async with hypercorn_in_process({**app_config, "SEND_TIMEOUT": 1}) as (app, port):
         await fill_the_index(app)
         connections: type[DeadlineTCPServer] = getattr(hypercorn.asyncio.run, CONNECTION_CLASS)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-        sock.bind(("127.0.5.6", 0))
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3)
+        sock = stalled(port, "/", "127.0.5.6", requests=3)
         try:
             await until_released(port, "127.0.5.6", within=4)  # the write deadlines
             async with asyncio.timeout(3):
