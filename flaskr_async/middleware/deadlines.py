@@ -101,7 +101,6 @@ class DeadlineTCPServer(TCPServer):
     connected: weakref.WeakSet[DeadlineTCPServer]  # the connections not yet closed
     watched: weakref.WeakSet[Any]  # the worker contexts swept and watched for stopping
     tasks: set[asyncio.Task[None]]  # held here: the loop keeps only weak references
-    read_all = False  # the client's end has been read: nothing more will come
     reading: asyncio.Future[None]  # hypercorn's read loop (until it starts, a stand-in)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -171,7 +170,6 @@ class DeadlineTCPServer(TCPServer):
         # connection's requests but still waits for the idle timer before it closes, so each
         # connection a client closed kept its socket (CLOSE_WAIT) and descriptor for
         # keep_alive_timeout. Nothing more can be read, so nothing is left to time.
-        self.read_all = True
         await self.idle_task.stop()
 
     async def _initiate_server_close(self) -> None:
@@ -184,9 +182,10 @@ class DeadlineTCPServer(TCPServer):
 
     async def protocol_send(self, event: Event) -> None:
         """Send as hypercorn does, aborted past the deadline."""
-        if isinstance(event, Updated) and event.idle and self.read_all:
-            # A request that came with the client's end, answered: no idle timer to restart
-            # (it held the connection for keep_alive_timeout), and with none, it closes.
+        if isinstance(event, Updated) and event.idle and self.reading.done():
+            # Nothing more will be read (a request that came with the client's end, answered):
+            # no idle timer to restart (it held the connection for keep_alive_timeout), and
+            # with none, it closes.
             return
         self.writing[self] = self.loop.time()
         try:
