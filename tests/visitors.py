@@ -157,6 +157,16 @@ def loopback_client(n: int) -> str:
     return f"127.0.{2 + n // 250}.{2 + n % 250}"
 
 
+def stalled(port: int, path: str, client: str, requests: int = 1) -> socket.socket:
+    """Ask ``requests`` times at once for a path from ``client`` (least buffer), read nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.bind((client, 0))
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() * requests)
+    return sock
+
+
 def server_sockets(port: int) -> Iterator[tuple[str, str, int]]:
     """Yield the server's sockets on ``port``: client address, state, bytes unsent (/proc)."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

@@ -40,6 +40,7 @@ from tests.helpers import load_test_data
 from tests.servers import TLS
 from tests.servers import free_port
 from tests.visitors import held_by_server
+from tests.visitors import stalled
 from tests.visitors import unsent_by_server
 
 PAGE_POSTS = 100  # of 60 KB: a 6 MB page, more than the kernel's socket buffers take
@@ -81,16 +82,6 @@ async def fill_the_index(app: Quart) -> None:
                     "INSERT INTO post (title, body, author_id) VALUES (?, ?, 1)",
                     (f"big {n}", "x" * 60_000),
                 )
-
-
-def stalled(port: int, path: str, client: str, requests: int = 1) -> socket.socket:
-    """Ask ``requests`` times at once for a path from ``client`` (least buffer), read nothing."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    sock.bind((client, 0))
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() * requests)
-    return sock
 
 
 async def until_released(port: int, client: str, within: float) -> float:

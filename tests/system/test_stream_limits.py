@@ -42,6 +42,7 @@ from tests.visitors import Visitor
 from tests.visitors import held_by_server
 from tests.visitors import loopback_client
 from tests.visitors import register_and_log_in
+from tests.visitors import stalled
 
 SEND_TIMEOUT = 1  # seconds, the smallest allowed: a stalled write is cut after this
 PER_CLIENT = 3
@@ -160,16 +161,6 @@ async def released(port: int, client: str, within: float) -> float:
     return time.monotonic() - started
 
 
-def stalled_request(site: Site, path: str, client: str) -> socket.socket:
-    """Send a GET from ``client`` with the smallest receive buffer, and read nothing."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    sock.bind((client, 0))
-    sock.connect(("127.0.0.1", site.port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    return sock
-
-
 BIG_AUTHOR = "INSERT INTO \"user\" (username, password) VALUES ('big', 'x') RETURNING id"
 BIG_POST = "INSERT INTO post (title, body, author_id) VALUES ($1, $2, $3)"
 
@@ -205,7 +196,7 @@ async def test_a_client_that_does_not_take_a_large_page_loses_its_connection(
 ) -> None:
     site = shared_site
     client = loopback_client(7 if reading == "never" else 8)
-    sock = stalled_request(site, "/", client)
+    sock = stalled(site.port, "/", client)
     try:
         trickle = asyncio.create_task(read_slowly(sock)) if reading != "never" else None
         # Held while the page is written, then cut: no longer than the write deadline allows.
@@ -318,7 +309,7 @@ async def test_sigterm_with_clients_that_never_read(site: Site, database_url: st
     await fill_the_index(site, database_url)
     with ExitStack() as stack:
         for n in range(3):
-            stack.callback(stalled_request(site, "/", loopback_client(20 + n)).close)
+            stack.callback(stalled(site.port, "/", loopback_client(20 + n)).close)
             stream = await try_stream(site, loopback_client(30 + n))
             assert stream is not None
             stack.callback(stream.close)
